@@ -1,0 +1,27 @@
+# Two commands for a fresh machine (Python 3.11): `make book` runs the main job,
+# `make test` runs every test. Both create the virtual environment first if missing.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PROFILE ?= cpu
+
+.PHONY: env book test clean-book
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (semi3)" >/dev/null
+	touch $(STAMP)
+
+env: $(STAMP)
+
+book: env
+	$(BIN)/semi3 book run --profile $(PROFILE)
+
+test: env
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean-book:
+	rm -rf _build

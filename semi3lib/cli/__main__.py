@@ -1,0 +1,5 @@
+import sys
+
+from semi3lib.cli import main
+
+sys.exit(main())
