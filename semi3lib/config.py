@@ -34,6 +34,7 @@ class DataConfig:
     unseen_categories: int | None = None  # zero-shot only; None: the dataset's standard
     val_sketches_per_category: int = 0  # validation sketches carved from training sketches
     split_seed: int = 0
+    max_categories: int | None = None  # keep only the first N categories (smoke runs)
     image_size: int = 128
     edge_method: str = "canny"  # [assumed] canny | xdog | sobel
     hflip: bool = True
@@ -88,6 +89,7 @@ class TrainConfig:
     channels_last: bool = True  # CUDA only
     out_dir: str = "runs/default"
     max_steps_per_epoch: int | None = None  # smoke runs
+    freeze_bn: bool = False  # keep BatchNorm statistics fixed (small or sharded batches)
     log_every: int = 10
 
 

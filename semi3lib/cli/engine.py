@@ -1,0 +1,127 @@
+"""``semi3 train``, ``semi3 eval``, ``semi3 index`` and ``semi3 search``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from semi3lib.cli import UserError
+
+
+def _print_metrics(metrics: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(metrics, indent=None))
+        return
+    for key, value in metrics.items():
+        print(f"{key:>12}: {value:.4f}" if isinstance(value, float) else f"{key:>12}: {value}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from semi3lib.config import load_config
+    from semi3lib.training import train
+
+    cfg = load_config(args.config, args.overrides)
+    result = train(cfg, resume=args.resume, progress=not args.quiet)
+    summary = {"out_dir": str(result.out_dir), "epochs": len(result.history),
+               "wall_seconds": round(result.wall_seconds, 1), "query": result.final_metrics}
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from semi3lib.config import load_config
+    from semi3lib.evaluation import evaluate_imagenet_baseline, evaluate_model, load_model
+    from semi3lib.experiment import load_experiment_data
+    from semi3lib.training import select_device
+
+    device = select_device(args.device)
+    started = time.perf_counter()
+    if args.baseline:
+        if args.checkpoint:
+            raise UserError("give either --checkpoint or --baseline, not both")
+        cfg = load_config(args.config, args.overrides)
+        data = load_experiment_data(cfg.data)
+        metrics = evaluate_imagenet_baseline(data, cfg.data, cfg.model.backbone, cfg.model.weights_path,
+                                             device, args.split, progress=not args.quiet)
+        metrics["model"] = f"imagenet:{cfg.model.backbone}"
+    else:
+        if not args.checkpoint:
+            raise UserError("--checkpoint CKPT (or --baseline imagenet) is required")
+        model, cfg, _ = load_model(args.checkpoint, device)
+        if args.overrides:
+            from semi3lib.config import apply_overrides, config_from_dict
+
+            data_only = [o for o in args.overrides if o.startswith("data.")]
+            if len(data_only) != len(args.overrides):
+                raise UserError("only data.* overrides apply to a trained checkpoint")
+            cfg = config_from_dict(apply_overrides(cfg.to_dict(), data_only))
+        split_file = Path(args.checkpoint).parent / "split.json"
+        data = load_experiment_data(cfg.data, split_file if split_file.is_file() else None)
+        metrics = evaluate_model(model, data, cfg.data, args.split, device, progress=not args.quiet)
+        metrics["model"] = str(args.checkpoint)
+    metrics["split"] = args.split
+    metrics["seconds"] = round(time.perf_counter() - started, 1)
+    _print_metrics(metrics, args.json)
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from semi3lib.search_engine import index_photo_folder
+
+    index = index_photo_folder(args.checkpoint, args.photos, args.out, device=args.device,
+                               progress=not args.quiet)
+    print(json.dumps({"index": str(args.out), "photos": len(index.paths),
+                      "skipped": index.model_identity.get("skipped", 0)}))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from semi3lib.search_engine import search_sketch
+
+    hits = search_sketch(args.index, args.sketch, k=args.k, checkpoint=args.checkpoint, device=args.device)
+    if args.json:
+        print(json.dumps({"sketch": str(args.sketch), "results": [{"path": p, "score": s} for p, s in hits]}))
+    else:
+        for rank, (path, score) in enumerate(hits, 1):
+            print(f"{rank:>3}  {score:.4f}  {path}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train a model from a YAML config")
+    p.add_argument("--config", required=True, help="YAML config, e.g. configs/sketchy-mini-cpu.yaml")
+    p.add_argument("--resume", action="store_true", help="continue from <out_dir>/last.pt if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.epochs=2 model.coattention=false")
+    p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser("eval", help="mAP@all, mAP@200, P@k of a checkpoint or of the ImageNet baseline")
+    p.add_argument("--checkpoint", help="a checkpoint written by semi3 train (best.pt / last.pt)")
+    p.add_argument("--baseline", choices=["imagenet"], help="evaluate the untrained ImageNet backbone instead")
+    p.add_argument("--config", help="config for --baseline (dataset, backbone, image size)")
+    p.add_argument("--split", choices=["query", "val"], default="query")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(func=cmd_eval)
+
+    p = subparsers.add_parser("index", help="embed a folder of photos (any layout) into an index file")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--photos", required=True, help="folder searched recursively for images")
+    p.add_argument("--out", required=True, help="index file to write (.npz)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_index)
+
+    p = subparsers.add_parser("search", help="top-k photos of an index for one sketch")
+    p.add_argument("--index", required=True)
+    p.add_argument("sketch", help="sketch image (any size or mode)")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--checkpoint", help="override the checkpoint recorded in the index")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+

@@ -1,0 +1,109 @@
+"""Embedding a split and scoring it: trained checkpoints and the ImageNet baseline.
+
+Metrics come from :func:`semi3lib.metrics.retrieval_metrics` (plain, non-interpolated AP;
+see its docstring): the query sketches rank the whole gallery by cosine similarity.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from semi3lib.checkpoints import load_checkpoint_file
+from semi3lib.config import DataConfig, ExperimentConfig, config_from_dict
+from semi3lib.experiment import ExperimentData, gallery_dataset, query_dataset
+from semi3lib.metrics import retrieval_metrics
+from semi3lib.models import Semi3Net, build_backbone
+
+EVAL_BATCH_SIZE = 64
+
+
+@torch.no_grad()
+def embed_dataset(dataset: Dataset, embed: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+                  device: torch.device, desc: str = "embed", progress: bool = False,
+                  num_workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``embed`` over a dataset in batches. Returns embeddings ``(N, D)`` float32 and
+    labels ``(N,)`` int64, in dataset order."""
+    loader = DataLoader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, num_workers=num_workers)
+    embeds, labels = [], []
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
+        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        embeds.append(embed(batch).float().cpu())
+        labels.append(batch["label"].cpu())
+    return torch.cat(embeds).numpy(), torch.cat(labels).numpy()
+
+
+def embed_split(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, which: str = "query",
+                device: torch.device | str = "cpu", progress: bool = False) -> dict[str, np.ndarray]:
+    """Embeddings of the query (or validation) sketches and of the gallery photos, each
+    photo with its own edgemap. Returns ``query``, ``query_labels``, ``gallery``,
+    ``gallery_labels``."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    workers = min(2, data_cfg.num_workers)
+    use_edge = model.cfg.edge_branch
+    q, ql = embed_dataset(query_dataset(data, data_cfg, which), lambda b: model.embed_sketch(b["sketch"]),
+                          device, f"{which} sketches", progress, workers)
+    g, gl = embed_dataset(gallery_dataset(data, data_cfg),
+                          lambda b: model.embed_photo(b["photo"], b["edge"] if use_edge else None),
+                          device, "gallery photos", progress, workers)
+    model.train(was_training)
+    return {"query": q, "query_labels": ql, "gallery": g, "gallery_labels": gl}
+
+
+def evaluate_model(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, which: str = "query",
+                   device: torch.device | str = "cpu", progress: bool = False) -> dict[str, float]:
+    emb = embed_split(model, data, data_cfg, which, device, progress)
+    return retrieval_metrics(emb["query"], emb["query_labels"], emb["gallery"], emb["gallery_labels"],
+                             device=torch.device(device))
+
+
+def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[Semi3Net, ExperimentConfig, dict[str, Any]]:
+    """Rebuild the model a checkpoint was trained with and load its weights (no download:
+    the architecture is built without pretrained weights, then overwritten)."""
+    ckpt = load_checkpoint_file(checkpoint)
+    cfg = config_from_dict(ckpt["config"])
+    model_cfg = cfg.model
+    model_cfg.pretrained = False
+    model = Semi3Net(model_cfg, num_classes=ckpt["num_classes"])
+    model.load_state_dict(ckpt["model"])
+    model.to(torch.device(device)).eval()
+    return model, cfg, ckpt
+
+
+class ImageNetFeatures(torch.nn.Module):
+    """The ImageNet-pretrained backbone with global average pooling: the no-training floor.
+    Sketches and photos go through the same network; photo edgemaps are not used."""
+
+    def __init__(self, backbone_name: str = "efficientnet_lite0", weights_path: str | None = None):
+        super().__init__()
+        self.backbone = build_backbone(backbone_name, pretrained=True, weights_path=weights_path)
+        self.register_buffer("mean", torch.tensor(self.backbone.mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(self.backbone.std).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images - self.mean) / self.std
+        for stage in self.backbone.stages:
+            x = stage(x)
+        return F.normalize(x.mean(dim=(2, 3)), dim=1)
+
+
+@torch.no_grad()
+def evaluate_imagenet_baseline(data: ExperimentData, data_cfg: DataConfig, backbone: str = "efficientnet_lite0",
+                               weights_path: str | None = None, device: torch.device | str = "cpu",
+                               which: str = "query", progress: bool = False) -> dict[str, float]:
+    device = torch.device(device)
+    features = ImageNetFeatures(backbone, weights_path).to(device).eval()
+    workers = min(2, data_cfg.num_workers)
+    q, ql = embed_dataset(query_dataset(data, data_cfg, which), lambda b: features(b["sketch"]), device,
+                          f"{which} sketches", progress, workers)
+    g, gl = embed_dataset(gallery_dataset(data, data_cfg), lambda b: features(b["photo"]), device,
+                          "gallery photos", progress, workers)
+    return retrieval_metrics(q, ql, g, gl, device=device)

@@ -1,0 +1,99 @@
+"""Assemble what one experiment needs from its config: the dataset index, the split (read
+from or written to a split file, so every run compares like with like) and the datasets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from semi3lib.config import DataConfig, ExperimentConfig
+from semi3lib.data.datasets import GalleryPhotos, QuerySketches, TrainTriplets
+from semi3lib.data.layouts import DatasetIndex, read_dataset
+from semi3lib.data.splits import Split, load_split, make_split, save_split
+
+
+@dataclass
+class ExperimentData:
+    index: DatasetIndex
+    split: Split
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.index.categories)
+
+
+def load_experiment_data(data_cfg: DataConfig, split_file: str | Path | None = None) -> ExperimentData:
+    """Read the dataset and its split. An existing ``split_file`` is reused as is; otherwise
+    the split is made from the config's seed and written there (when a path is given)."""
+    index = read_dataset(data_cfg.dataset, root=data_cfg.root)
+    if data_cfg.max_categories is not None:
+        index = restrict_categories(index, data_cfg.max_categories)
+    if split_file is not None and Path(split_file).is_file():
+        split = load_split(split_file)
+    else:
+        split = make_split(
+            index,
+            protocol=data_cfg.protocol,
+            queries_per_category=data_cfg.queries_per_category,
+            seed=data_cfg.split_seed,
+            val_sketches_per_category=data_cfg.val_sketches_per_category,
+            unseen_categories=data_cfg.unseen_categories,
+        )
+        if split_file is not None:
+            save_split(split, split_file)
+    return ExperimentData(index=index, split=split)
+
+
+def restrict_categories(index: DatasetIndex, n: int) -> DatasetIndex:
+    """The same dataset with only its first ``n`` categories (sorted order): smoke runs."""
+    if n < 2:
+        raise ValueError(f"max_categories must be at least 2, got {n}")
+    keep = set(index.categories[:n])
+    return dataclasses.replace(
+        index,
+        categories=[c for c in index.categories if c in keep],
+        photos=[p for p in index.photos if p.category in keep],
+        sketches=[s for s in index.sketches if s.category in keep],
+    )
+
+
+def edge_cache_dir(data_cfg: DataConfig) -> str:
+    return data_cfg.cache_dir or str(Path("cache") / "edges")
+
+
+def train_dataset(data: ExperimentData, cfg: DataConfig, seed: int) -> TrainTriplets:
+    return TrainTriplets(
+        data.index,
+        data.split,
+        image_size=cfg.image_size,
+        edge_method=cfg.edge_method,
+        hflip=cfg.hflip,
+        positive_fraction=cfg.positive_fraction,
+        cache_dir=edge_cache_dir(cfg),
+        seed=seed,
+    )
+
+
+def query_dataset(data: ExperimentData, cfg: DataConfig, which: str = "query") -> QuerySketches:
+    """Sketches of the query split (``which="query"``) or the validation split (``"val"``)."""
+    if which not in ("query", "val"):
+        raise ValueError(f"unknown split {which!r}: use 'query' or 'val'")
+    indices = data.split.query if which == "query" else data.split.val
+    return QuerySketches(data.index, indices, image_size=cfg.image_size)
+
+
+def gallery_dataset(data: ExperimentData, cfg: DataConfig) -> GalleryPhotos:
+    return GalleryPhotos(
+        data.index,
+        data.split.gallery,
+        image_size=cfg.image_size,
+        edge_method=cfg.edge_method,
+        cache_dir=edge_cache_dir(cfg),
+    )
+
+
+def with_overrides(cfg: ExperimentConfig, **sections: dict) -> ExperimentConfig:
+    """A copy of ``cfg`` with some fields replaced, e.g. ``with_overrides(cfg, train={"epochs": 1})``."""
+    replaced = {name: dataclasses.replace(getattr(cfg, name), **values) for name, values in sections.items()}
+    return dataclasses.replace(cfg, **replaced)

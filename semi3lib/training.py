@@ -1,0 +1,347 @@
+"""The training loop: one process or DistributedDataParallel under ``torchrun``.
+
+What a run writes to ``train.out_dir``:
+- ``config.yaml`` (the resolved config) and ``split.json`` (reused on resume);
+- ``metrics.jsonl`` and ``metrics.csv``: one row per epoch (loss terms, lr, wall time,
+  query/validation metrics when evaluated);
+- ``last.pt`` every epoch and ``best.pt`` on improvement, both written atomically.
+
+Resuming (``resume=True``) restores model, optimiser, scheduler, epoch, history and the
+RNG states saved at the end of the last finished epoch. Batches are drawn from a permutation
+seeded by ``(seed, epoch)`` and every augmentation by ``(seed, epoch, item)``, so with
+``train.deterministic`` a run killed at any point and resumed ends with the same weights and
+metrics as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from semi3lib.checkpoints import (
+    atomic_torch_save,
+    atomic_write_text,
+    load_checkpoint_file,
+    rng_state,
+    set_rng_state,
+    weights_digest,
+)
+from semi3lib.config import ExperimentConfig, save_config
+from semi3lib.evaluation import evaluate_model
+from semi3lib.experiment import ExperimentData, load_experiment_data, train_dataset
+from semi3lib.losses import HybridLoss
+from semi3lib.models import Semi3Net
+
+SELECTION_METRIC = "mAP@all"
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("train.device=cuda but no CUDA device is available (use auto or cpu)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> DistInfo:
+    """Join the process group that ``torchrun`` describes in the environment, if any."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    info = DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    if torch.cuda.is_available() and device_name in ("auto", "cuda"):
+        torch.cuda.set_device(info.local_rank)
+    return info
+
+
+class GlobalBatchSampler(Sampler[list[int]]):
+    """Seeded global batches, each cut into equal per-rank shards.
+
+    The union over ranks of step t's shards is exactly the single-process batch of step t,
+    so DDP on N processes with per-rank batch B/N follows the same trajectory as one
+    process with batch B (given mean-reduced losses and fixed BatchNorm statistics).
+    """
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
+                 max_batches: int | None = None):
+        if batch_size % world:
+            raise ValueError(f"train.batch_size={batch_size} is not divisible by {world} processes")
+        if n_items < batch_size:
+            raise ValueError(f"only {n_items} training sketches for train.batch_size={batch_size}")
+        self.n_items, self.batch_size, self.seed = n_items, batch_size, seed
+        self.rank, self.world, self.max_batches = rank, world, max_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        full = self.n_items // self.batch_size
+        return min(full, self.max_batches) if self.max_batches else full
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.n_items, generator=generator).tolist()
+        shard = self.batch_size // self.world
+        for b in range(len(self)):
+            batch = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield batch[self.rank * shard:(self.rank + 1) * shard]
+
+
+def build_optimizer(model: Semi3Net, cfg: ExperimentConfig) -> torch.optim.Optimizer:
+    t = cfg.train
+    groups = []
+    for group in model.parameter_groups():
+        scale = t.backbone_lr_scale if group["name"] == "backbone" else 1.0
+        groups.append({"params": group["params"], "lr": t.lr * scale, "name": group["name"]})
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=True)
+    raise ValueError(f"unknown train.optimizer {t.optimizer!r} (use adamw or sgd)")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ExperimentConfig, total_steps: int):
+    """Per-step learning-rate schedule: ``onecycle`` (linear warm-up, cosine decay),
+    ``cosine`` (cosine decay from the start) or ``constant``."""
+    t = cfg.train
+    total_steps = max(1, total_steps)
+    warmup = int(round(t.warmup_fraction * total_steps)) if t.schedule == "onecycle" else 0
+
+    def factor(step: int) -> float:
+        if t.schedule == "constant":
+            return 1.0
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    if t.schedule not in ("onecycle", "cosine", "constant"):
+        raise ValueError(f"unknown train.schedule {t.schedule!r} (use onecycle, cosine or constant)")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _freeze_batchnorm(model: torch.nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(device, non_blocking=True)
+            if channels_last and value.ndim == 4:
+                value = value.contiguous(memory_format=torch.channels_last)
+        out[key] = value
+    return out
+
+
+def _write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
+    atomic_write_text(out_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k not in keys]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(out_dir / "metrics.csv", buffer.getvalue())
+
+
+def model_identity(model: Semi3Net, cfg: ExperimentConfig) -> dict[str, Any]:
+    return {
+        "backbone": cfg.model.backbone,
+        "embed_dim": cfg.model.embed_dim,
+        "image_size": cfg.data.image_size,
+        "edge_method": cfg.data.edge_method,
+        "weights": weights_digest(model),
+    }
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+    final_metrics: dict[str, float] = field(default_factory=dict)
+    model: Semi3Net | None = None
+    wall_seconds: float = 0.0
+
+
+def _kill_hook(step: int) -> None:
+    """Fault injection for the resume test: SIGKILL this process after a given step."""
+    target = os.environ.get("SEMI3_DEBUG_KILL_AT_STEP")
+    if target is not None and step == int(target):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
+          data: ExperimentData | None = None) -> TrainResult:
+    """Train ``cfg`` end to end; returns the history and the last evaluation's metrics."""
+    t = cfg.train
+    dist_info = init_distributed(t.device)
+    device = select_device(t.device)
+    if device.type == "cuda" and dist_info.world > 1:
+        device = torch.device("cuda", dist_info.local_rank)
+    seed_everything(t.seed, t.deterministic)
+    out_dir = Path(t.out_dir)
+    if dist_info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / "config.yaml")
+    if dist_info.world > 1:
+        dist.barrier()
+    data = data or load_experiment_data(cfg.data, out_dir / "split.json" if dist_info.is_main else None)
+    if dist_info.world > 1:
+        dist.barrier()
+
+    model = Semi3Net(cfg.model, num_classes=data.num_classes).to(device)
+    channels_last = device.type == "cuda" and t.channels_last
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, cfg)
+    dataset = train_dataset(data, cfg.data, seed=t.seed)
+    sampler = GlobalBatchSampler(len(dataset), t.batch_size, t.seed, dist_info.rank, dist_info.world,
+                                 max_batches=t.max_steps_per_epoch)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
+                        pin_memory=device.type == "cuda")
+    scheduler = build_scheduler(optimizer, cfg, total_steps=t.epochs * len(sampler))
+    criterion = HybridLoss(cfg.loss)
+
+    history: list[dict[str, Any]] = []
+    start_epoch, best = 0, -math.inf
+    last_path = out_dir / "last.pt"
+    if resume and last_path.is_file():
+        ckpt = load_checkpoint_file(last_path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        start_epoch, best, history = ckpt["epoch"] + 1, ckpt["best"], ckpt["history"]
+        set_rng_state(ckpt["rng"][min(dist_info.rank, len(ckpt["rng"]) - 1)])
+        if dist_info.is_main:
+            print(f"resuming {out_dir} from epoch {start_epoch}", flush=True)
+
+    train_model: torch.nn.Module = model
+    if dist_info.world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    use_amp = device.type == "cuda" and t.amp
+    started = time.perf_counter()
+    elapsed_before = history[-1]["wall_seconds"] if history else 0.0
+    step = start_epoch * len(sampler)
+    final_metrics: dict[str, float] = history[-1].get("query", {}) if history else {}
+
+    for epoch in range(start_epoch, t.epochs):
+        model.train()
+        if t.freeze_bn:
+            _freeze_batchnorm(model)
+        sampler.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        sums: dict[str, float] = {}
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not (progress and dist_info.is_main),
+                   dynamic_ncols=True, leave=False)
+        for batch in bar:
+            batch = _to_device(batch, device, channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                outputs = train_model(sketch=batch["sketch"], photo=batch["photo"],
+                                      edge=batch["edge"] if cfg.model.edge_branch else None)
+            loss, parts = criterion({k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            for key, value in parts.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+            if step % max(1, t.log_every) == 0 or step == 1:
+                bar.set_postfix({k: f"{v / (bar.n + 1):.3f}" for k, v in sums.items()})
+            _kill_hook(step)
+        n_steps = len(sampler)
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": step,
+            "lr": optimizer.param_groups[-1]["lr"],
+            **{f"loss_{k}": v / n_steps for k, v in sums.items()},
+        }
+        is_last = epoch + 1 == t.epochs
+        if dist_info.is_main and (is_last or (t.eval_every and (epoch + 1) % t.eval_every == 0)):
+            final_metrics = evaluate_model(model, data, cfg.data, which="query", device=device)
+            row["query"] = final_metrics
+            if data.split.val:
+                row["val"] = evaluate_model(model, data, cfg.data, which="val", device=device)
+        row["wall_seconds"] = elapsed_before + time.perf_counter() - started
+        history.append(row)
+        if dist_info.is_main:
+            # Model selection uses the validation split when there is one, never the queries.
+            selection = row.get("val", row.get("query", {})).get(SELECTION_METRIC)
+            improved = selection is not None and selection > best
+            best = selection if improved else best
+            ckpt = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "best": best,
+                "history": history,
+                "rng": [rng_state()],
+                "config": cfg.to_dict(),
+                "num_classes": data.num_classes,
+                "categories": data.index.categories,
+                "identity": model_identity(model, cfg),
+            }
+            atomic_torch_save(ckpt, last_path)
+            if improved:
+                atomic_torch_save(ckpt, out_dir / "best.pt")
+            _write_metrics(out_dir, history)
+            summary = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith("loss_"))
+            if "query" in row:
+                summary += f" | query mAP@all={row['query']['mAP@all']:.4f} P@25={row['query'].get('P@25', float('nan')):.4f}"
+            if progress:
+                print(f"epoch {epoch + 1}/{t.epochs} {summary} ({row['wall_seconds']:.0f}s)", flush=True)
+        if dist_info.world > 1:
+            dist.barrier()
+
+    return TrainResult(out_dir=out_dir, history=history, final_metrics=final_metrics, model=model,
+                       wall_seconds=history[-1]["wall_seconds"] if history else 0.0)
