@@ -1,0 +1,220 @@
+"""Train / query / gallery splits, seeded and saved to JSON so every run compares like with like.
+
+Category-level protocol (the one category-level SBIR papers share): a fixed number of query
+sketches per category (50 Sketchy, 10 TU-Berlin Extension, 10 sketchy-mini), drawn from the
+query variant (Sketchy's ``tx_000000000000``); every other sketch trains; the gallery and the
+training photos are *all* photos. A drawing can exist in several Sketchy variants (same file
+name, different scaling): renderings of a query (or validation) drawing in other variants are
+left out of everything, so no query drawing is ever seen in training.
+
+Zero-shot protocol: a seeded set of unseen categories (25 of 125 Sketchy, 30 of 250 TU-Berlin,
+25 for sketchy-mini); queries are the unseen categories' query-variant sketches, the gallery is
+their photos, and training uses the seen categories only.
+
+A split stores integer positions into :class:`~semi3lib.data.layouts.DatasetIndex` lists plus
+a fingerprint of the index's relative paths (extensions ignored, so a packed copy matches);
+:func:`load_split` with an index refuses a split made for different files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zlib
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from semi3lib.data.layouts import DatasetIndex
+
+PROTOCOLS = ("category", "zeroshot")
+QUERIES_PER_CATEGORY = {"sketchy": 50, "tuberlin-ext": 10, "sketchy-mini": 10}
+UNSEEN_CATEGORIES = {"sketchy": 25, "tuberlin-ext": 30, "sketchy-mini": 25}
+SPLIT_FORMAT = 1
+
+
+@dataclass
+class Split:
+    """Positions into ``index.sketches`` (query, train_sketches, val) and ``index.photos``
+    (gallery, train_photos), all sorted."""
+
+    protocol: str
+    seed: int
+    query: list[int]
+    train_sketches: list[int]
+    val: list[int]
+    gallery: list[int]
+    train_photos: list[int]
+    categories_seen: list[str]
+    categories_unseen: list[str] = field(default_factory=list)
+    dataset: str = ""
+    queries_per_category: int | None = None
+    fingerprint: str = ""
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "query": len(self.query),
+            "train": len(self.train_sketches),
+            "val": len(self.val),
+            "gallery": len(self.gallery),
+            "train_photos": len(self.train_photos),
+            "categories_seen": len(self.categories_seen),
+            "categories_unseen": len(self.categories_unseen),
+        }
+
+
+def index_fingerprint(index: DatasetIndex) -> str:
+    """sha256 over the ordered relative paths (without extension) of photos and sketches."""
+    h = hashlib.sha256()
+    for kind, records in (("photo", index.photos), ("sketch", index.sketches)):
+        h.update(kind.encode())
+        for r in records:
+            h.update(b"\0" + os.path.splitext(index.relative(r.path))[0].encode())
+    return h.hexdigest()
+
+
+def _rng(seed: int, *keys: str) -> np.random.Generator:
+    # Seeded per category name, so a category's draw does not depend on the other categories.
+    return np.random.default_rng([seed, *(zlib.crc32(k.encode()) for k in keys)])
+
+
+def _carve(rng: np.random.Generator, candidates: list[int], n: int, what: str, category: str) -> list[int]:
+    if n > len(candidates):
+        raise ValueError(
+            f"category {category!r} has {len(candidates)} candidate sketches for {n} {what} per category; "
+            f"lower the number (queries_per_category / val_sketches_per_category)"
+        )
+    return sorted(rng.choice(candidates, size=n, replace=False).tolist()) if n else []
+
+
+def make_split(
+    index: DatasetIndex,
+    protocol: str = "category",
+    queries_per_category: int | None = None,
+    seed: int = 0,
+    val_sketches_per_category: int = 0,
+    unseen_categories: int | Sequence[str] | None = None,
+) -> Split:
+    """Build a split of ``index``; same arguments -> same split.
+
+    ``queries_per_category`` (category protocol) defaults to the dataset's standard;
+    ``unseen_categories`` (zero-shot) is a count (seeded choice) or explicit names;
+    ``val_sketches_per_category`` carves validation drawings out of the training sketches.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown split protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    by_cat: dict[str, list[int]] = defaultdict(list)  # query-variant sketches per category
+    for i, s in enumerate(index.sketches):
+        if s.variant == index.query_variant:
+            by_cat[s.category].append(i)
+
+    if protocol == "category":
+        if queries_per_category is None:
+            queries_per_category = QUERIES_PER_CATEGORY.get(index.name, 10)
+        seen, unseen = list(index.categories), []
+    else:
+        if unseen_categories is None:
+            unseen_categories = UNSEEN_CATEGORIES.get(index.name, 25)
+        if isinstance(unseen_categories, int):
+            if not 0 < unseen_categories < len(index.categories):
+                raise ValueError(
+                    f"zero-shot needs 0 < unseen categories < {len(index.categories)}, got {unseen_categories}"
+                )
+            picked = _rng(seed, "zeroshot").choice(len(index.categories), unseen_categories, replace=False)
+            unseen = sorted(index.categories[i] for i in picked)
+        else:
+            unknown = sorted(set(unseen_categories) - set(index.categories))
+            if unknown:
+                raise ValueError(f"unseen categories not in the dataset: {', '.join(unknown)}")
+            unseen = sorted(set(unseen_categories))
+        seen = [c for c in index.categories if c not in set(unseen)]
+        queries_per_category = None
+
+    query: list[int] = []
+    held_out: list[int] = []  # query/val drawings: all their renderings stay out of training
+    val: list[int] = []
+    if protocol == "category":
+        for cat in index.categories:
+            picked = _carve(_rng(seed, "query", cat), by_cat[cat], queries_per_category, "queries", cat)
+            query += picked
+    else:
+        unseen_set = set(unseen)
+        query = [i for i, s in enumerate(index.sketches)
+                 if s.category in unseen_set and s.variant == index.query_variant]
+    held_out += query
+    if val_sketches_per_category:
+        taken = set(query)
+        for cat in seen:
+            candidates = [i for i in by_cat[cat] if i not in taken]
+            val += _carve(_rng(seed, "val", cat), candidates, val_sketches_per_category, "validation sketches", cat)
+        held_out += val
+
+    held_drawings = {index.sketches[i].drawing_id for i in held_out}
+    seen_set = set(seen)
+    train = [i for i, s in enumerate(index.sketches)
+             if s.category in seen_set and s.drawing_id not in held_drawings]
+    if protocol == "category":
+        gallery = list(range(len(index.photos)))
+        train_photos = list(gallery)
+    else:
+        unseen_set = set(unseen)
+        gallery = [i for i, p in enumerate(index.photos) if p.category in unseen_set]
+        train_photos = [i for i, p in enumerate(index.photos) if p.category in seen_set]
+    return Split(
+        protocol=protocol,
+        seed=seed,
+        query=sorted(query),
+        train_sketches=train,
+        val=sorted(val),
+        gallery=gallery,
+        train_photos=train_photos,
+        categories_seen=seen,
+        categories_unseen=unseen,
+        dataset=index.name,
+        queries_per_category=queries_per_category,
+        fingerprint=index_fingerprint(index),
+    )
+
+
+def split_from_config(index: DatasetIndex, data_cfg: Any) -> Split:
+    """The split a :class:`semi3lib.config.DataConfig` asks for."""
+    return make_split(
+        index,
+        protocol=data_cfg.protocol,
+        queries_per_category=data_cfg.queries_per_category,
+        seed=data_cfg.split_seed,
+        val_sketches_per_category=data_cfg.val_sketches_per_category,
+        unseen_categories=data_cfg.unseen_categories,
+    )
+
+
+def save_split(split: Split, path: str | os.PathLike) -> Path:
+    """Write a split as JSON (``format`` records the file version)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"format": SPLIT_FORMAT, **asdict(split)}))
+    return path
+
+
+def load_split(path: str | os.PathLike, index: DatasetIndex | None = None) -> Split:
+    """Read a split; with ``index``, check it was made for the same files (else ValueError)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"split file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"split file {path} is not valid JSON: {err}") from None
+    if data.pop("format", None) != SPLIT_FORMAT:
+        raise ValueError(f"split file {path} has an unsupported format (expected {SPLIT_FORMAT})")
+    split = Split(**data)
+    if index is not None and split.fingerprint != index_fingerprint(index):
+        raise ValueError(
+            f"split file {path} was made for a different file list than {index.root} "
+            f"(dataset {split.dataset!r}); rebuild it with make_split"
+        )
+    return split

@@ -1,0 +1,17 @@
+"""Run by ``torchrun`` from tests/test_training.py: train a few steps, save this rank's weights."""
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from semi3lib.config import load_config
+from semi3lib.training import train
+
+out = Path(sys.argv[1])
+cfg = load_config(sys.argv[2], sys.argv[3:])
+result = train(cfg, progress=False)
+torch.save(result.model.state_dict(), out / f"rank{dist.get_rank() if dist.is_initialized() else 0}.pt")
+if dist.is_initialized():
+    dist.destroy_process_group()
