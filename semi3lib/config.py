@@ -40,7 +40,7 @@ class DataConfig:
     hflip: bool = True
     positive_fraction: float = 0.5  # share of same-category sketch/edgemap pairs
     num_workers: int = 2
-    cache_dir: str | None = None  # edgemap cache; None: <root>/../.semi3-cache or ./cache
+    cache_dir: str | None = None  # edgemap cache; None: ./cache/edges
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 from semi3lib.config import DataConfig, ExperimentConfig
 from semi3lib.data.datasets import GalleryPhotos, QuerySketches, TrainTriplets
 from semi3lib.data.layouts import DatasetIndex, read_dataset
-from semi3lib.data.splits import Split, load_split, make_split, save_split
+from semi3lib.data.splits import Split, load_split, save_split, split_from_config
 
 
 @dataclass
@@ -30,16 +30,9 @@ def load_experiment_data(data_cfg: DataConfig, split_file: str | Path | None = N
     if data_cfg.max_categories is not None:
         index = restrict_categories(index, data_cfg.max_categories)
     if split_file is not None and Path(split_file).is_file():
-        split = load_split(split_file)
+        split = load_split(split_file, index)
     else:
-        split = make_split(
-            index,
-            protocol=data_cfg.protocol,
-            queries_per_category=data_cfg.queries_per_category,
-            seed=data_cfg.split_seed,
-            val_sketches_per_category=data_cfg.val_sketches_per_category,
-            unseen_categories=data_cfg.unseen_categories,
-        )
+        split = split_from_config(index, data_cfg)
         if split_file is not None:
             save_split(split, split_file)
     return ExperimentData(index=index, split=split)

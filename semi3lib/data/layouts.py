@@ -315,7 +315,9 @@ def _read_sketchy(name: str, given_root: Path, sketch_variants: Sequence[str] | 
                 for f in _image_files(matched[cat], SKETCH_EXTENSIONS, skipped):
                     sketches.append(_sketch_record(f, cat, variant, with_photo_id=True))
 
-    index = DatasetIndex(name, root, categories, photos, sketches, skipped, SKETCHY_QUERY_VARIANT)
+    # The folder given is the root even when the files sit in its 256x256/: relative paths
+    # (split fingerprints, pack) then also cover an extended folder placed beside 256x256/.
+    index = DatasetIndex(name, given_root, categories, photos, sketches, skipped, SKETCHY_QUERY_VARIANT)
     _check_nonempty(index, SKETCHY_LAYOUT)
     return index
 

@@ -1,4 +1,6 @@
-"""Image -> tensor conversion shared by the datasets and the search engine."""
+"""The one image preprocessing shared by training, evaluation and search: shorter side to S,
+centre crop, float tensor in [0, 1], one-channel images repeated to 3 channels. Normalisation
+(mean/std) belongs to the model, not here."""
 
 from __future__ import annotations
 
@@ -7,29 +9,33 @@ import torch
 from PIL import Image
 
 
-def square_resize(image: Image.Image, size: int) -> Image.Image:
-    """Resize the shorter side to ``size`` (bilinear, antialiased), then centre-crop to
-    ``size x size``."""
-    w, h = image.size
+def resize_center_crop(img: Image.Image, size: int) -> Image.Image:
+    """Shorter side to ``size`` (bicubic, antialiased), then a centre ``size`` x ``size`` crop."""
+    w, h = img.size
     scale = size / min(w, h)
-    if (w, h) != (size, size):
-        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-    w, h = image.size
-    left, top = (w - size) // 2, (h - size) // 2
-    return image.crop((left, top, left + size, top + size))
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    if (nw, nh) != (w, h):
+        img = img.resize((nw, nh), Image.Resampling.BICUBIC)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL ``RGB`` or ``L`` -> (3, H, W) float in [0, 1] (``L`` repeated to 3 channels).
+    Converted in numpy: torch's multi-threaded elementwise ops cost milliseconds on tensors
+    this small when DataLoader workers compete for the cores."""
+    arr = np.asarray(img, dtype=np.float32) * np.float32(1.0 / 255.0)
+    arr = np.repeat(arr[None], 3, axis=0) if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
+    return torch.from_numpy(arr)
 
 
 def image_to_tensor(image: Image.Image | np.ndarray, size: int) -> torch.Tensor:
-    """A PIL image or uint8 array (``(H, W)`` or ``(H, W, 3)``) as a float tensor
-    ``(3, size, size)`` in [0, 1]; single-channel images are replicated to 3 channels."""
+    """A photo (PIL RGB / (H, W, 3) uint8), sketch or edgemap (PIL L / (H, W) uint8) ->
+    (3, size, size) float in [0, 1], exactly as the Datasets prepare them."""
     if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3):
+            raise ValueError(f"expected a uint8 (H, W) or (H, W, 3) array, got {image.dtype} {image.shape}")
         image = Image.fromarray(image)
-    if image.mode not in ("L", "RGB"):
+    if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
-    array = np.asarray(square_resize(image, size), dtype=np.float32) / 255.0
-    tensor = torch.from_numpy(array)
-    if tensor.ndim == 2:
-        tensor = tensor.unsqueeze(0).expand(3, -1, -1)
-    else:
-        tensor = tensor.permute(2, 0, 1)
-    return tensor.contiguous()
+    return to_tensor(resize_center_crop(image, size))

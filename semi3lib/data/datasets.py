@@ -1,0 +1,213 @@
+"""torch Datasets for training (sketch, photo, edgemap triplets), the gallery and the queries.
+
+Images come out as float tensors in [0, 1] of shape (3, S, S): the shorter side resized to S,
+then a centre crop. Sketches and edgemaps (one channel) are repeated to 3 channels so the
+shared sketch/edge bottom can start from ImageNet weights. Normalisation belongs to the model.
+
+An unreadable file never stops an epoch: it is warned about once (with its path), counted in
+``bad_files``, and replaced (training) or returned blank with ``valid=False`` (gallery, query).
+With DataLoader workers each worker keeps its own ``bad_files``; the warnings still reach the
+main process's stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from semi3lib.data.images import UnreadableImageError, load_image
+from semi3lib.data.layouts import DatasetIndex
+from semi3lib.data.splits import Split
+from semi3lib.data.transforms import resize_center_crop, to_tensor
+from semi3lib.edges import EdgeCache
+
+__all__ = ["DEFAULT_CACHE_DIR", "GalleryPhotos", "QuerySketches", "TrainTriplets", "resize_center_crop", "to_tensor"]
+
+DEFAULT_CACHE_DIR = Path("cache") / "edges"
+_MAX_ATTEMPTS = 20
+
+
+class _Loader:
+    """Shared file handling: image loading, the edge cache, and the once-per-path warnings."""
+
+    def __init__(self, index: DatasetIndex, image_size: int, edge_method: str | None,
+                 cache_dir: str | os.PathLike | None, edge_params: dict[str, Any] | None = None) -> None:
+        if image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {image_size}")
+        self.index = index
+        self.image_size = image_size
+        self.edges = (EdgeCache(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR, edge_method, edge_params)
+                      if edge_method else None)
+        self.bad_files: set[str] = set()
+
+    def report_bad(self, err: UnreadableImageError) -> None:
+        path = str(err.path)
+        if path not in self.bad_files:
+            self.bad_files.add(path)
+            warnings.warn(f"skipping unreadable image {path} ({err.reason})", RuntimeWarning, stacklevel=3)
+
+    def sketch_image(self, i: int) -> Image.Image:
+        return resize_center_crop(load_image(self.index.sketches[i].path, "L"), self.image_size)
+
+    def photo_and_edge(self, j: int) -> tuple[Image.Image, Image.Image]:
+        path = self.index.photos[j].path
+        photo = load_image(path, "RGB")
+        # The edgemap is computed at the photo's own resolution and then resized with it, so
+        # both crops cover exactly the same pixels.
+        edge = Image.fromarray(self.edges.get(path), mode="L") if self.edges else Image.new("L", photo.size, 255)
+        return resize_center_crop(photo, self.image_size), resize_center_crop(edge, self.image_size)
+
+
+class TrainTriplets(Dataset):
+    """Item ``i`` is built around training sketch ``split.train_sketches[i]``.
+
+    Returns a dict: ``sketch``, ``photo``, ``edge`` (3, S, S) float in [0, 1] (``edge`` is the
+    edgemap of that same photo); ``sketch_label``, ``photo_label`` (long); ``same`` (float, 1
+    when the photo's category is the sketch's). With probability ``positive_fraction`` the photo
+    is drawn from the sketch's category, else from a uniformly chosen other category, giving
+    balanced sketch-edgemap pairs for the contrastive loss. Randomness depends only on
+    (seed, epoch, i): call :meth:`set_epoch` each epoch. Flips: the sketch independently; the
+    photo and its edgemap together.
+    """
+
+    def __init__(self, index: DatasetIndex, split: Split, image_size: int = 128, edge_method: str = "canny",
+                 hflip: bool = True, positive_fraction: float = 0.5, cache_dir: str | os.PathLike | None = None,
+                 seed: int = 0, edge_params: dict[str, Any] | None = None) -> None:
+        if not 0.0 <= positive_fraction <= 1.0:
+            raise ValueError(f"positive_fraction must be in [0, 1], got {positive_fraction}")
+        if not split.train_sketches or not split.train_photos:
+            raise ValueError("the split has no training sketches or no training photos")
+        self.loader = _Loader(index, image_size, edge_method, cache_dir, edge_params)
+        self.index = index
+        self.sketch_ids = list(split.train_sketches)
+        self.hflip = hflip
+        self.positive_fraction = positive_fraction
+        self.seed = seed
+        self.epoch = 0
+        photos_by_cat: dict[int, list[int]] = defaultdict(list)
+        for j in split.train_photos:
+            photos_by_cat[index.label_of(index.photos[j].category)].append(j)
+        self.photos_by_label = dict(photos_by_cat)
+        self.photo_labels = sorted(self.photos_by_label)
+
+    @property
+    def bad_files(self) -> set[str]:
+        return self.loader.bad_files
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sketch_ids)
+
+    def _draw_photo(self, rng: np.random.Generator, label: int) -> tuple[int, int]:
+        others = [c for c in self.photo_labels if c != label]
+        same = label in self.photos_by_label and (not others or rng.random() < self.positive_fraction)
+        photo_label = label if same else others[rng.integers(len(others))]
+        pool = self.photos_by_label[photo_label]
+        return pool[rng.integers(len(pool))], photo_label
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        n = len(self.sketch_ids)
+        for attempt in range(_MAX_ATTEMPTS):
+            # An unreadable sketch or photo: rebuild the item around the next sketch, fresh draw.
+            k = self.sketch_ids[(i + attempt) % n]
+            rng = np.random.default_rng([self.seed, self.epoch, i, attempt])
+            label = self.index.label_of(self.index.sketches[k].category)
+            j, photo_label = self._draw_photo(rng, label)
+            flip_sketch, flip_photo = rng.random(2) < 0.5
+            try:
+                sketch = self.loader.sketch_image(k)
+                photo, edge = self.loader.photo_and_edge(j)
+            except UnreadableImageError as err:
+                self.loader.report_bad(err)
+                continue
+            if self.hflip and flip_sketch:
+                sketch = sketch.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            if self.hflip and flip_photo:
+                photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                edge = edge.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            return {
+                "sketch": to_tensor(sketch),
+                "photo": to_tensor(photo),
+                "edge": to_tensor(edge),
+                "sketch_label": torch.tensor(label, dtype=torch.long),
+                "photo_label": torch.tensor(photo_label, dtype=torch.long),
+                "same": torch.tensor(float(photo_label == label)),
+            }
+        raise RuntimeError(
+            f"{_MAX_ATTEMPTS} consecutive unreadable items around training item {i}; "
+            f"bad files so far: {sorted(self.bad_files)[:5]}"
+        )
+
+
+def _blank(size: int) -> torch.Tensor:
+    return torch.ones(3, size, size)
+
+
+class GalleryPhotos(Dataset):
+    """Gallery photo ``photo_indices[i]`` with its edgemap: ``photo``, ``edge`` (3, S, S),
+    ``label`` (long), ``index`` (position in ``index.photos``), ``valid`` (False: unreadable
+    file, returned as a white image so evaluation can keep positions and drop it).
+    ``edge_method=None`` skips edgemaps (``edge`` is then white)."""
+
+    def __init__(self, index: DatasetIndex, photo_indices: list[int], image_size: int = 128,
+                 edge_method: str = "canny", cache_dir: str | os.PathLike | None = None,
+                 edge_params: dict[str, Any] | None = None) -> None:
+        self.loader = _Loader(index, image_size, edge_method, cache_dir, edge_params)
+        self.index = index
+        self.photo_indices = list(photo_indices)
+
+    @property
+    def bad_files(self) -> set[str]:
+        return self.loader.bad_files
+
+    def __len__(self) -> int:
+        return len(self.photo_indices)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        j = self.photo_indices[i]
+        label = torch.tensor(self.index.label_of(self.index.photos[j].category), dtype=torch.long)
+        try:
+            photo, edge = self.loader.photo_and_edge(j)
+            photo_t, edge_t, valid = to_tensor(photo), to_tensor(edge), True
+        except UnreadableImageError as err:
+            self.loader.report_bad(err)
+            photo_t, edge_t, valid = _blank(self.loader.image_size), _blank(self.loader.image_size), False
+        return {"photo": photo_t, "edge": edge_t, "label": label, "index": torch.tensor(j),
+                "valid": torch.tensor(valid)}
+
+
+class QuerySketches(Dataset):
+    """Query sketch ``sketch_indices[i]``: ``sketch`` (3, S, S), ``label`` (long), ``index``
+    (position in ``index.sketches``), ``valid`` (False: unreadable, returned blank)."""
+
+    def __init__(self, index: DatasetIndex, sketch_indices: list[int], image_size: int = 128) -> None:
+        self.loader = _Loader(index, image_size, None, None)
+        self.index = index
+        self.sketch_indices = list(sketch_indices)
+
+    @property
+    def bad_files(self) -> set[str]:
+        return self.loader.bad_files
+
+    def __len__(self) -> int:
+        return len(self.sketch_indices)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        k = self.sketch_indices[i]
+        label = torch.tensor(self.index.label_of(self.index.sketches[k].category), dtype=torch.long)
+        try:
+            sketch, valid = to_tensor(self.loader.sketch_image(k)), True
+        except UnreadableImageError as err:
+            self.loader.report_bad(err)
+            sketch, valid = _blank(self.loader.image_size), False
+        return {"sketch": sketch, "label": label, "index": torch.tensor(k), "valid": torch.tensor(valid)}

@@ -1,0 +1,83 @@
+"""A compact copy of a dataset (same layout, smaller images) to move to a GPU machine.
+
+File names are kept, so splits made on the copy select the same files as on the original
+(split fingerprints ignore extensions: a photo stored as PNG in the source becomes ``.jpg``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from semi3lib.data.images import UnreadableImageError, load_image
+from semi3lib.data.layouts import CATEGORY_MAP_FILE, read_dataset
+
+
+def _shrink(img: Image.Image, size: int) -> Image.Image:
+    """Shorter side to ``size``; never enlarges (the copy must not be bigger than the source)."""
+    w, h = img.size
+    if min(w, h) <= size:
+        return img
+    scale = size / min(w, h)
+    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+
+
+def pack_dataset(root: str | os.PathLike | None, out: str | os.PathLike, size: int = 224,
+                 name: str = "sketchy-mini", quality: int = 90, progress: bool = True) -> dict[str, Any]:
+    """Write ``out`` with the dataset's layout: photos as JPEG (``quality``), sketches as
+    8-bit greyscale PNG, shorter side at most ``size``. Unreadable files are skipped and listed.
+    Returns a summary (counts, bytes, seconds), also written to ``out/PACKED.json``."""
+    from tqdm.auto import tqdm
+
+    if size < 8:
+        raise ValueError(f"pack size must be >= 8, got {size}")
+    index = read_dataset(name, root)
+    out = Path(out).resolve()
+    if out == index.root or index.root in out.parents:
+        raise ValueError(f"pack output {out} must be outside the dataset folder {index.root}")
+    jobs = [(p.path, "photo") for p in index.photos] + [(s.path, "sketch") for s in index.sketches]
+    skipped = [str(s.path) for s in index.skipped]
+    written = 0
+    nbytes = 0
+    start = time.perf_counter()
+    for path, kind in tqdm(jobs, desc=f"pack {name} @{size}", unit="img", disable=not progress):
+        rel = Path(index.relative(path))
+        try:
+            img = _shrink(load_image(path, "RGB" if kind == "photo" else "L"), size)
+        except UnreadableImageError:
+            skipped.append(str(path))
+            continue
+        if kind == "photo":
+            target = out / (rel if rel.suffix.lower() in (".jpg", ".jpeg") else rel.with_suffix(".jpg"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            img.save(target, "JPEG", quality=quality)
+        else:
+            target = out / rel.with_suffix(".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            img.save(target, "PNG", optimize=False)
+        written += 1
+        nbytes += target.stat().st_size
+    if (index.root / CATEGORY_MAP_FILE).is_file():
+        (out / CATEGORY_MAP_FILE).write_text((index.root / CATEGORY_MAP_FILE).read_text())
+    summary = {
+        "dataset": name,
+        "source": str(index.root),
+        "out": str(out),
+        "size": size,
+        "photo_quality": quality,
+        "photos": len(index.photos),
+        "sketches": len(index.sketches),
+        "written": written,
+        "skipped": len(skipped),
+        "skipped_files": skipped,
+        "bytes": nbytes,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "PACKED.json").write_text(json.dumps(summary, indent=1))
+    return summary

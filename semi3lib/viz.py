@@ -1,0 +1,420 @@
+"""Figures for the book: one saving helper with stable names, and the plots the notebooks show.
+
+Every figure is drawn here and saved by :func:`save_figure` under ``figures/<name>.png``
+(the folder is a notebook parameter, so a smoke run can write elsewhere). Notebooks call
+these functions; they do not carry plotting code of their own.
+
+Images may be PIL images, ``uint8`` arrays ``(H, W)`` / ``(H, W, 3)`` or float tensors
+``(3, H, W)`` / ``(1, H, W)`` in [0, 1].
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+FIGURES_DIR = Path("figures")
+CORRECT_COLOR = "#1a9850"
+WRONG_COLOR = "#d73027"
+DOMAIN_COLORS = {"sketch": "#e66101", "photo": "#5e3c99", "edgemap": "#1b7837"}
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+BOOK_STYLE: dict[str, Any] = {
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+    "savefig.facecolor": "white",
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 10,
+    "figure.titlesize": 13,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "image.interpolation": "nearest",
+}
+
+
+def use_book_style() -> None:
+    """Legible defaults for every figure of the book (sizes, grid, no top/right spines)."""
+    matplotlib.rcParams.update(BOOK_STYLE)
+
+
+def save_figure(fig: Figure, name: str, directory: str | Path = FIGURES_DIR) -> Path:
+    """Save ``fig`` as ``<directory>/<name>.png`` and return the path.
+
+    ``name`` is the figure's stable identity (lower case, digits, ``_`` and ``-``, e.g.
+    ``"05_pr_curves"``): the same name always overwrites the same file, so the book and
+    the tests can refer to it.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"figure name {name!r}: use lower-case letters, digits, '_' and '-' only")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.png"
+    fig.savefig(path)
+    return path
+
+
+def as_image_array(image: Any) -> np.ndarray:
+    """A displayable array: ``(H, W)`` or ``(H, W, 3)``, uint8 or float in [0, 1]."""
+    if hasattr(image, "detach"):
+        image = image.detach().cpu().float().numpy()
+        if image.ndim == 3 and image.shape[0] in (1, 3):
+            image = np.transpose(image, (1, 2, 0))
+        image = np.clip(image, 0.0, 1.0)
+    else:
+        image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    return image
+
+
+def _show(ax: plt.Axes, image: Any) -> None:
+    array = as_image_array(image)
+    if array.ndim == 2:
+        vmax = 255 if array.dtype == np.uint8 else 1.0
+        ax.imshow(array, cmap="gray", vmin=0, vmax=vmax)
+    else:
+        ax.imshow(array)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+
+
+def _frame(ax: plt.Axes, color: str | None, width: float = 4.0) -> None:
+    for spine in ax.spines.values():
+        spine.set_visible(color is not None)
+        if color is not None:
+            spine.set_edgecolor(color)
+            spine.set_linewidth(width)
+
+
+def image_table(rows: Sequence[Sequence[Any]], col_labels: Sequence[str] | None = None,
+                row_labels: Sequence[str] | None = None, cell_size: float = 1.7,
+                title: str | None = None) -> Figure:
+    """A grid of images: ``rows[i][j]`` at row i, column j (``None`` leaves a cell empty).
+    Column labels go on top, row labels on the left."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    label_w = 1.3 if row_labels else 0.0
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(label_w + cell_size * n_cols, 0.5 + cell_size * n_rows),
+                             squeeze=False, layout="constrained")
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i, j]
+            image = row[j] if j < len(row) else None
+            if image is None:
+                ax.axis("off")
+                continue
+            _show(ax, image)
+            _frame(ax, "#bbbbbb", 0.8)
+            if i == 0 and col_labels:
+                ax.set_title(col_labels[j], fontsize=10)
+            if j == 0 and row_labels:
+                ax.set_ylabel(row_labels[i], fontsize=9, rotation=0, ha="right", va="center", labelpad=6)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def retrieval_grid(queries: Sequence[Any], results: Sequence[Sequence[Any]], correct: np.ndarray,
+                   query_labels: Sequence[str] | None = None, scores: np.ndarray | None = None,
+                   cell_size: float = 1.25, title: str | None = None) -> Figure:
+    """One row per query: the query sketch, then its top-k photos framed green (same
+    category as the query) or red (another category). ``correct`` is ``(Q, k)`` bool;
+    ``scores`` (optional, ``(Q, k)``) are printed under each photo."""
+    correct = np.asarray(correct, dtype=bool)
+    n_q, k = correct.shape
+    fig, axes = plt.subplots(n_q, k + 1, figsize=(cell_size * (k + 1) + 0.6, cell_size * n_q + 0.7),
+                             squeeze=False, layout="constrained")
+    for i in range(n_q):
+        ax = axes[i, 0]
+        _show(ax, queries[i])
+        _frame(ax, "black", 2.0)
+        label = query_labels[i] if query_labels is not None else "query"
+        ax.set_ylabel(_short(label, 14), fontsize=9, rotation=0, ha="right", va="center", labelpad=4)
+        if i == 0:
+            ax.set_title("query", fontsize=10)
+        for j in range(k):
+            ax = axes[i, j + 1]
+            _show(ax, results[i][j])
+            _frame(ax, CORRECT_COLOR if correct[i, j] else WRONG_COLOR, 3.5)
+            if i == 0:
+                ax.set_title(f"#{j + 1}", fontsize=10)
+            if scores is not None:
+                ax.set_xlabel(f"{scores[i, j]:.2f}", fontsize=8, labelpad=1)
+    fig.suptitle(title or "Top-%d photos per query sketch (green: same category, red: other)" % k)
+    return fig
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def plot_pr_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str = "Precision-recall",
+                   chance: float | None = None) -> Figure:
+    """Mean precision-recall curves, one line per model: ``{name: (recall, precision)}``.
+    ``chance`` draws the precision of a random ranking (the share of positives)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
+    for name, (recall, precision) in curves.items():
+        ax.plot(recall, precision, lw=2, label=name)
+    if chance is not None:
+        ax.axhline(chance, color="gray", ls=":", lw=1.5, label=f"chance ({chance:.3f})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title(title)
+    ax.legend(loc="upper right", frameon=False)
+    return fig
+
+
+def plot_training_curves(history: Sequence[Mapping[str, Any]], metric: str = "mAP@all",
+                         title: str | None = None) -> Figure:
+    """Left: every ``loss_*`` term per epoch (the hybrid loss's parts and their sum); right:
+    the query-split ``metric`` at the epochs where it was evaluated."""
+    epochs = [row["epoch"] for row in history]
+    loss_keys = [k for k in history[0] if k.startswith("loss_")] if history else []
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    for key in loss_keys:
+        values = [row.get(key, np.nan) for row in history]
+        style = {"lw": 2.6, "color": "black"} if key in ("loss_total", "loss_loss") else {"lw": 1.8}
+        ax_loss.plot(epochs, values, marker="o", label=key.removeprefix("loss_"), **style)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("mean loss over the epoch")
+    ax_loss.set_title("Hybrid loss terms")
+    if loss_keys:
+        ax_loss.legend(frameon=False)
+    evaluated = [(row["epoch"], row["query"][metric]) for row in history if metric in row.get("query", {})]
+    if evaluated:
+        xs, ys = zip(*evaluated)
+        ax_metric.plot(xs, ys, marker="o", lw=2, color="#2c7bb6", label="query split")
+        for x, y in evaluated:
+            ax_metric.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=9)
+        ax_metric.set_ylim(0, max(1e-3, max(ys)) * 1.25)
+    ax_metric.set_xlabel("epoch")
+    ax_metric.set_ylabel(metric)
+    ax_metric.set_title(f"Retrieval {metric} during training")
+    for ax in (ax_loss, ax_metric):
+        ax.set_xticks(epochs)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_split_counts(counts: Mapping[str, Mapping[str, int]], title: str = "Items per category") -> Figure:
+    """Distribution over categories of the items in each split: ``{split: {category: n}}``
+    as one histogram panel per split (125 bars would be unreadable)."""
+    names = list(counts)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False, layout="constrained")
+    for ax, name in zip(axes[0], names):
+        values = np.array(list(counts[name].values()))
+        lo, hi = values.min(), values.max()
+        bins = np.arange(lo - 0.5, hi + 1.5, max(1, (hi - lo + 1) // 15 or 1))
+        ax.hist(values, bins=bins, color="#4575b4", edgecolor="white")
+        ax.set_title(f"{name}\n{values.sum():,} in {len(values)} categories", fontsize=10)
+        ax.set_xlabel("items per category")
+    axes[0, 0].set_ylabel("categories")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_metric_bars(values: Mapping[str, Mapping[str, float]], title: str, ylabel: str = "",
+                     value_fmt: str = "{:.3f}") -> Figure:
+    """Grouped bars: ``{group: {series: value}}``, e.g. ``{"mAP@all": {"photo": 0.04, ...}}``,
+    each bar labelled with its value."""
+    groups = list(values)
+    series = list(dict.fromkeys(s for g in groups for s in values[g]))
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.6 * len(groups) * max(1, len(series)) / 2 + 2), 4.2),
+                           layout="constrained")
+    x = np.arange(len(groups))
+    for s_i, name in enumerate(series):
+        ys = [values[g].get(name, np.nan) for g in groups]
+        bars = ax.bar(x + (s_i - (len(series) - 1) / 2) * width, ys, width, label=name)
+        ax.bar_label(bars, labels=[value_fmt.format(y) if np.isfinite(y) else "" for y in ys], fontsize=8, padding=2)
+    ax.set_xticks(x, groups)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.margins(y=0.15)
+    ax.legend(frameon=False, ncols=min(4, len(series)), loc="upper left")
+    return fig
+
+
+def plot_channel_weights(weights: np.ndarray, row_labels: Sequence[str], channels: Sequence[int],
+                         title: str = "Co-attention channel weights") -> Figure:
+    """Heatmap of mean channel weights ``(R, len(channels))``: rows (categories) against the
+    channels shown (their indices on the x axis)."""
+    weights = np.asarray(weights)
+    fig, ax = plt.subplots(figsize=(min(16, 2.5 + 0.28 * weights.shape[1]), 1.2 + 0.36 * weights.shape[0]),
+                           layout="constrained")
+    im = ax.imshow(weights, aspect="auto", cmap="viridis", vmin=0, vmax=max(1e-6, float(weights.max())))
+    ax.set_yticks(range(len(row_labels)), [_short(r, 18) for r in row_labels])
+    ax.set_xticks(range(len(channels)), [str(c) for c in channels], rotation=90, fontsize=8)
+    ax.set_xlabel("channel")
+    ax.grid(False)
+    fig.colorbar(im, ax=ax, label="weight s (sigmoid)", shrink=0.9)
+    ax.set_title(title)
+    return fig
+
+
+def plot_weight_histogram(weights: np.ndarray, title: str = "Distribution of co-attention weights") -> Figure:
+    """Histogram of all channel weights ``(N, C)`` and of their per-channel spread."""
+    weights = np.asarray(weights)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    a.hist(weights.ravel(), bins=50, color="#4575b4")
+    a.set_xlabel("channel weight s")
+    a.set_ylabel("count (pairs x channels)")
+    a.set_title("all weights")
+    order = np.argsort(weights.mean(0))
+    a_mean, a_std = weights.mean(0)[order], weights.std(0)[order]
+    b.plot(a_mean, color="black", lw=1.5, label="mean over pairs")
+    b.fill_between(np.arange(len(order)), a_mean - a_std, a_mean + a_std, alpha=0.3, label="± 1 std")
+    b.set_xlabel("channel (sorted by mean weight)")
+    b.set_ylabel("weight s")
+    b.set_title("per channel")
+    b.legend(frameon=False)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_activation_maps(photos: Sequence[Any], maps: Mapping[str, np.ndarray], row_labels: Sequence[str],
+                         cell_size: float = 1.9, title: str | None = None) -> Figure:
+    """Photos with channel-summed activation maps overlaid: one row per photo, one column per
+    entry of ``maps`` (``{column title: (N, h, w)}``). Maps in the same row share a colour
+    scale so that before/after recalibration can be compared directly."""
+    cols = list(maps)
+    fig, axes = plt.subplots(len(photos), len(cols) + 1, figsize=(cell_size * (len(cols) + 1) + 1.2,
+                                                                   cell_size * len(photos) + 0.6),
+                             squeeze=False, layout="constrained")
+    for i, photo in enumerate(photos):
+        _show(axes[i, 0], photo)
+        axes[i, 0].set_ylabel(_short(row_labels[i], 14), fontsize=9, rotation=0, ha="right", va="center")
+        vmax = max(float(np.max(maps[c][i])) for c in cols) or 1.0
+        base = as_image_array(photo)
+        height, width = base.shape[:2]
+        for j, col in enumerate(cols):
+            ax = axes[i, j + 1]
+            ax.imshow(base, cmap="gray" if base.ndim == 2 else None, alpha=1.0)
+            ax.imshow(maps[col][i], cmap="inferno", alpha=0.6, vmin=0, vmax=vmax,
+                      extent=(-0.5, width - 0.5, height - 0.5, -0.5), interpolation="bilinear")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if i == 0:
+                ax.set_title(col, fontsize=10)
+    if photos:
+        axes[0, 0].set_title("input", fontsize=10)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _category_colors(n: int) -> list[Any]:
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def scatter_embedding(ax: plt.Axes, xy: np.ndarray, colour_by: np.ndarray, names: Sequence[str],
+                      markers: np.ndarray | None = None, colors: Sequence[Any] | None = None,
+                      legend: bool = True, point_size: float = 14) -> None:
+    """Scatter 2-D points ``(N, 2)`` coloured by an integer code ``(N,)`` whose names are
+    ``names``; ``markers`` (``(N,)`` 0/1) draws sketches (``x``) apart from photos (``o``)."""
+    colors = list(colors) if colors is not None else _category_colors(len(names))
+    marker_kinds = ((0, "o"), (1, "x")) if markers is not None else ((None, "o"),)
+    for code, name in enumerate(names):
+        for m_code, marker in marker_kinds:
+            sel = colour_by == code
+            if markers is not None:
+                sel &= markers == m_code
+            if not sel.any():
+                continue
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=point_size, marker=marker, color=colors[code], alpha=0.75,
+                       linewidths=1.0, label=_short(name, 16) if m_code in (None, 0) or markers is None else None)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    if legend:
+        handles, labels = ax.get_legend_handles_labels()
+        uniq = dict(zip(labels, handles))
+        ax.legend(uniq.values(), uniq.keys(), frameon=False, fontsize=8, markerscale=1.5,
+                  loc="center left", bbox_to_anchor=(1.0, 0.5))
+
+
+def plot_umap_panels(panels: Mapping[str, Mapping[str, np.ndarray]], category_names: Sequence[str],
+                     title: str | None = None) -> Figure:
+    """UMAP projections side by side (one column per entry, e.g. before/after training), two
+    rows: coloured by category (sketches ``x``, photos ``o``) and coloured by domain.
+
+    ``panels[col]`` holds ``xy`` ``(N, 2)``, ``category`` ``(N,)`` codes into
+    ``category_names`` and ``is_sketch`` ``(N,)`` bool.
+    """
+    cols = list(panels)
+    fig, axes = plt.subplots(2, len(cols), figsize=(5.2 * len(cols) + 1.8, 9.4), squeeze=False, layout="constrained")
+    domain_colors = [DOMAIN_COLORS["photo"], DOMAIN_COLORS["sketch"]]
+    for j, col in enumerate(cols):
+        panel = panels[col]
+        is_sketch = np.asarray(panel["is_sketch"]).astype(int)
+        scatter_embedding(axes[0, j], panel["xy"], np.asarray(panel["category"]), category_names,
+                          markers=is_sketch, legend=j == len(cols) - 1)
+        axes[0, j].set_title(f"{col}\ncoloured by category (x sketch, o photo)", fontsize=11)
+        scatter_embedding(axes[1, j], panel["xy"], is_sketch, ["photo", "sketch"], colors=domain_colors,
+                          legend=j == len(cols) - 1)
+        axes[1, j].set_title(f"{col}\ncoloured by domain", fontsize=11)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_speed(seconds_per_image: Mapping[str, float], title: str = "Edgemap extraction speed") -> Figure:
+    """Horizontal bars: milliseconds per image for each method."""
+    names = list(seconds_per_image)
+    ms = [1000 * seconds_per_image[n] for n in names]
+    fig, ax = plt.subplots(figsize=(6, 0.6 + 0.55 * len(names)), layout="constrained")
+    bars = ax.barh(names, ms, color="#74add1")
+    ax.bar_label(bars, labels=[f"{m:.1f} ms" for m in ms], padding=3, fontsize=9)
+    ax.set_xlabel("milliseconds per 256x256 photo (one CPU thread)")
+    ax.set_title(title)
+    ax.margins(x=0.2)
+    ax.invert_yaxis()
+    return fig
+
+
+def plot_histograms(groups: Mapping[str, Sequence[float]], xlabel: str, title: str,
+                    bins: int = 30, ax: plt.Axes | None = None) -> Figure:
+    """Overlaid, density-normalised histograms of several groups on shared bins."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(6.4, 3.8), layout="constrained")
+    ax = ax or fig.add_subplot()
+    values = [np.asarray(v, dtype=float) for v in groups.values()]
+    lo = min(v.min() for v in values if len(v))
+    hi = max(v.max() for v in values if len(v))
+    edges = np.linspace(lo, hi if hi > lo else lo + 1e-6, bins + 1)
+    for (name, _), v in zip(groups.items(), values):
+        ax.hist(v, bins=edges, alpha=0.55, density=True, label=f"{name} (n={len(v):,})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="best", frameon=True, framealpha=0.85, fontsize=9)
+    return fig
+
+
+def plot_histogram_panels(table: Any, by: str, columns: Mapping[str, str], title: str) -> Figure:
+    """One panel per column of a DataFrame (``{column: axis label}``), groups of ``by``
+    overlaid as in :func:`plot_histograms`."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(5.6 * len(columns), 3.8), squeeze=False, layout="constrained")
+    for ax, (column, label) in zip(axes[0], columns.items()):
+        groups = {name: group[column].to_numpy() for name, group in table.groupby(by, sort=True)}
+        plot_histograms(groups, label, "", ax=ax)
+    fig.suptitle(title)
+    return fig

@@ -1,0 +1,399 @@
+"""The book's website, built offline and read in a real (headless) browser.
+
+The site is built from a copy of the real ``myst.yml`` and ``book/`` pages in a temporary
+folder, with small stand-in executed notebooks written here (no kernel), so the test does not
+wait for the real notebooks. The evaluation stand-in carries every kind of content the real one
+will: math, a labelled pandas results table, labelled matplotlib figures, an admonition and
+cross-references. Screenshots of the rendered pages are saved under ``_build/screenshots/``.
+
+Chromium (Debian's ``chromium``, installed by ``.ci/install-browser``) is required in CI; on a
+machine without it the browser tests are skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from semi3lib.site import SiteBuildError, build_site, check_site, ensure_template_installed, find_myst, read_config, toc_files
+
+REPO = Path(__file__).resolve().parents[1]
+SCREENSHOTS = REPO / "_build" / "screenshots"
+CHROMIUM = os.environ.get("SEMI3_CHROMIUM", "/usr/bin/chromium")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+NOTEBOOK_TITLES = {
+    "01_data": "The data: Sketchy and its splits",
+    "02_edgemaps": "Edgemaps: from photos to sketch-like drawings",
+    "03_model": "The model: three branches, what they share",
+    "04_training": "Training Semi3-Net",
+    "05_evaluation": "Evaluation: retrieval results",
+    "06_coattention": "What the co-attention does",
+    "07_embeddings": "The joint embedding space",
+}
+MARKDOWN_PAGES = {"/": "Introduction", "/reproduce/": "Reproduce", "/results/": "Results"}
+RESULTS_ROWS = ["ImageNet baseline", "Two-branch, cross-entropy", "Semi3-Net", "Semi3-Net, no co-attention"]
+
+
+# ---- the stand-in book ------------------------------------------------------------------------
+def _png(figure) -> str:
+    buf = io.BytesIO()
+    figure.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figures() -> tuple[str, str]:
+    """A precision-recall plot and a retrieval grid, as PNG (base64)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    recall = np.linspace(0, 1, 50)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for name, k in [("ImageNet baseline", 6.0), ("Two-branch", 1.6), ("Semi3-Net", 1.2)]:
+        ax.plot(recall, np.exp(-k * recall) * (1 - 0.3 * recall), label=name)
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(frameon=False)
+    ax.grid(alpha=0.3)
+    pr = _png(fig)
+    plt.close(fig)
+
+    rng = np.random.default_rng(0)
+    fig, axes = plt.subplots(2, 6, figsize=(8, 3))
+    for i, ax in enumerate(axes.flat):
+        ax.imshow(rng.random((16, 16)), cmap="gray")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i % 6:
+            for spine in ax.spines.values():
+                spine.set_color("tab:green" if (i + i // 6) % 3 else "tab:red")
+                spine.set_linewidth(3)
+    grid = _png(fig)
+    plt.close(fig)
+    return pr, grid
+
+
+def _metadata(name: str) -> dict:
+    """Notebook metadata in the shape papermill leaves it."""
+    return {
+        "kernelspec": {"display_name": "Python 3 (semi3)", "language": "python", "name": "python3"},
+        "language_info": {"name": "python", "version": "3.11"},
+        "papermill": {"input_path": f"notebooks/{name}.ipynb", "output_path": f"_build/executed/{name}.ipynb",
+                      "parameters": {"profile": "smoke"}},
+    }
+
+
+def evaluation_notebook() -> nbformat.NotebookNode:
+    import pandas as pd
+
+    table = pd.DataFrame(
+        [(RESULTS_ROWS[0], 0.045, 0.081, 0.102, 0.090), (RESULTS_ROWS[1], 0.521, 0.603, 0.640, 0.598),
+         (RESULTS_ROWS[2], 0.584, 0.655, 0.688, 0.650), (RESULTS_ROWS[3], 0.561, 0.637, 0.671, 0.633)],
+        columns=["model", "mAP@all", "mAP@200", "P@100", "P@200"],
+    ).set_index("model")
+    pr_png, grid_png = _figures()
+    cells = [
+        new_markdown_cell(
+            f"# {NOTEBOOK_TITLES['05_evaluation']}\n\n"
+            "Each query sketch ranks the whole gallery; a photo is relevant when it shows the sketch's "
+            "category. The mean average precision over the $Q$ queries,\n\n"
+            "```{math}\n:label: eq-map\n\\mathrm{mAP}=\\frac{1}{Q}\\sum_{q=1}^{Q} \\mathrm{AP}_q ,\n```\n\n"
+            "is reported for every model in [](#tbl-results), with precision-recall curves in "
+            "[](#fig-pr-curves) and example rankings in [](#fig-retrieval-grid)."
+        ),
+        new_code_cell('profile = "cpu"', metadata={"tags": ["parameters"]}, execution_count=1),
+        new_code_cell('# Parameters\nprofile = "smoke"\n', metadata={"tags": ["injected-parameters"]},
+                      execution_count=2),
+        new_code_cell(
+            "#| label: tbl-results\n#| tbl-cap: Retrieval on the query split (stand-in numbers).\nresults",
+            execution_count=3,
+            outputs=[new_output("execute_result", execution_count=3,
+                                data={"text/html": table._repr_html_(), "text/plain": table.to_string()})],
+        ),
+        new_markdown_cell(
+            ":::{note} The paper's numbers\nThe paper reports mAP 0.916 on the full Sketchy; these runs "
+            "use sketchy-mini, so compare the rows with each other. The metric is [](#eq-map).\n:::"
+        ),
+        new_code_cell(
+            "#| label: fig-pr-curves\n#| fig-cap: Precision-recall curves on the query split.\n"
+            "plot_pr_curves(curves)",
+            execution_count=4,
+            outputs=[
+                new_output("stream", name="stdout", text="evaluated 1250 queries against 3125 photos\n"),
+                new_output("display_data", data={"image/png": pr_png, "text/plain": "<Figure size 550x360>"}),
+            ],
+        ),
+        new_code_cell(
+            "#| label: fig-retrieval-grid\n#| fig-cap: Top-5 photos for two query sketches; green frames "
+            "are correct, red ones wrong.\nplot_retrieval_grid(ranking)",
+            execution_count=5,
+            outputs=[new_output("display_data", data={"image/png": grid_png, "text/plain": "<Figure size 800x300>"})],
+        ),
+        new_markdown_cell("## Summary\n\nSemi3-Net ranks above both baselines on every metric."),
+    ]
+    return new_notebook(cells=cells, metadata=_metadata("05_evaluation"))
+
+
+def plain_notebook(name: str) -> nbformat.NotebookNode:
+    cells = [
+        new_markdown_cell(f"# {NOTEBOOK_TITLES[name]}\n\nA stand-in page for `{name}`."),
+        new_code_cell('print("ready")', execution_count=1,
+                      outputs=[new_output("stream", name="stdout", text="ready\n")]),
+    ]
+    return new_notebook(cells=cells, metadata=_metadata(name))
+
+
+def write_standin_project(dest: Path, install: bool = True) -> Path:
+    """``dest`` becomes a copy of the book project whose executed notebooks are stand-ins.
+
+    With ``install``, the template's packages are installed in the repository if missing and
+    linked into the copy.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "myst.yml", dest / "myst.yml")
+    shutil.copytree(REPO / "book", dest / "book", ignore=shutil.ignore_patterns("node_modules"))
+    if install:
+        template = REPO / "book" / "site-template"
+        ensure_template_installed(template)
+        (dest / "book" / "site-template" / "node_modules").symlink_to(template / "node_modules")
+    executed = dest / "_build" / "executed"
+    executed.mkdir(parents=True)
+    for name in NOTEBOOK_TITLES:
+        nb = evaluation_notebook() if name == "05_evaluation" else plain_notebook(name)
+        nbformat.write(nb, executed / f"{name}.ipynb")
+    return dest
+
+
+def _require_tools() -> None:
+    """mystmd and npm must exist; in CI their absence is a failure, elsewhere a skip."""
+    try:
+        find_myst()
+        if shutil.which("npm") is None:
+            raise SiteBuildError("npm is not on PATH")
+    except SiteBuildError as err:
+        if IN_CI:
+            pytest.fail(f"the book cannot be built in CI: {err}")
+        pytest.skip(f"the book's build tools are missing: {err}")
+
+
+@pytest.fixture(scope="module")
+def standin_project(tmp_path_factory) -> Path:
+    _require_tools()
+    return write_standin_project(tmp_path_factory.mktemp("book"))
+
+
+@pytest.fixture(scope="module")
+def site(standin_project) -> Path:
+    return build_site(standin_project, strict=True)
+
+
+# ---- the build ---------------------------------------------------------------------------------
+def test_myst_yml_lists_the_notebooks_in_order_between_intro_and_results():
+    files = toc_files(read_config(REPO))
+    assert files[:2] == ["book/intro.md", "book/reproduce.md"]
+    assert files[2:-1] == [f"_build/executed/{name}.ipynb" for name in NOTEBOOK_TITLES]
+    assert files[-1] == "book/results.md"
+
+
+def test_build_names_every_missing_notebook_before_running_myst(tmp_path):
+    project = write_standin_project(tmp_path / "book", install=False)
+    for name in ("03_model", "06_coattention"):
+        (project / "_build" / "executed" / f"{name}.ipynb").unlink()
+    with pytest.raises(SiteBuildError) as err:
+        build_site(project, strict=True)
+    assert "_build/executed/03_model.ipynb" in str(err.value)
+    assert "_build/executed/06_coattention.ipynb" in str(err.value)
+    assert not (project / "_build" / "html").exists()
+
+
+def test_strict_build_fails_on_a_broken_cross_reference(standin_project, tmp_path):
+    _require_tools()
+    project = tmp_path / "book"
+    shutil.copytree(standin_project, project, symlinks=True, ignore=shutil.ignore_patterns("html", "site", "cache"))
+    with (project / "book" / "results.md").open("a") as fh:
+        fh.write("\nSee [](#fig-that-does-not-exist).\n")
+    with pytest.raises(SiteBuildError, match="fig-that-does-not-exist"):
+        build_site(project, strict=True)
+
+
+def test_built_site_has_every_page_and_figure(site):
+    assert check_site(site.parents[1]) == []
+    for slug in ["reproduce", "data", "edgemaps", "model", "training", "evaluation", "coattention",
+                 "embeddings", "results"]:
+        assert (site / slug / "index.html").is_file(), slug
+    assert len(list((site / "build").glob("*.png"))) == 2
+    assert (site / "_static" / "katex" / "katex.min.css").is_file()
+
+
+def test_check_site_names_a_deleted_figure(site, tmp_path):
+    copy = tmp_path / "project"
+    shutil.copytree(site.parents[1], copy, symlinks=True)
+    figure = next((copy / "_build" / "html" / "build").glob("*.png"))
+    figure.unlink()
+    missing = check_site(copy)
+    assert any(figure.name in m for m in missing), missing
+
+
+# ---- the browser -------------------------------------------------------------------------------
+PROBE = """<!DOCTYPE html><html><body><iframe id="page" src="{src}" style="width:1280px;height:4000px"></iframe>
+<script>
+document.getElementById('page').addEventListener('load', () => {{
+  const doc = document.getElementById('page').contentDocument;
+  const images = [...doc.images].map((img) => ({{src: img.getAttribute('src'), complete: img.complete,
+    naturalWidth: img.naturalWidth}}));
+  const katex = doc.querySelectorAll('.katex').length;
+  const pre = document.createElement('pre');
+  pre.id = 'probe';
+  pre.textContent = JSON.stringify({{images, katex, title: doc.title}});
+  document.body.appendChild(pre);
+}});
+</script></body></html>"""
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    """Serves the site, plus /__probe__?src=PAGE: a page that loads PAGE and reports on it."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        if self.path.startswith("/__probe__?src="):
+            body = PROBE.format(src=html.escape(self.path.split("=", 1)[1])).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def served(site):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        message = f"Chromium is not installed at {CHROMIUM} (run .ci/install-browser)"
+        if IN_CI:
+            pytest.fail(f"{message}; CI must run the browser test")
+        pytest.skip(message)
+    return CHROMIUM
+
+
+def run_chromium(chromium: str, url: str, *args: str) -> str:
+    profile = tempfile.mkdtemp(prefix="semi3-chromium-")
+    try:
+        result = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--hide-scrollbars", f"--user-data-dir={profile}", "--virtual-time-budget=5000", *args, url],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    assert result.returncode == 0, f"chromium failed on {url}: {result.stderr[-2000:]}"
+    return result.stdout
+
+
+@functools.lru_cache(maxsize=None)
+def dom(chromium: str, url: str) -> str:
+    """The page's DOM after its scripts ran and its resources loaded (cached per URL)."""
+    return run_chromium(chromium, url, "--dump-dom")
+
+
+def probe(chromium: str, served: str, path: str) -> dict:
+    page = dom(chromium, f"{served}/__probe__?src={path}")
+    match = re.search(r'<pre id="probe">(.*?)</pre>', page, re.S)
+    assert match, f"the probe page did not report on {path}"
+    return json.loads(html.unescape(match.group(1)))
+
+
+def visible_text(page: str) -> str:
+    """The page's text as a reader sees it: no markup, no KaTeX's MathML copy of the source."""
+    page = re.sub(r'<span class="katex-mathml">.*?</math></span>', " ", page, flags=re.S)
+    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
+    text = html.unescape(re.sub(r"<[^>]+>", "", page)).replace("\xa0", " ")
+    return re.sub(r"\s+", " ", text)
+
+
+def navigation_titles(page: str) -> list[str]:
+    nav = re.search(r'<nav class="sidebar".*?</nav>', page, re.S)
+    assert nav, "the page has no navigation sidebar"
+    return [html.unescape(t) for t in re.findall(r'<span class="toc-title">(.*?)</span>', nav.group(0))]
+
+
+@pytest.mark.parametrize("path", ["/", "/evaluation/", "/results/"])
+def test_navigation_lists_every_chapter(chromium, served, path):
+    titles = navigation_titles(dom(chromium, served + path))
+    expected = ["Introduction", "Reproduce", *NOTEBOOK_TITLES.values(), "Results"]
+    assert titles == expected
+
+
+@pytest.mark.parametrize("path", ["/", "/evaluation/"])
+def test_math_is_rendered_by_katex_not_left_as_tex(chromium, served, path):
+    page = dom(chromium, served + path)
+    assert page.count('class="katex"') >= 2
+    text = visible_text(page)
+    for raw in (r"\frac", r"\sum", r"\mathrm", r"\mathcal", "$$"):
+        assert raw not in text, f"raw TeX {raw!r} is visible on {path}"
+    assert probe(chromium, served, path)["katex"] >= 2
+
+
+@pytest.mark.parametrize("path", ["/evaluation/", "/results/"])
+def test_results_table_and_figures_are_shown(chromium, served, path):
+    page = dom(chromium, served + path)
+    table = re.search(r'<table[^>]*class="dataframe".*?</table>', page, re.S)
+    assert table, f"no results table on {path}"
+    for row in RESULTS_ROWS:
+        assert f">{row}<" in table.group(0)
+    assert "mAP@all" in table.group(0)
+    text = visible_text(page)
+    assert "Table 1:" in text and "Figure 1:" in text and "Figure 2:" in text
+    assert "Precision-recall curves on the query split." in text
+    report = probe(chromium, served, path)
+    figures = [img for img in report["images"] if img["src"].startswith("/build/")]
+    assert len(figures) == 2, report
+    for img in figures:
+        assert img["complete"] and img["naturalWidth"] > 0, f"figure {img['src']} did not load on {path}"
+
+
+def test_cross_references_link_to_their_targets(chromium, served):
+    page = dom(chromium, served + "/evaluation/")
+    for target, text in [("tbl-results", "Table"), ("fig-pr-curves", "Figure"), ("eq-map", "(1)")]:
+        assert re.search(rf'<a class="xref" href="#{target}">[^<]*{re.escape(text)}', page), target
+        assert f'id="{target}"' in page
+
+
+def test_screenshots_of_the_rendered_book(chromium, served):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, path, height in [("evaluation", "/evaluation/", 2600), ("results", "/results/", 2000),
+                               ("introduction", "/", 1600)]:
+        shot = SCREENSHOTS / f"{name}.png"
+        shot.unlink(missing_ok=True)
+        run_chromium(chromium, served + path, f"--screenshot={shot}", f"--window-size=1280,{height}")
+        assert shot.is_file() and shot.stat().st_size > 20_000, f"{shot} is missing or blank"
