@@ -19,6 +19,7 @@ env: $(STAMP)
 
 book: env
 	$(BIN)/semi3 book run --profile $(PROFILE)
+	$(BIN)/python -m semi3lib.site $(if $(SITE_TEMPLATE),--template $(SITE_TEMPLATE))
 
 test: env
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -31,11 +31,16 @@ import platform
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import yaml
+
+# The notebooks' kernels have no ipywidgets: tqdm.auto falls back to text bars, and need not
+# warn about it in every executed page.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 NOTEBOOKS = (
     "01_data",
@@ -207,6 +212,11 @@ def execute_notebook(name: str, source: Path, executed: Path, parameters: dict[s
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    import logging
+
+    # Parameters were checked by parse_parameters; papermill's own inspection misreads some
+    # values and would warn about them.
+    logging.getLogger("papermill").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="semi3-book-") as tmp:
         ipynb = prepared or to_ipynb(source, Path(tmp) / f"{name}.ipynb")
         executed.parent.mkdir(parents=True, exist_ok=True)
@@ -553,7 +563,7 @@ def edge_method_retrieval(data: Any, data_cfg: Any, methods: Sequence[str], back
 
 def trace_forward(model: Any, **inputs: Any) -> "pd.DataFrame":
     """Run ``model(**inputs)`` once with hooks on its blocks and list every block call in
-    order with its input and output shapes (tuples of tensors are listed together)."""
+    order: the block, the branches whose data it carries, input and output shapes."""
     import pandas as pd
     import torch
 
@@ -564,21 +574,29 @@ def trace_forward(model: Any, **inputs: Any) -> "pd.DataFrame":
             return ", ".join(shapes(v) for v in value if torch.is_tensor(v) or isinstance(v, (tuple, list)))
         return ""
 
+    given = [b for b in model.branches if inputs.get(b) is not None]
+    carried = {f"bottoms.{name}": [b for b in given if model.bottom_of[b] == name] for name in model.bottoms}
+    carried.update({"coattention": ["photo", "edge"], "top": given})
     blocks = {f"bottoms.{name}": module for name, module in model.bottoms.items()}
     if getattr(model, "coattention", None) is not None:
         blocks["coattention"] = model.coattention
     blocks.update({"top": model.top, "pool": model.pool, "embedding": model.embedding, "classifier": model.classifier})
     rows: list[dict[str, str]] = []
-    handles = [module.register_forward_hook(
-        lambda _m, args, out, name=name: rows.append({"block": name, "input": shapes(args), "output": shapes(out)}))
-        for name, module in blocks.items()]
+    calls: dict[str, int] = {}
+
+    def hook(name: str, args: Any, out: Any) -> None:
+        n = calls[name] = calls.get(name, 0) + 1
+        branches = carried.get(name, [given[n - 1]] if n <= len(given) else [])
+        rows.append({"block": name, "branches": ", ".join(branches), "input": shapes(args), "output": shapes(out)})
+
+    handles = [module.register_forward_hook(lambda _m, args, out, name=name: hook(name, args, out))
+               for name, module in blocks.items()]
     try:
         with torch.no_grad():
-            outputs = model(**inputs)
+            model(**inputs)
     finally:
         for handle in handles:
             handle.remove()
-    rows.append({"block": "outputs", "input": "", "output": ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())})
     table = pd.DataFrame(rows)
     table.index = range(1, len(table) + 1)
     return table
@@ -593,13 +611,38 @@ def sharing_comparison(model_cfg: Any, num_classes: int) -> "pd.DataFrame":
 
     from semi3lib.models import Semi3Net
 
+    import logging
+
     rows = []
     for sharing, coatt in (("semi", True), ("semi", False), ("shared", True), ("separate", True)):
         cfg = dataclasses.replace(model_cfg, sharing=sharing, coattention=coatt, pretrained=False)
-        model = Semi3Net(cfg, num_classes)
+        # Random weights on purpose (only counts are read): no random-init warning here.
+        level = logging.getLogger("semi3lib.models.backbones").level
+        logging.getLogger("semi3lib.models.backbones").setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = Semi3Net(cfg, num_classes)
+        finally:
+            logging.getLogger("semi3lib.models.backbones").setLevel(level)
         rows.append({"sharing": sharing, "co-attention": coatt, "bottoms": len(model.bottoms),
                      "parameters": sum(p.numel() for p in model.parameters())})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- 04: training
+
+
+def history_table(history: Sequence[Mapping[str, Any]],
+                  metrics: Sequence[str] = ("mAP@all", "P@25", "P@200")) -> "pd.DataFrame":
+    """One row per epoch: the loss terms that were used (a term that is 0 throughout was
+    switched off), the learning rate, wall time and the query metrics where evaluated."""
+    import pandas as pd
+
+    table = pd.json_normalize(list(history), sep=" ").set_index("epoch")
+    losses = [c for c in table.columns if c.startswith("loss_") and (table[c] != 0).any()]
+    queried = [f"query {m}" for m in metrics if f"query {m}" in table.columns]
+    return table[losses + ["lr", "wall_seconds"] + queried].round(4)
 
 
 # --------------------------------------------------------------------------- 05: evaluation
@@ -665,6 +708,25 @@ def summarise_study(runs: "pd.DataFrame") -> "pd.DataFrame":
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "run"
     return table
+
+
+def results_table(book_metrics: "pd.DataFrame", study: "pd.DataFrame | None" = None) -> "pd.DataFrame":
+    """The chapter's main table: the study's runs (already formatted by
+    :func:`summarise_study`) then this book's models, with a ``source`` column, values as
+    3-decimal strings so that ``mean ± std`` and single numbers line up."""
+    import pandas as pd
+
+    columns = [c for c in ("mAP@all", "mAP@200", "P@10", "P@25", "P@100", "P@200") if c in book_metrics.columns]
+    ours = book_metrics[columns].map(lambda v: f"{v:.3f}")
+    ours.insert(0, "source", "this book")
+    parts = [ours]
+    if study is not None:
+        theirs = study.reindex(columns=["seeds", *columns]).copy()
+        theirs.insert(0, "source", "reproduction study")
+        parts.insert(0, theirs)
+    table = pd.concat(parts)
+    table.index.name = "model"
+    return table.fillna("")
 
 
 def top_k(query: Any, gallery: Any, k: int) -> tuple[Any, Any]:

@@ -13,9 +13,10 @@ of L2-normalised embeddings, i.e. cosine similarity; higher ranks first):
   (tested to 1e-6, ties included). It is *not* the interpolated VOC-style AP.
 * **P@k** -- hits among the first k ranked items, divided by k (also when G < k).
 * **mAP@k** -- AP@k = (1 / h_k) * sum_{i <= k} P(i) rel(i), with h_k the number of positives
-  in the first k ranks and P(i) the precision at rank i; AP@k = 0 when h_k = 0. This is the
-  SBIR codebases' definition (Doodle2Search, SEM-PCYC: scikit-learn's AP on the top-k list).
-  It is *not* normalised by min(k, n_pos).
+  in the first k ranks and P(i) the precision at rank i; AP@k = 0 when h_k = 0. This is
+  what SEM-PCYC's ``apsak`` and the SBIR codebases derived from it compute (scikit-learn's
+  AP on the top-k list, 0 when it holds no positive). It is *not* normalised by
+  min(k, n_pos).
 * For the rank-based metrics (P@k, mAP@k) ties are broken by gallery position: equal scores
   rank in gallery order, so the result is deterministic and independent of the chunking.
 * A query with **no positive** in the gallery has AP = AP@k = P@k = 0 by default

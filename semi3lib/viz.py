@@ -184,7 +184,8 @@ def plot_training_curves(history: Sequence[Mapping[str, Any]], metric: str = "mA
     """Left: every ``loss_*`` term per epoch (the hybrid loss's parts and their sum); right:
     the query-split ``metric`` at the epochs where it was evaluated."""
     epochs = [row["epoch"] for row in history]
-    loss_keys = [k for k in history[0] if k.startswith("loss_")] if history else []
+    # A term that is 0 throughout was switched off: leave it out.
+    loss_keys = [k for k in history[0] if k.startswith("loss_") and any(row.get(k) for row in history)] if history else []
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     for key in loss_keys:
         values = [row.get(key, np.nan) for row in history]

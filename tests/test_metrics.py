@@ -176,3 +176,25 @@ def test_gpu_matches_cpu():
     gpu = per_query_metrics(torch.from_numpy(q).cuda(), ql, g, gl, chunk_size=7)
     for key in cpu:
         np.testing.assert_allclose(gpu[key], cpu[key], atol=1e-12)
+
+
+def test_torch_path_used_on_gpu_matches_numpy_path(monkeypatch):
+    """The GPU code path (torch sort/searchsorted), exercised on CPU tensors."""
+    import semi3lib.metrics as metrics
+
+    q, ql, g, gl = _quantised(seed=10)
+    numpy_path = per_query_metrics(q, ql, g, gl, ks=(1, 10, 200), map_at=(10, 200), chunk_size=7)
+    levels, numpy_curve = precision_recall_curve_mean(q, ql, g, gl, chunk_size=7)
+    original = metrics._Ranking.__init__
+
+    def torch_path(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.on_cpu = False
+        self._gallery_t = torch.as_tensor(self.gallery, device=self.device)
+
+    monkeypatch.setattr(metrics._Ranking, "__init__", torch_path)
+    torch_result = per_query_metrics(q, ql, g, gl, ks=(1, 10, 200), map_at=(10, 200), chunk_size=7)
+    for key in numpy_path:
+        np.testing.assert_allclose(torch_result[key], numpy_path[key], atol=1e-12)
+    np.testing.assert_allclose(precision_recall_curve_mean(q, ql, g, gl, chunk_size=7)[1],
+                               numpy_curve, atol=1e-12)
