@@ -47,20 +47,16 @@ figures_dir = "figures"
 
 # %%
 from semi3lib import book, viz
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from semi3lib.data.images import load_image
-from semi3lib.evaluation import embed_split, load_model
-from semi3lib.experiment import load_experiment_data
+from semi3lib.evaluation import embed_split
 from semi3lib.metrics import per_query_ap, precision_recall_curve_mean, retrieval_metrics
 
 viz.use_book_style()
 dev = book.pick_device(device)
-model, cfg, ckpt = load_model(book.require_checkpoint(checkpoint), dev)
-data = load_experiment_data(cfg.data, Path(checkpoint).parent / "split.json")
+model, cfg, ckpt, data = book.load_trained(checkpoint, dev)
 counts = data.split.counts()
 print(f"checkpoint {checkpoint}: {cfg.name}, epoch {ckpt['epoch'] + 1}, {cfg.data.image_size} px, "
       f"{cfg.model.backbone}; {counts['query']} queries against {counts['gallery']} photos on {dev}")

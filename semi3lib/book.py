@@ -24,6 +24,7 @@ parameter, e.g. ``results_dir``) and ``notebooks`` (``{NN_name: {parameter: valu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -365,6 +366,36 @@ def require_checkpoint(path: str | Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def quiet_random_init() -> Any:
+    """Silence the backbone's random-initialisation warning where the random weights are
+    overwritten or irrelevant (loading a checkpoint, counting parameters)."""
+    import logging
+
+    log = logging.getLogger("semi3lib.models.backbones")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*RANDOM initialisation.*")
+            yield
+    finally:
+        log.setLevel(level)
+
+
+def load_trained(checkpoint: str | Path, device: Any = "cpu") -> tuple[Any, Any, dict[str, Any], Any]:
+    """A checkpoint's model, config and contents, and its experiment data (the split saved
+    beside it). :func:`require_checkpoint` explains a missing file."""
+    from semi3lib.evaluation import load_model
+    from semi3lib.experiment import load_experiment_data
+
+    path = require_checkpoint(checkpoint)
+    with quiet_random_init():  # the architecture is built empty, then the weights are loaded
+        model, cfg, ckpt = load_model(path, device)
+    data = load_experiment_data(cfg.data, path.parent / "split.json")
+    return model, cfg, ckpt, data
+
+
 def pick_device(name: str = "auto") -> "torch.device":
     """``auto``: CUDA when present, else CPU."""
     from semi3lib.training import select_device
@@ -611,20 +642,11 @@ def sharing_comparison(model_cfg: Any, num_classes: int) -> "pd.DataFrame":
 
     from semi3lib.models import Semi3Net
 
-    import logging
-
     rows = []
     for sharing, coatt in (("semi", True), ("semi", False), ("shared", True), ("separate", True)):
         cfg = dataclasses.replace(model_cfg, sharing=sharing, coattention=coatt, pretrained=False)
-        # Random weights on purpose (only counts are read): no random-init warning here.
-        level = logging.getLogger("semi3lib.models.backbones").level
-        logging.getLogger("semi3lib.models.backbones").setLevel(logging.ERROR)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model = Semi3Net(cfg, num_classes)
-        finally:
-            logging.getLogger("semi3lib.models.backbones").setLevel(level)
+        with quiet_random_init():  # random weights on purpose: only the counts are read
+            model = Semi3Net(cfg, num_classes)
         rows.append({"sharing": sharing, "co-attention": coatt, "bottoms": len(model.bottoms),
                      "parameters": sum(p.numel() for p in model.parameters())})
     return pd.DataFrame(rows)
@@ -726,7 +748,7 @@ def results_table(book_metrics: "pd.DataFrame", study: "pd.DataFrame | None" = N
         parts.insert(0, theirs)
     table = pd.concat(parts)
     table.index.name = "model"
-    return table.fillna("")
+    return table.astype(object).where(table.notna(), "")
 
 
 def top_k(query: Any, gallery: Any, k: int) -> tuple[Any, Any]:
@@ -760,17 +782,34 @@ def spread_queries(ap: Any, labels: Any, n: int) -> list[int]:
 # --------------------------------------------------------------------------- 06: co-attention
 
 
-def gallery_coattention(model: Any, data: Any, data_cfg: Any, device: Any = "cpu") -> tuple[Any, Any]:
-    """Co-attention weights ``(N, C)`` of every gallery photo with its own edgemap, and the
-    photos' labels ``(N,)``."""
+def coattention_weights(model: Any, data: Any, data_cfg: Any, photo_indices: Sequence[int] | None = None,
+                        device: Any = "cpu") -> tuple[Any, Any]:
+    """Co-attention weights ``(N, C)`` of gallery photos (all, or positions
+    ``photo_indices`` into ``index.photos``), each with its own edgemap, and their labels."""
     import torch
 
+    from semi3lib.data.datasets import GalleryPhotos
     from semi3lib.evaluation import embed_dataset
-    from semi3lib.experiment import gallery_dataset
+    from semi3lib.experiment import edge_cache_dir
 
+    indices = list(data.split.gallery if photo_indices is None else photo_indices)
+    dataset = GalleryPhotos(data.index, indices, image_size=data_cfg.image_size, edge_method=data_cfg.edge_method,
+                            cache_dir=edge_cache_dir(data_cfg))
     model.eval()
-    return embed_dataset(gallery_dataset(data, data_cfg),
-                         lambda b: model.coattention_weights(b["photo"], b["edge"]), torch.device(device))
+    return embed_dataset(dataset, lambda b: model.coattention_weights(b["photo"], b["edge"]), torch.device(device))
+
+
+def restrict_to_categories(data: Any, categories: Sequence[int]) -> Any:
+    """The same experiment data with the query and gallery cut to some category codes."""
+    import dataclasses
+
+    keep = {data.index.categories[c] for c in categories}
+    split = dataclasses.replace(
+        data.split,
+        query=[i for i in data.split.query if data.index.sketches[i].category in keep],
+        gallery=[j for j in data.split.gallery if data.index.photos[j].category in keep],
+    )
+    return dataclasses.replace(data, split=split)
 
 
 def boosted_channels(weights: Any, labels: Any, categories: Sequence[str], top: int = 5) -> "pd.DataFrame":

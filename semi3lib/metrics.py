@@ -31,8 +31,8 @@ counts per positive (``#{items >= s_p}`` and ``#{positives >= s_p}``): the value
 row are sorted (no indices: numpy's AVX-512 float sort on CPU, ``torch.sort`` on GPU) and
 the positives' scores are looked up in it with a binary search. Queries are grouped by label
 so a block of queries shares one set of positive columns and the rest is dense (B, P) array
-arithmetic. The CPU path uses numpy only: mixing torch's OpenMP pool with numpy's OpenBLAS
-threads on 2 cores made both spin against each other (measured 2x slower).
+arithmetic. The CPU path is numpy only: OpenBLAS's idle threads spin, and mixing them with
+torch's OpenMP threads on 2 cores slowed both down (measured 2x).
 """
 
 from __future__ import annotations
@@ -266,7 +266,9 @@ class _Ranking:
         return arr
 
     def chunk_scores(self, chunk: np.ndarray, out: np.ndarray | None = None):
-        """Scores (B, G) of the queries ``chunk``: numpy (into ``out``) on CPU, torch on GPU."""
+        """Scores (B, G) of the queries ``chunk``: numpy (into ``out``) on CPU, torch on GPU.
+        Deterministic: the same chunk always gives the same bits (tie re-ranking relies on
+        it, and checks it)."""
         if self.on_cpu:
             return np.matmul(self.query[chunk], self.gallery.T, out=out)
         return torch.as_tensor(self.query[chunk], device=self.device) @ self._gallery_t.T
@@ -275,6 +277,7 @@ class _Ranking:
         """Yield ``(query_rows, _Block)`` for each label group within each chunk."""
         from tqdm.auto import tqdm
 
+        # One score buffer for all chunks: a fresh 75 MB block per chunk costs page faults.
         buf = np.empty((self.chunk_size, self.num_gallery), self.dtype) if self.on_cpu else None
         starts = range(0, self.num_queries, self.chunk_size)
         for start in tqdm(starts, desc=desc, disable=not progress, unit="chunk"):
@@ -290,36 +293,41 @@ class _Ranking:
                                              pos, n_ge_all, tied, top_value)
 
     def _count_cpu(self, chunk, codes, groups, buf: np.ndarray) -> list[tuple]:
+        """Per block: sorted positive scores, #{items >= each}, tie flags, kmax-th score."""
         s = self.chunk_scores(chunk, out=buf)
         # The positives' scores are read before the rows are sorted in place.
         pos = [np.sort(s[o[0]:o[-1] + 1][:, self.pos_cols[codes[o[0]]]], axis=1) for o in groups]
-        # numpy's float sort is vectorised (AVX-512) and releases the GIL: sort the two halves
-        # of the chunk on two threads.
-        halves = [h for h in np.array_split(np.arange(len(chunk)), 2) if len(h)]
-        list(self._pool.map(lambda h: s[h[0]:h[-1] + 1].sort(axis=1), halves))
+        # numpy's float sort is vectorised (AVX-512; ~3x faster than torch.sort here) and
+        # releases the GIL, as does searchsorted: both run on two threads.
+        self._on_two_threads(len(chunk), lambda r: s[r].sort(axis=1))
         out = []
         for o, p in zip(groups, pos):
+            rows = s[o[0]:o[-1] + 1]  # a block is a contiguous run of rows: a view
             n_ge_all = np.empty(p.shape, dtype=np.int64)
-            tied = np.zeros(p.shape, dtype=bool)
-            halves = [h for h in np.array_split(np.arange(len(o)), 2) if len(h)]
-            list(self._pool.map(lambda h: self._lookup(s, o, p, n_ge_all, tied, h), halves))
-            top = s[o[0]:o[-1] + 1, self.num_gallery - self.kmax] if self.kmax else None
+            tied = np.empty(p.shape, dtype=bool)
+            self._on_two_threads(len(o), lambda r: self._lookup(rows[r], p[r], n_ge_all[r], tied[r]))
+            top = rows[:, self.num_gallery - self.kmax] if self.kmax else None
             out.append((p, n_ge_all, tied, top))
         return out
 
-    def _lookup(self, s, offsets, pos, n_ge_all, tied, rows) -> None:
-        """For rows ``rows`` of a block: #{items >= s_p} and whether s_p is tied with another
-        item, for every positive p. ``side="left"`` counts the items strictly below s_p, so a
-        tie group counts as ranked at its end, as in scikit-learn."""
+    def _on_two_threads(self, n: int, fn) -> None:
+        """``fn(slice)`` on the two halves of ``range(n)``, in parallel."""
+        half = (n + 1) // 2
+        list(self._pool.map(fn, [r for r in (slice(0, half), slice(half, n)) if r.stop > r.start]))
+
+    def _lookup(self, rows: np.ndarray, pos: np.ndarray, n_ge_all: np.ndarray,
+                tied: np.ndarray) -> None:
+        """For sorted score rows (b, G) and sorted positive scores (b, P): fill #{items >=
+        s_p} and whether s_p equals another item's score. ``side="left"`` counts the items
+        strictly below s_p, so a tie group counts as ranked at its end, as in scikit-learn."""
         g = self.num_gallery
-        for i in rows:
-            row = s[offsets[i]]
-            idx = np.searchsorted(row, pos[i])
-            n_ge_all[i] = g - idx
-            nxt = np.minimum(idx + 1, g - 1)
-            tied[i] = (row[nxt] == pos[i]) & (idx + 1 < g)
+        for row, p, n_out, t_out in zip(rows, pos, n_ge_all, tied):
+            idx = np.searchsorted(row, p)
+            n_out[:] = g - idx
+            t_out[:] = (row[np.minimum(idx + 1, g - 1)] == p) & (idx + 1 < g)
 
     def _count_gpu(self, chunk, codes, groups) -> list[tuple]:
+        """As :meth:`_count_cpu`, with torch on the device."""
         s = self.chunk_scores(chunk)
         pos = [torch.sort(s[o[0]:o[-1] + 1].index_select(
             1, torch.as_tensor(self.pos_cols[codes[o[0]]], device=self.device)), dim=1).values
@@ -330,8 +338,7 @@ class _Ranking:
         for o, p in zip(groups, pos):
             rows = s[o[0]:o[-1] + 1]
             idx = torch.searchsorted(rows, p)
-            nxt = torch.gather(rows, 1, (idx + 1).clamp(max=g - 1))
-            tied = (nxt == p) & (idx + 1 < g)
+            tied = (torch.gather(rows, 1, (idx + 1).clamp(max=g - 1)) == p) & (idx + 1 < g)
             top = rows[:, g - self.kmax].cpu().numpy() if self.kmax else None
             out.append((p.cpu().numpy(), (g - idx).cpu().numpy(), tied.cpu().numpy(), top))
         return out

@@ -142,7 +142,7 @@ def retrieval_grid(queries: Sequence[Any], results: Sequence[Sequence[Any]], cor
         _show(ax, queries[i])
         _frame(ax, "black", 2.0)
         label = query_labels[i] if query_labels is not None else "query"
-        ax.set_ylabel(_short(label, 14), fontsize=9, rotation=0, ha="right", va="center", labelpad=4)
+        ax.set_ylabel("\n".join(_short(line, 14) for line in label.split("\n")), fontsize=9, rotation=0, ha="right", va="center", labelpad=4)
         if i == 0:
             ax.set_title("query", fontsize=10)
         for j in range(k):

@@ -33,3 +33,17 @@ def sketchy_mini_root() -> Path:
         pytest.skip(f"sketchy-mini not available: {err}")
     finally:
         os.chdir(old)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(sketchy_mini_root, tmp_path_factory) -> Path:
+    """A real (seconds-long) smoke training run on 5 sketchy-mini categories; its out_dir."""
+    from semi3lib.config import load_config
+    from semi3lib.training import train
+
+    out = tmp_path_factory.mktemp("smoke-run")
+    cfg = load_config(REPO / "configs" / "smoke.yaml",
+                      [f"data.root={sketchy_mini_root}", f"data.cache_dir={out / 'edges'}",
+                       f"train.out_dir={out / 'run'}"])
+    train(cfg, progress=False)
+    return out / "run"

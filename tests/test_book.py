@@ -1,0 +1,169 @@
+"""The book runner and the notebook helpers, without executing the real notebooks."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from pathlib import Path
+
+import jupytext
+import pytest
+
+from semi3lib import book
+from semi3lib.cli import main as semi3_main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_notebook_source_has_a_title_a_literal_parameters_cell_and_the_python3_kernel():
+    for name in book.NOTEBOOKS:
+        nb = jupytext.read(REPO / "notebooks" / f"{name}.py")
+        assert nb.metadata["kernelspec"]["name"] == "python3", name
+        titles = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("# ")]
+        assert len(titles) == 1, f"{name}: one H1 title expected"
+        assert nb.cells[0] is titles[0], f"{name}: the title comes first"
+        params = book.parse_parameters(book.parameters_cell(nb).source)
+        assert {"results_dir", "figures_dir"} <= set(params), name
+        assert params["results_dir"] == "results/book/cpu" and params["figures_dir"] == "figures", name
+        summaries = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## Summary")]
+        assert summaries, f"{name}: a summary section is expected"
+
+
+@pytest.mark.parametrize("profile", book.PROFILES)
+def test_every_profile_sets_only_parameters_the_notebooks_declare(profile, tmp_path):
+    values = book.load_profile(profile, REPO)
+    for name in book.NOTEBOOKS:
+        ipynb = book.to_ipynb(REPO / "notebooks" / f"{name}.py", tmp_path / f"{name}.ipynb")
+        book.notebook_parameters(values, name, book.declared_parameters(ipynb))
+
+
+def test_checkpoint_consumers_default_to_the_training_notebooks_output():
+    run_dir = book.parse_parameters(book.parameters_cell(jupytext.read(REPO / "notebooks/04_training.py")).source)["run_dir"]
+    for name in ("05_evaluation", "06_coattention", "07_embeddings"):
+        params = book.parse_parameters(book.parameters_cell(jupytext.read(REPO / f"notebooks/{name}.py")).source)
+        assert params["checkpoint"] == f"{run_dir}/last.pt", name
+    smoke = book.load_profile("smoke", REPO)
+    assert smoke["__common__"]["checkpoint"] == f"{smoke['04_training']['run_dir']}/last.pt"
+
+
+def test_parameters_cell_must_be_plain_literals():
+    assert book.parse_parameters('a = 1\nb = ["x=1", None]\nc = {"k": 2.5}') == {"a": 1, "b": ["x=1", None], "c": {"k": 2.5}}
+    with pytest.raises(book.BookError, match="not a plain literal"):
+        book.parse_parameters("a = open('x')")
+    with pytest.raises(book.BookError, match="only `name = literal`"):
+        book.parse_parameters("import os")
+
+
+def test_resolve_notebooks_accepts_numbers_and_names():
+    assert book.resolve_notebooks(["05"]) == ["05_evaluation"]
+    assert book.resolve_notebooks(["7", "data"]) == ["01_data", "07_embeddings"]
+    assert book.resolve_notebooks(None) == list(book.NOTEBOOKS)
+    with pytest.raises(book.BookError, match="unknown notebook"):
+        book.resolve_notebooks(["08"])
+
+
+def _project(tmp_path: Path, cell: str, profile: str = "common: {}\nnotebooks: {}\n") -> Path:
+    (tmp_path / "notebooks" / "profiles").mkdir(parents=True)
+    (tmp_path / "notebooks" / "profiles" / "smoke.yaml").write_text(profile)
+    source = textwrap.dedent('''\
+        # ---
+        # jupyter:
+        #   kernelspec:
+        #     display_name: Python 3 (semi3)
+        #     language: python
+        #     name: python3
+        # ---
+
+        # %% [markdown]
+        # # A title
+
+        # %% tags=["parameters"]
+        value = 1
+
+        # %%
+        ''') + cell + "\n"
+    (tmp_path / "notebooks" / "01_data.py").write_text(source)
+    return tmp_path
+
+
+def test_profile_with_an_undeclared_parameter_is_refused_before_running(tmp_path):
+    root = _project(tmp_path, "print(value)", "notebooks:\n  01_data:\n    valeu: 3\n")
+    with pytest.raises(book.BookError, match="'valeu' for 01_data"):
+        book.run_book("smoke", only=["01"], root=root, log=lambda _: None)
+
+
+def test_unknown_profile_names_the_profiles_that_exist(tmp_path):
+    root = _project(tmp_path, "print(value)")
+    with pytest.raises(book.BookError, match="profiles: smoke"):
+        book.run_book("gpu", root=root, log=lambda _: None)
+
+
+@pytest.mark.slow
+def test_runner_executes_with_injected_parameters_and_names_the_failing_cell(tmp_path, capsys):
+    root = _project(tmp_path, 'print("value is", value)\nassert value == 1, "value must be 1"',
+                    "notebooks:\n  01_data:\n    value: 2\n")
+    code = semi3_main(["book", "run", "--profile", "smoke", "--only", "01", "--root", str(root)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "notebook 01_data failed in cell" in err and "AssertionError: value must be 1" in err
+    assert "assert value == 1" in err  # the failing cell's source
+    executed = root / "_build" / "executed" / "01_data.ipynb"
+    assert executed.is_file()
+    (root / "notebooks" / "profiles" / "smoke.yaml").write_text("notebooks:\n  01_data:\n    value: 1\n")
+    assert semi3_main(["book", "run", "--profile", "smoke", "--root", str(root), "--only", "data"]) == 0
+    text = executed.read_text()
+    assert "value is 1" in text and '"injected-parameters"' in text
+
+
+def test_write_results_converts_numpy_and_refuses_nan(tmp_path):
+    import numpy as np
+
+    path = book.write_results(tmp_path, "x", {"a": np.float32(0.5), "b": np.arange(3), "c": Path("p")})
+    assert json.loads(path.read_text()) == {"a": 0.5, "b": [0, 1, 2], "c": "p"}
+    with pytest.raises(ValueError, match="non-finite"):
+        book.write_results(tmp_path, "y", {"m": math.nan})
+
+
+def test_study_table_reads_run_files_and_summarises_seeds(tmp_path):
+    missing, why = book.load_study(tmp_path / "nope")
+    assert missing is None and "does not exist" in why
+    for seed, value in ((0, 0.5), (1, 0.6)):
+        (tmp_path / f"semi3net-s{seed}.json").write_text(json.dumps(
+            {"run": "semi3net", "seed": seed, "metrics": {"mAP@all": value, "P@200": 0.1}, "wall_seconds": 10}))
+    (tmp_path / "baseline.json").write_text(json.dumps({"run": "imagenet", "seed": 0, "metrics": {"mAP@all": 0.05}}))
+    (tmp_path / "other.json").write_text(json.dumps({"not": "a run"}))
+    runs, note = book.load_study(tmp_path)
+    assert len(runs) == 3 and "3 run file(s)" in note
+    summary = book.summarise_study(runs)
+    assert summary.loc["semi3net", "mAP@all"] == "0.550 ± 0.071"
+    assert summary.loc["imagenet", "mAP@all"] == "0.050"
+    import pandas as pd
+
+    ours = pd.DataFrame({"mAP@all": [0.3], "P@200": [0.1]}, index=["book"])
+    table = book.results_table(ours, summary)
+    assert list(table["source"]) == ["reproduction study", "reproduction study", "this book"]
+
+
+def test_paper_numbers_are_labelled_as_the_papers():
+    table = book.paper_reported_table()
+    assert all(c.endswith("(paper)") for c in table.columns)
+    assert table.iloc[0]["mAP@all (paper)"] == 0.916 and table.iloc[1]["P@200 (paper)"] == 0.813
+
+
+def test_spread_queries_picks_distinct_categories_from_best_to_worst():
+    import numpy as np
+
+    ap = np.array([0.9, 0.8, 0.7, 0.1, 0.5, 0.3])
+    labels = np.array([0, 0, 1, 2, 3, 4])
+    picks = book.spread_queries(ap, labels, 3)
+    assert len(picks) == 3 and len({labels[p] for p in picks}) == 3
+    assert list(ap[picks]) == sorted(ap[picks], reverse=True) and picks[0] == 0
+
+
+def test_neighbourhood_stats_on_separated_domains():
+    import numpy as np
+
+    x = np.array([[1, 0.0], [1, 0.01], [0, 1.0], [0.01, 1]])
+    stats = book.neighbourhood_stats(x, category=np.array([0, 1, 0, 1]), is_sketch=np.array([1, 1, 0, 0]), k=1)
+    assert stats["other_domain"] == 0.0 and stats["same_category"] == 0.0

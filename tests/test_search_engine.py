@@ -1,0 +1,82 @@
+"""`semi3 eval`, `semi3 index` and `semi3 search` on a real smoke-trained checkpoint."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from semi3lib.cli import main
+
+
+def _photo_folder(root, tmp_path, categories=("airplane", "alarm_clock")):
+    folder = tmp_path / "photos"
+    for cat in categories:
+        (folder / "nested" / cat).mkdir(parents=True)
+        for src in sorted((root / "photo" / "tx_000000000000" / cat).glob("*.jpg"))[:4]:
+            shutil.copy(src, folder / "nested" / cat / src.name)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    return folder
+
+
+def test_eval_prints_every_metric_as_json(smoke_run, capsys):
+    assert main(["eval", "--checkpoint", str(smoke_run / "last.pt"), "--json", "--quiet", "--device", "cpu"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"mAP@all", "mAP@200", "P@10", "P@25", "P@100", "P@200"} <= set(metrics)
+    history = [json.loads(line) for line in (smoke_run / "metrics.jsonl").read_text().splitlines()]
+    assert metrics["mAP@all"] == pytest.approx(history[-1]["query"]["mAP@all"], abs=1e-6)
+
+
+def test_index_and_search_return_top_k_photos(smoke_run, sketchy_mini_root, tmp_path, capsys):
+    photos = _photo_folder(sketchy_mini_root, tmp_path)
+    index = tmp_path / "gallery.npz"
+    assert main(["index", "--checkpoint", str(smoke_run / "last.pt"), "--photos", str(photos),
+                 "--out", str(index), "--quiet", "--device", "cpu"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built == {"index": str(index), "photos": 8, "skipped": 1}
+
+    sketch = sorted((sketchy_mini_root / "sketch" / "tx_000000000000" / "airplane").glob("*.png"))[0]
+    rgba = tmp_path / "sketch_rgba.png"
+    Image.open(sketch).convert("RGBA").resize((300, 170)).save(rgba)  # any size and mode
+    for query in (sketch, rgba):
+        assert main(["search", "--index", str(index), str(query), "-k", "3", "--json", "--device", "cpu"]) == 0
+        hits = json.loads(capsys.readouterr().out)["results"]
+        assert len(hits) == 3
+        assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+        assert all(str(photos) in h["path"] for h in hits)
+
+
+def test_search_errors_are_one_line(smoke_run, sketchy_mini_root, tmp_path, capsys):
+    photos = _photo_folder(sketchy_mini_root, tmp_path, categories=("airplane",))
+    index = tmp_path / "g.npz"
+    main(["index", "--checkpoint", str(smoke_run / "last.pt"), "--photos", str(photos), "--out", str(index),
+          "--quiet", "--device", "cpu"])
+    capsys.readouterr()
+    assert main(["search", "--index", str(index), str(tmp_path / "missing.png")]) == 2
+    assert "missing.png" in capsys.readouterr().err
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"garbage")
+    assert main(["search", "--index", str(index), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.png" in err and len(err.strip().splitlines()) == 1
+    assert main(["search", "--index", str(tmp_path / "nope.npz"), str(bad)]) == 2
+
+
+def test_index_built_by_another_model_is_refused(smoke_run, sketchy_mini_root, tmp_path, capsys):
+    import torch
+
+    photos = _photo_folder(sketchy_mini_root, tmp_path, categories=("airplane",))
+    index = tmp_path / "g.npz"
+    main(["index", "--checkpoint", str(smoke_run / "last.pt"), "--photos", str(photos), "--out", str(index),
+          "--quiet", "--device", "cpu"])
+    ckpt = torch.load(smoke_run / "last.pt", weights_only=False)
+    first = next(k for k, v in ckpt["model"].items() if v.is_floating_point())
+    ckpt["model"][first] = ckpt["model"][first] + 0.01
+    other = tmp_path / "other.pt"
+    torch.save(ckpt, other)
+    capsys.readouterr()
+    sketch = sorted((sketchy_mini_root / "sketch" / "tx_000000000000" / "airplane").glob("*.png"))[0]
+    assert main(["search", "--index", str(index), str(sketch), "--checkpoint", str(other)]) == 2
+    assert "different model" in capsys.readouterr().err
