@@ -66,13 +66,11 @@ def evaluate_model(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, 
 
 
 def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[Semi3Net, ExperimentConfig, dict[str, Any]]:
-    """Rebuild the model a checkpoint was trained with and load its weights (no download:
-    the architecture is built without pretrained weights, then overwritten)."""
+    """Rebuild the model a checkpoint was trained with and load its weights (the layers are
+    built without fetching any pretrained weights, then overwritten)."""
     ckpt = load_checkpoint_file(checkpoint)
     cfg = config_from_dict(ckpt["config"])
-    model_cfg = cfg.model
-    model_cfg.pretrained = False
-    model = Semi3Net(model_cfg, num_classes=ckpt["num_classes"])
+    model = Semi3Net(cfg.model, num_classes=ckpt["num_classes"], load_weights=False)
     model.load_state_dict(ckpt["model"])
     model.to(torch.device(device)).eval()
     return model, cfg, ckpt

@@ -40,6 +40,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext as _nullcontext
 from typing import Literal
 
 import numpy as np
@@ -265,66 +266,83 @@ class _Ranking:
             raise ValueError("embeddings contain NaN or inf")
         return arr
 
+    def halves(self, n: int) -> list[slice]:
+        """The two row ranges of a chunk of ``n`` queries that the two CPU threads score."""
+        half = (n + 1) // 2
+        return [r for r in (slice(0, half), slice(half, n)) if r.stop > r.start]
+
     def chunk_scores(self, chunk: np.ndarray, out: np.ndarray | None = None):
         """Scores (B, G) of the queries ``chunk``: numpy (into ``out``) on CPU, torch on GPU.
+
         Deterministic: the same chunk always gives the same bits (tie re-ranking relies on
-        it, and checks it)."""
-        if self.on_cpu:
-            return np.matmul(self.query[chunk], self.gallery.T, out=out)
-        return torch.as_tensor(self.query[chunk], device=self.device) @ self._gallery_t.T
+        it, and checks it). On CPU each half is one single-threaded BLAS call on its thread.
+        """
+        if not self.on_cpu:
+            return torch.as_tensor(self.query[chunk], device=self.device) @ self._gallery_t.T
+        out = np.empty((len(chunk), self.num_gallery), self.dtype) if out is None else out
+        list(self._pool.map(lambda r: self._score_rows(chunk[r], out[r]), self.halves(len(chunk))))
+        return out
+
+    def _score_rows(self, queries: np.ndarray, out: np.ndarray) -> None:
+        np.matmul(self.query[queries], self.gallery.T, out=out)
 
     def blocks(self, progress: bool, desc: str):
         """Yield ``(query_rows, _Block)`` for each label group within each chunk."""
+        from threadpoolctl import threadpool_limits
         from tqdm.auto import tqdm
 
         # One score buffer for all chunks: a fresh 75 MB block per chunk costs page faults.
         buf = np.empty((self.chunk_size, self.num_gallery), self.dtype) if self.on_cpu else None
         starts = range(0, self.num_queries, self.chunk_size)
-        for start in tqdm(starts, desc=desc, disable=not progress, unit="chunk"):
-            chunk = self.q_order[start:start + self.chunk_size]
-            codes = self.q_codes_sorted[start:start + self.chunk_size]
-            groups = np.split(np.arange(len(chunk)), np.flatnonzero(np.diff(codes)) + 1)
-            if self.on_cpu:
-                counted = self._count_cpu(chunk, codes, groups, buf[:len(chunk)])
-            else:
-                counted = self._count_gpu(chunk, codes, groups)
-            for offsets, (pos, n_ge_all, tied, top_value) in zip(groups, counted):
-                yield chunk[offsets], _Block(self, chunk, offsets, int(codes[offsets[0]]),
-                                             pos, n_ge_all, tied, top_value)
+        # On CPU, each of two threads scores, sorts and looks up its half of a chunk with a
+        # single-threaded BLAS: a multi-threaded OpenBLAS leaves its worker spinning after
+        # every product, which on 2 cores starves the sort that follows.
+        with threadpool_limits(limits=1, user_api="blas") if self.on_cpu else _nullcontext():
+            for start in tqdm(starts, desc=desc, disable=not progress, unit="chunk"):
+                chunk = self.q_order[start:start + self.chunk_size]
+                codes = self.q_codes_sorted[start:start + self.chunk_size]
+                groups = np.split(np.arange(len(chunk)), np.flatnonzero(np.diff(codes)) + 1)
+                if self.on_cpu:
+                    counted = self._count_cpu(chunk, codes, groups, buf[:len(chunk)])
+                else:
+                    counted = self._count_gpu(chunk, codes, groups)
+                for offsets, (pos, n_ge_all, tied, top_value) in zip(groups, counted):
+                    yield chunk[offsets], _Block(self, chunk, offsets, int(codes[offsets[0]]),
+                                                 pos, n_ge_all, tied, top_value)
 
     def _count_cpu(self, chunk, codes, groups, buf: np.ndarray) -> list[tuple]:
         """Per block: sorted positive scores, #{items >= each}, tie flags, kmax-th score."""
-        s = self.chunk_scores(chunk, out=buf)
-        # The positives' scores are read before the rows are sorted in place.
-        pos = [np.sort(s[o[0]:o[-1] + 1][:, self.pos_cols[codes[o[0]]]], axis=1) for o in groups]
-        # numpy's float sort is vectorised (AVX-512; ~3x faster than torch.sort here) and
-        # releases the GIL, as does searchsorted: both run on two threads.
-        self._on_two_threads(len(chunk), lambda r: s[r].sort(axis=1))
-        out = []
-        for o, p in zip(groups, pos):
-            rows = s[o[0]:o[-1] + 1]  # a block is a contiguous run of rows: a view
-            n_ge_all = np.empty(p.shape, dtype=np.int64)
-            tied = np.empty(p.shape, dtype=bool)
-            self._on_two_threads(len(o), lambda r: self._lookup(rows[r], p[r], n_ge_all[r], tied[r]))
-            top = rows[:, self.num_gallery - self.kmax] if self.kmax else None
-            out.append((p, n_ge_all, tied, top))
-        return out
-
-    def _on_two_threads(self, n: int, fn) -> None:
-        """``fn(slice)`` on the two halves of ``range(n)``, in parallel."""
-        half = (n + 1) // 2
-        list(self._pool.map(fn, [r for r in (slice(0, half), slice(half, n)) if r.stop > r.start]))
-
-    def _lookup(self, rows: np.ndarray, pos: np.ndarray, n_ge_all: np.ndarray,
-                tied: np.ndarray) -> None:
-        """For sorted score rows (b, G) and sorted positive scores (b, P): fill #{items >=
-        s_p} and whether s_p equals another item's score. ``side="left"`` counts the items
-        strictly below s_p, so a tie group counts as ranked at its end, as in scikit-learn."""
         g = self.num_gallery
-        for row, p, n_out, t_out in zip(rows, pos, n_ge_all, tied):
-            idx = np.searchsorted(row, p)
-            n_out[:] = g - idx
-            t_out[:] = (row[np.minimum(idx + 1, g - 1)] == p) & (idx + 1 < g)
+        cols = [self.pos_cols[codes[o[0]]] for o in groups]
+        pos = [np.empty((len(o), len(c)), self.dtype) for o, c in zip(groups, cols)]
+        n_ge_all = [np.empty(p.shape, np.int64) for p in pos]
+        tied = [np.empty(p.shape, bool) for p in pos]
+        block_of_row = np.repeat(np.arange(len(groups)), [len(o) for o in groups])
+
+        def half(r: slice) -> None:
+            s = buf[r]
+            self._score_rows(chunk[r], s)
+            rows = np.arange(len(chunk))[r]
+            parts = [(b, rows[block_of_row[r] == b]) for b in np.unique(block_of_row[r])]
+            # The positives' scores are read before the rows are sorted in place.
+            for b, rr in parts:
+                # rr is a contiguous run of rows: slice (a view) before gathering columns.
+                pos[b][rr - groups[b][0]] = np.sort(buf[rr[0]:rr[-1] + 1][:, cols[b]], axis=1)
+            # numpy's float sort is vectorised (AVX-512; ~3x faster than torch.sort here).
+            s.sort(axis=1)
+            for b, rr in parts:
+                for i in rr:
+                    j = i - groups[b][0]
+                    # side="left" counts the items strictly below s_p, so G - idx counts the
+                    # items >= s_p: a tie group counts as ranked at its end, as in sklearn.
+                    idx = np.searchsorted(buf[i], pos[b][j])
+                    n_ge_all[b][j] = g - idx
+                    tied[b][j] = (buf[i][np.minimum(idx + 1, g - 1)] == pos[b][j]) & (idx + 1 < g)
+
+        # Both threads release the GIL in matmul, sort and searchsorted.
+        list(self._pool.map(half, self.halves(len(chunk))))
+        return [(pos[b], n_ge_all[b], tied[b],
+                 buf[o, g - self.kmax] if self.kmax else None) for b, o in enumerate(groups)]
 
     def _count_gpu(self, chunk, codes, groups) -> list[tuple]:
         """As :meth:`_count_cpu`, with torch on the device."""

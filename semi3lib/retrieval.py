@@ -85,7 +85,8 @@ class RetrievalIndex:
         if len(self.paths) != len(emb):
             raise ValueError(f"{len(emb)} embeddings but {len(self.paths)} paths")
         if self.labels is not None:
-            self.labels = list(self.labels)
+            # numpy scalars are not JSON-serialisable; tolist() gives Python ints/strs.
+            self.labels = np.asarray(self.labels).tolist()
             if len(self.labels) != len(emb):
                 raise ValueError(f"{len(emb)} embeddings but {len(self.labels)} labels")
         self.model_identity = dict(self.model_identity)

