@@ -69,7 +69,7 @@ def worker(args) -> dict:
     q, ql, g, gl = make_data(args.queries, args.gallery, args.dim, args.classes, args.seed)
     subset = reference_subset(q, args.ref_queries)
     if args.worker in ("ours", "ours_all"):
-        from semi3lib.metrics import per_query_ap, retrieval_metrics
+        from semi3lib.metrics import retrieval_metrics
 
         ks, map_at = ((200,), ()) if args.worker == "ours" else ((10, 25, 100, 200), (200,))
         retrieval_metrics(q[:8], ql[:8], g, gl, ks=ks, map_at=map_at)  # warm-up (threads, pages)

@@ -392,7 +392,7 @@ def plot_speed(seconds_per_image: Mapping[str, float], title: str = "Edgemap ext
 
 
 def plot_histograms(groups: Mapping[str, Sequence[float]], xlabel: str, title: str,
-                    bins: int = 30, ax: plt.Axes | None = None) -> Figure:
+                    bins: int = 30, ax: plt.Axes | None = None, legend: bool = True) -> Figure:
     """Overlaid, density-normalised histograms of several groups on shared bins."""
     fig = ax.figure if ax is not None else plt.figure(figsize=(6.4, 3.8), layout="constrained")
     ax = ax or fig.add_subplot()
@@ -406,7 +406,8 @@ def plot_histograms(groups: Mapping[str, Sequence[float]], xlabel: str, title: s
     ax.set_ylabel("density")
     if title:
         ax.set_title(title)
-    ax.legend(loc="best", frameon=True, framealpha=0.85, fontsize=9)
+    if legend:
+        ax.legend(loc="best", frameon=True, framealpha=0.85, fontsize=9)
     return fig
 
 
@@ -416,6 +417,8 @@ def plot_histogram_panels(table: Any, by: str, columns: Mapping[str, str], title
     fig, axes = plt.subplots(1, len(columns), figsize=(5.6 * len(columns), 3.8), squeeze=False, layout="constrained")
     for ax, (column, label) in zip(axes[0], columns.items()):
         groups = {name: group[column].to_numpy() for name, group in table.groupby(by, sort=True)}
-        plot_histograms(groups, label, "", ax=ax)
+        plot_histograms(groups, label, "", ax=ax, legend=False)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
     fig.suptitle(title)
     return fig

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +28,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = {"out_dir": str(result.out_dir), "epochs": len(result.history),
                "wall_seconds": round(result.wall_seconds, 1), "query": result.final_metrics}
     print(json.dumps(summary))
+    if args.results:
+        from semi3lib.checkpoints import atomic_write_text
+        from semi3lib.hardware import machine_info
+
+        record = {"run": cfg.name, "command": "semi3 " + " ".join(sys.argv[1:]) if sys.argv else None,
+                  **summary, "history": result.history, "config": cfg.to_dict(), "machine": machine_info()}
+        atomic_write_text(args.results, json.dumps(record, indent=2) + "\n")
     return 0
 
 
@@ -94,6 +102,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="YAML config, e.g. configs/sketchy-mini-cpu.yaml")
     p.add_argument("--resume", action="store_true", help="continue from <out_dir>/last.pt if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--results", help="also write a JSON record (metrics, history, config, machine) here")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.epochs=2 model.coattention=false")
     p.set_defaults(func=cmd_train)
 
