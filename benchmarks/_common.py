@@ -2,79 +2,20 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
-import platform
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from semi3lib.hardware import machine_info
+
+__all__ = ["RESULTS", "PeakRSS", "machine_info", "write_result"]
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results" / "benchmarks"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _version(module: str) -> str | None:
-    try:
-        return __import__(module).__version__
-    except Exception:  # not installed, or no version attribute
-        return None
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU, cores, RAM, GPU and library versions: the "machine" block of every result."""
-    import numpy as np
-    import torch
-
-    try:
-        import psutil
-        ram_gb = round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError:
-        ram_gb = None
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = os.cpu_count()
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
-    info = {
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "usable_cores": affinity,
-        "torch_threads": torch.get_num_threads(),
-        "ram_gb": ram_gb,
-        "load_average_1_5_15min": load,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "sklearn": _version("sklearn"),
-        "faiss": _version("faiss"),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    try:
-        info["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-            timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        info["git_commit"] = None
-    return info
 
 
 class PeakRSS:

@@ -38,6 +38,7 @@ figures_dir = "figures"
 # %%
 from semi3lib import book, viz
 from semi3lib.config import load_config
+from semi3lib.data import summary
 from semi3lib.data.images import load_image
 from semi3lib.data.layouts import read_dataset
 from semi3lib.experiment import load_experiment_data
@@ -60,7 +61,7 @@ print(f"dataset {index.name!r} read from {index.root}")
 print(f"categories: {len(index.categories)}")
 print(f"photos:     {len(index.photos)}")
 for variant, n in index.sketch_counts().items():
-    print(f"sketches {book.variant_label(variant) if variant != 'total' else 'total'}: {n}")
+    print(f"sketches {summary.variant_label(variant) if variant != 'total' else 'total'}: {n}")
 
 # %% [markdown]
 # ## The split
@@ -83,7 +84,7 @@ for name, n in split.counts().items():
 # shows (the full table has one row per category and is written to the results file).
 
 # %%
-table = book.category_table(index, split)
+table = summary.category_table(index, split)
 table.describe().loc[["mean", "min", "max"]].round(1)
 
 # %%
@@ -99,7 +100,7 @@ table.head(8)
 
 # %%
 categories = index.categories[:: max(1, len(index.categories) // example_categories)][:example_categories]
-pairs = book.sketch_photo_examples(index, categories, per_category=2, seed=seed)
+pairs = summary.sketch_photo_examples(index, categories, per_category=2, seed=seed)
 rows = [[load_image(p.path, "RGB"), load_image(s.path, "L")] for s, p in pairs]
 rows = [rows[i] + rows[i + 1] for i in range(0, len(rows) - 1, 2)]
 fig = viz.image_table(rows, col_labels=["photo", "its sketch", "photo", "its sketch"],
@@ -118,10 +119,10 @@ path = viz.save_figure(fig, "01_sketch_photo_pairs", figures_dir)
 
 # %%
 full_index = read_dataset(cfg.data.dataset, root=cfg.data.root)  # all categories: few drawings have both
-vpairs = book.variant_pairs(full_index, variant_examples, seed=seed)
+vpairs = summary.variant_pairs(full_index, variant_examples, seed=seed)
 fig = viz.image_table([[load_image(a.path, "L") for a, _ in vpairs], [load_image(b.path, "L") for _, b in vpairs]],
                       col_labels=[a.category for a, _ in vpairs],
-                      row_labels=[book.VARIANT_NAMES.get(v, v) for v in full_index.sketch_variants[:2]],
+                      row_labels=[summary.VARIANT_NAMES.get(v, v) for v in full_index.sketch_variants[:2]],
                       title="One drawing, two renderings")
 path = viz.save_figure(fig, "01_sketch_variants", figures_dir)
 
@@ -134,7 +135,7 @@ path = viz.save_figure(fig, "01_sketch_variants", figures_dir)
 # Sketchy.
 
 # %%
-extent = book.variant_extent_table(index, max_per_variant=extent_sample, seed=seed)
+extent = summary.variant_extent_table(index, max_per_variant=extent_sample, seed=seed)
 fig = viz.plot_histogram_panels(extent, "variant", {"bbox_area": "bounding-box area / canvas area",
                                                     "ink": "ink pixels / canvas pixels"},
                                 "How the two sketch renderings use the canvas")

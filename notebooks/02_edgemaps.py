@@ -44,8 +44,11 @@ import numpy as np
 from semi3lib import book, viz
 from semi3lib.config import load_config
 from semi3lib.data.images import load_image
-from semi3lib.edges import compute_edgemap
+from semi3lib.data.summary import sketch_photo_examples
+from semi3lib.edges import compute_edgemap, edgemap_speed
+from semi3lib.evaluation import edge_method_retrieval
 from semi3lib.experiment import load_experiment_data
+from semi3lib.training import select_device
 
 viz.use_book_style()
 cfg = load_config(config, overrides)
@@ -63,7 +66,7 @@ print(f"edge methods: {', '.join(methods)}; the training config uses {cfg.data.e
 
 # %%
 step = max(1, len(index.categories) // example_photos)
-pairs = book.sketch_photo_examples(index, index.categories[::step][:example_photos], per_category=1, seed=seed)
+pairs = sketch_photo_examples(index, index.categories[::step][:example_photos], per_category=1, seed=seed)
 rows = []
 for sketch, photo in pairs:
     rgb = np.asarray(load_image(photo.path, "RGB"))
@@ -90,8 +93,8 @@ data_r = load_experiment_data(cfg_r.data)
 counts = data_r.split.counts()
 print(f"{counts['query']} query sketches against {counts['gallery']} gallery items "
       f"({len(data_r.index.categories)} categories, {cfg_r.data.image_size} px, {cfg_r.model.backbone})")
-comparison = book.edge_method_retrieval(data_r, cfg_r.data, methods, cfg_r.model.backbone,
-                                        cfg_r.model.weights_path, book.pick_device(device))
+comparison = edge_method_retrieval(data_r, cfg_r.data, methods, cfg_r.model.backbone,
+                                   cfg_r.model.weights_path, select_device(device))
 chance = 1 / len(data_r.index.categories)
 comparison.round(4)
 
@@ -110,7 +113,7 @@ path = viz.save_figure(fig, "02_edge_retrieval", figures_dir)
 
 # %%
 speed_paths = [p.path for p in index.photos[:: max(1, len(index.photos) // speed_photos)][:speed_photos]]
-speed = book.edgemap_speed(speed_paths, methods)
+speed = edgemap_speed(speed_paths, methods)
 fig = viz.plot_speed(speed, title=f"Edgemap extraction speed ({len(speed_paths)} photos)")
 path = viz.save_figure(fig, "02_edge_speed", figures_dir)
 

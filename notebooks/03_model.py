@@ -42,6 +42,7 @@ import torch
 from semi3lib.config import load_config
 from semi3lib.experiment import load_experiment_data, train_dataset
 from semi3lib.models import Semi3Net
+from semi3lib.models.inspect import sharing_comparison, trace_forward
 
 viz.use_book_style()
 cfg = load_config(config, overrides)
@@ -82,7 +83,7 @@ print("photo bottom is its own module:          ", model.bottom("photo") is not 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-sharing = book.sharing_comparison(cfg.model, data.num_classes)
+sharing = sharing_comparison(cfg.model, data.num_classes)
 print(sharing.to_string(index=False))
 
 # %% [markdown]
@@ -107,7 +108,7 @@ print({k: tuple(v.shape) for k, v in batch.items() if torch.is_tensor(v)})
 
 # %%
 # NBVAL_CHECK_OUTPUT
-trace = book.trace_forward(model, sketch=batch["sketch"], photo=batch["photo"], edge=batch["edge"])
+trace = trace_forward(model, sketch=batch["sketch"], photo=batch["photo"], edge=batch["edge"])
 print(trace.to_string())
 with torch.no_grad():
     outputs = model(sketch=batch["sketch"], photo=batch["photo"], edge=batch["edge"])

@@ -44,11 +44,12 @@ results_dir = "results/book/cpu"
 figures_dir = "figures"
 
 # %%
-from semi3lib import book, viz
 import yaml
 
+from semi3lib import book, viz
 from semi3lib.config import load_config
-from semi3lib.training import select_device, train
+from semi3lib.reporting import history_table
+from semi3lib.training import read_steps, select_device, train
 
 viz.use_book_style()
 cfg = load_config(config, [*overrides, f"train.out_dir={run_dir}", f"train.device={device}"])
@@ -59,9 +60,10 @@ print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 # ## Training
 #
 # The loop (`semi3lib.training.train`, the same one `semi3 train` runs) writes the resolved
-# config, the split, per-epoch metrics (`metrics.jsonl`, `metrics.csv`) and the checkpoints
-# `last.pt` / `best.pt` into the run folder. On CUDA it uses bf16 mixed precision and
-# channels-last; here it runs on whatever `device` resolves to.
+# config, the split, per-epoch metrics (`metrics.jsonl`, `metrics.csv`), the loss terms every
+# `train.log_every` steps (`steps.jsonl`) and the checkpoints `last.pt` / `best.pt` into the
+# run folder. On CUDA it uses bf16 mixed precision and channels-last; here it runs on
+# whatever `device` resolves to.
 
 # %%
 result = train(cfg, resume=resume, progress=False)
@@ -74,11 +76,18 @@ print(f"{len(result.history)} epoch(s) in {result.wall_seconds:.0f} s; run folde
 # the query split's mAP@all at the epochs where it was evaluated.
 
 # %%
-book.history_table(result.history)
+history_table(result.history)
+
+# %% [markdown]
+# The curves follow the loss terms within each epoch, from the step log: each point is the
+# mean over the `train.log_every` steps before it (the last point of an epoch over the steps
+# left since the previous one).
 
 # %%
-fig = viz.plot_training_curves(result.history, title=f"Training {cfg.name} ({cfg.data.image_size} px, "
-                                                     f"{cfg.train.epochs} epochs)")
+steps = read_steps(result.out_dir)
+fig = viz.plot_training_curves(result.history, steps=steps,
+                               title=f"Training {cfg.name} ({cfg.data.image_size} px, {cfg.train.epochs} epochs, "
+                                     f"loss every {cfg.train.log_every} steps)")
 path = viz.save_figure(fig, "04_training_curves", figures_dir)
 
 # %%

@@ -46,17 +46,21 @@ results_dir = "results/book/cpu"
 figures_dir = "figures"
 
 # %%
-from semi3lib import book, viz
 import numpy as np
 import pandas as pd
 
+from semi3lib import book, viz
 from semi3lib.data.images import load_image
-from semi3lib.evaluation import embed_split
+from semi3lib.evaluation import embed_split, embed_split_imagenet, load_trained
 from semi3lib.metrics import per_query_ap, precision_recall_curve_mean, retrieval_metrics
+from semi3lib.reporting import (PAPER_REPORTED, TABLE_METRICS, load_study, paper_reported_table, results_table,
+                                spread_queries, summarise_study)
+from semi3lib.retrieval import search_arrays
+from semi3lib.training import select_device
 
 viz.use_book_style()
-dev = book.pick_device(device)
-model, cfg, ckpt, data = book.load_trained(checkpoint, dev)
+dev = select_device(device)
+model, cfg, ckpt, data = load_trained(book.require_checkpoint(checkpoint), dev)
 counts = data.split.counts()
 print(f"checkpoint {checkpoint}: {cfg.name}, epoch {ckpt['epoch'] + 1}, {cfg.data.image_size} px, "
       f"{cfg.model.backbone}; {counts['query']} queries against {counts['gallery']} photos on {dev}")
@@ -71,11 +75,11 @@ print(f"checkpoint {checkpoint}: {cfg.name}, epoch {ckpt['epoch'] + 1}, {cfg.dat
 trained_name = "Semi3-Net (this book's short run)"
 embeddings = {trained_name: embed_split(model, data, cfg.data, "query", dev)}
 if baseline:
-    embeddings[f"ImageNet {cfg.model.backbone} features (no training)"] = book.imagenet_embeddings(
+    embeddings[f"ImageNet {cfg.model.backbone} features (no training)"] = embed_split_imagenet(
         data, cfg.data, cfg.model.backbone, cfg.model.weights_path, dev)
 metrics = {name: retrieval_metrics(e["query"], e["query_labels"], e["gallery"], e["gallery_labels"])
            for name, e in embeddings.items()}
-book_table = pd.DataFrame(metrics).T[list(book.TABLE_METRICS)]
+book_table = pd.DataFrame(metrics).T[list(TABLE_METRICS)]
 book_table.index.name = "model"
 book_table.round(4)
 
@@ -88,7 +92,7 @@ book_table.round(4)
 # Its rows come first when they exist; this book's short run and the baseline follow.
 
 # %%
-study_runs, study_note = book.load_study(study_dir)
+study_runs, study_note = load_study(study_dir)
 print(study_note if study_runs is not None else
       f"The reproduction study's results are not available: {study_note}. "
       f"Only this book's run and the baseline are shown; run the study to fill in the ablations.")
@@ -96,7 +100,7 @@ print(study_note if study_runs is not None else
 # %%
 #| label: tbl-results
 #| tbl-cap: Retrieval on the sketchy-mini query split (mean ± std over seeds where a run has several).
-results = book.results_table(book_table, book.summarise_study(study_runs) if study_runs is not None else None)
+results = results_table(book_table, summarise_study(study_runs) if study_runs is not None else None)
 results
 
 # %% [markdown]
@@ -109,7 +113,7 @@ results
 # :::
 
 # %%
-book.paper_reported_table()
+paper_reported_table()
 
 # %% [markdown]
 # ## Precision-recall curves
@@ -139,8 +143,8 @@ path = viz.save_figure(fig, "05_pr_curves", figures_dir)
 #| label: fig-retrieval-grid
 #| fig-cap: Top-ranked photos for query sketches of increasing difficulty; green frames are correct, red ones wrong.
 ap = per_query_ap(first["query"], first["query_labels"], first["gallery"], first["gallery_labels"])
-picks = book.spread_queries(ap, first["query_labels"], grid_queries)
-top, scores = book.top_k(first["query"][picks], first["gallery"], top_k)
+picks = spread_queries(ap, first["query_labels"], grid_queries)
+scores, top = search_arrays(first["gallery"], first["query"][picks], top_k)
 correct = first["gallery_labels"][top] == first["query_labels"][picks][:, None]
 sketches = [data.index.sketches[data.split.query[p]] for p in picks]
 photos = [[load_image(data.index.photos[data.split.gallery[j]].path, "RGB") for j in row] for row in top]
@@ -156,7 +160,7 @@ results_path = book.write_results(results_dir, "05_evaluation", {
     "pr_curves": {name: {"recall": r, "precision": p} for name, (r, p) in curves.items()},
     "study": {"available": study_runs is not None, "note": study_note,
               "runs": study_runs.to_dict(orient="records") if study_runs is not None else []},
-    "paper_reported": list(book.PAPER_REPORTED),
+    "paper_reported": list(PAPER_REPORTED),
 })
 print(f"wrote {results_path}")
 

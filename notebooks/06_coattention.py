@@ -37,17 +37,21 @@ results_dir = "results/book/cpu"
 figures_dir = "figures"
 
 # %%
-from semi3lib import book, viz
 import dataclasses
 
 import numpy as np
 import torch
 
+from semi3lib import book, viz
+from semi3lib.analysis import (activation_maps, boosted_channels, coattention_weights, discriminative_channels,
+                               select_categories)
+from semi3lib.evaluation import load_trained
 from semi3lib.models import Semi3Net
+from semi3lib.training import select_device
 
 viz.use_book_style()
-dev = book.pick_device(device)
-model, cfg, ckpt, data = book.load_trained(checkpoint, dev)
+dev = select_device(device)
+model, cfg, ckpt, data = load_trained(book.require_checkpoint(checkpoint), dev)
 if model.coattention is None:
     raise ValueError(f"{checkpoint} was trained without co-attention (model.coattention=false or no edge "
                      f"branch): this chapter needs a Semi3-Net checkpoint with it")
@@ -62,7 +66,7 @@ print(f"checkpoint {checkpoint}: co-attention over {model.bottom_channels} chann
 # are damped for almost every photo; a wide band means the weight depends on the photo.
 
 # %%
-weights, labels = book.coattention_weights(model, data, cfg.data, device=dev)
+weights, labels = coattention_weights(model, data, cfg.data, device=dev)
 print(f"weights for {len(weights)} photos x {weights.shape[1]} channels: mean {weights.mean():.3f}, "
       f"std {weights.std():.3f}, min {weights.min():.3f}, max {weights.max():.3f}")
 fig = viz.plot_weight_histogram(weights, title="Co-attention channel weights over the gallery (trained)")
@@ -73,11 +77,11 @@ path = viz.save_figure(fig, "06_weight_distribution", figures_dir)
 # co-attention at its initialisation): the weights start almost flat.
 
 # %%
-shown = book.select_categories(labels, show_categories, seed=seed)
+shown = select_categories(labels, show_categories, seed=seed)
 shown_photos = [j for j in data.split.gallery if data.index.label_of(data.index.photos[j].category) in set(shown)]
 torch.manual_seed(seed)
 untrained = Semi3Net(dataclasses.replace(cfg.model, pretrained=True), num_classes=data.num_classes).to(dev)
-init_weights, _ = book.coattention_weights(untrained, data, cfg.data, shown_photos, dev)
+init_weights, _ = coattention_weights(untrained, data, cfg.data, shown_photos, dev)
 print(f"untrained: mean {init_weights.mean():.3f}, std {init_weights.std():.3f} "
       f"(trained, same photos: mean {weights[np.isin(labels, shown)].mean():.3f}, "
       f"std {weights[np.isin(labels, shown)].std():.3f})")
@@ -89,7 +93,7 @@ print(f"untrained: mean {init_weights.mean():.3f}, std {init_weights.std():.3f} 
 # if the recalibration were the same for every photo, the columns would be flat.
 
 # %%
-channels = book.discriminative_channels(weights, labels, show_channels)
+channels = discriminative_channels(weights, labels, show_channels)
 means = np.stack([weights[labels == c][:, channels].mean(0) for c in shown])
 fig = viz.plot_channel_weights(means, [data.index.categories[c] for c in shown], channels,
                                title=f"Mean co-attention weight per category ({len(channels)} most category-dependent channels)")
@@ -100,7 +104,7 @@ path = viz.save_figure(fig, "06_channel_weights", figures_dir)
 # brackets):
 
 # %%
-boosted = book.boosted_channels(weights, labels, data.index.categories, top=top_channels)
+boosted = boosted_channels(weights, labels, data.index.categories, top=top_channels)
 boosted.loc[[data.index.categories[c] for c in shown]]
 
 # %% [markdown]
@@ -121,7 +125,7 @@ examples = [shown_photos[i] for i in sorted(rng.choice(len(shown_photos), min(ex
 items = GalleryPhotos(data.index, examples, image_size=cfg.data.image_size, edge_method=cfg.data.edge_method,
                       cache_dir=edge_cache_dir(cfg.data))
 batch = torch.utils.data.default_collate([items[i] for i in range(len(items))])
-maps = book.activation_maps(model, batch["photo"].to(dev), batch["edge"].to(dev))
+maps = activation_maps(model, batch["photo"].to(dev), batch["edge"].to(dev))
 fig = viz.plot_activation_maps(list(batch["photo"]), maps, [data.index.photos[j].category for j in examples],
                                title="Bottom-feature activation before and after co-attention")
 path = viz.save_figure(fig, "06_activation_maps", figures_dir)

@@ -35,27 +35,30 @@ results_dir = "results/book/cpu"
 figures_dir = "figures"
 
 # %%
-from semi3lib import book, viz
 import pandas as pd
 
-from semi3lib.evaluation import embed_split
+from semi3lib import book, viz
+from semi3lib.analysis import joint_points, neighbourhood_stats, select_categories, umap_2d
+from semi3lib.evaluation import embed_split, embed_split_imagenet, load_trained
+from semi3lib.experiment import restrict_split
+from semi3lib.training import select_device
 
 viz.use_book_style()
-dev = book.pick_device(device)
-model, cfg, ckpt, data = book.load_trained(checkpoint, dev)
-categories = book.select_categories(range(data.num_classes), umap_categories, seed=seed)
-subset = book.restrict_to_categories(data, categories)
+dev = select_device(device)
+model, cfg, ckpt, data = load_trained(book.require_checkpoint(checkpoint), dev)
+categories = select_categories(range(data.num_classes), umap_categories, seed=seed)
+subset = restrict_split(data, categories)
 names = [data.index.categories[c] for c in categories]
 print(f"{len(categories)} categories: {', '.join(names)}")
 print(f"{len(subset.split.query)} query sketches and {len(subset.split.gallery)} gallery photos")
 
 # %%
 embeddings = {
-    "before: ImageNet features": book.imagenet_embeddings(subset, cfg.data, cfg.model.backbone,
-                                                          cfg.model.weights_path, dev),
+    "before: ImageNet features": embed_split_imagenet(subset, cfg.data, cfg.model.backbone,
+                                                        cfg.model.weights_path, dev),
     "after: trained Semi3-Net": embed_split(model, subset, cfg.data, "query", dev),
 }
-points = {name: book.joint_points(emb, categories) for name, emb in embeddings.items()}
+points = {name: joint_points(emb, categories) for name, emb in embeddings.items()}
 
 # %% [markdown]
 # ## UMAP projections
@@ -64,7 +67,7 @@ points = {name: book.joint_points(emb, categories) for name, emb in embeddings.i
 # points coloured by domain.
 
 # %%
-panels = {name: {**p, "xy": book.umap_2d(p["x"], seed=seed, n_neighbors=umap_neighbors)} for name, p in points.items()}
+panels = {name: {**p, "xy": umap_2d(p["x"], seed=seed, n_neighbors=umap_neighbors)} for name, p in points.items()}
 fig = viz.plot_umap_panels(panels, names, title="Sketches and photos in the embedding space, before and after training")
 path = viz.save_figure(fig, "07_umap", figures_dir)
 
@@ -78,7 +81,7 @@ path = viz.save_figure(fig, "07_umap", figures_dir)
 # of its category, what retrieval needs.
 
 # %%
-stats = pd.DataFrame({name: book.neighbourhood_stats(p["x"], p["category"], p["is_sketch"], k=neighbours_k)
+stats = pd.DataFrame({name: neighbourhood_stats(p["x"], p["category"], p["is_sketch"], k=neighbours_k)
                       for name, p in points.items()}).T
 stats.round(3)
 

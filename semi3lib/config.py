@@ -90,7 +90,7 @@ class TrainConfig:
     out_dir: str = "runs/default"
     max_steps_per_epoch: int | None = None  # smoke runs
     freeze_bn: bool = False  # keep BatchNorm statistics fixed (small or sharded batches)
-    log_every: int = 10
+    log_every: int = 10  # steps between rows of steps.jsonl (and progress-bar updates)
 
 
 @dataclass

@@ -6,8 +6,9 @@ see its docstring): the query sketches rank the whole gallery by cosine similari
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -17,9 +18,12 @@ from tqdm.auto import tqdm
 
 from semi3lib.checkpoints import load_checkpoint_file
 from semi3lib.config import DataConfig, ExperimentConfig, config_from_dict
-from semi3lib.experiment import ExperimentData, gallery_dataset, query_dataset
+from semi3lib.experiment import ExperimentData, gallery_dataset, load_experiment_data, query_dataset
 from semi3lib.metrics import retrieval_metrics
 from semi3lib.models import Semi3Net, build_backbone
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EVAL_BATCH_SIZE = 64
 
@@ -76,6 +80,14 @@ def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tu
     return model, cfg, ckpt
 
 
+def load_trained(checkpoint: str | Path, device: torch.device | str = "cpu"
+                 ) -> tuple[Semi3Net, ExperimentConfig, dict[str, Any], ExperimentData]:
+    """:func:`load_model` plus the run's experiment data, with the split saved beside the
+    checkpoint (``split.json``), so the queries and the gallery are the ones it was scored on."""
+    model, cfg, ckpt = load_model(checkpoint, device)
+    return model, cfg, ckpt, load_experiment_data(cfg.data, Path(checkpoint).parent / "split.json")
+
+
 class ImageNetFeatures(torch.nn.Module):
     """The ImageNet-pretrained backbone with global average pooling: the no-training floor.
     Sketches and photos go through the same network; photo edgemaps are not used."""
@@ -93,10 +105,12 @@ class ImageNetFeatures(torch.nn.Module):
         return F.normalize(x.mean(dim=(2, 3)), dim=1)
 
 
-@torch.no_grad()
-def evaluate_imagenet_baseline(data: ExperimentData, data_cfg: DataConfig, backbone: str = "efficientnet_lite0",
-                               weights_path: str | None = None, device: torch.device | str = "cpu",
-                               which: str = "query", progress: bool = False) -> dict[str, float]:
+def embed_split_imagenet(data: ExperimentData, data_cfg: DataConfig, backbone: str = "efficientnet_lite0",
+                         weights_path: str | None = None, device: torch.device | str = "cpu",
+                         which: str = "query", progress: bool = False) -> dict[str, np.ndarray]:
+    """:func:`embed_split` for the no-training floor (:class:`ImageNetFeatures`): the query
+    (or validation) sketches and the gallery photos (no edgemaps). Returns ``query``
+    ``(Q, D)``, ``query_labels`` ``(Q,)``, ``gallery`` ``(G, D)``, ``gallery_labels`` ``(G,)``."""
     device = torch.device(device)
     features = ImageNetFeatures(backbone, weights_path).to(device).eval()
     workers = min(2, data_cfg.num_workers)
@@ -104,4 +118,38 @@ def evaluate_imagenet_baseline(data: ExperimentData, data_cfg: DataConfig, backb
                           f"{which} sketches", progress, workers)
     g, gl = embed_dataset(gallery_dataset(data, data_cfg), lambda b: features(b["photo"]), device,
                           "gallery photos", progress, workers)
-    return retrieval_metrics(q, ql, g, gl, device=device)
+    return {"query": q, "query_labels": ql, "gallery": g, "gallery_labels": gl}
+
+
+def evaluate_imagenet_baseline(data: ExperimentData, data_cfg: DataConfig, backbone: str = "efficientnet_lite0",
+                               weights_path: str | None = None, device: torch.device | str = "cpu",
+                               which: str = "query", progress: bool = False) -> dict[str, float]:
+    """Retrieval metrics of :func:`embed_split_imagenet`."""
+    emb = embed_split_imagenet(data, data_cfg, backbone, weights_path, device, which, progress)
+    return retrieval_metrics(emb["query"], emb["query_labels"], emb["gallery"], emb["gallery_labels"],
+                             device=torch.device(device))
+
+
+def edge_method_retrieval(data: ExperimentData, data_cfg: DataConfig, methods: Sequence[str],
+                          backbone: str = "efficientnet_lite0", weights_path: str | None = None,
+                          device: torch.device | str = "cpu") -> pd.DataFrame:
+    """Untrained ImageNet features: query sketches against the gallery rendered as photos and
+    as the edgemaps of each method. How sketch-like is each method to a network that has
+    never seen a sketch? One row per gallery rendering (``photos``, ``<method> edgemaps``),
+    columns mAP@all, mAP@200, P@10, P@25."""
+    import pandas as pd  # only this table needs it; the training CLI imports this module
+
+    device = torch.device(device)
+    features = ImageNetFeatures(backbone, weights_path).to(device).eval()
+    workers = min(2, data_cfg.num_workers)
+    q, ql = embed_dataset(query_dataset(data, data_cfg), lambda b: features(b["sketch"]), device,
+                          num_workers=workers)
+    rows = []
+    for domain, method in [("photo", None), *(("edge", m) for m in methods)]:
+        cfg = dataclasses.replace(data_cfg, edge_method=method or data_cfg.edge_method)
+        g, gl = embed_dataset(gallery_dataset(data, cfg), lambda b: features(b[domain]), device,
+                              num_workers=workers)
+        metrics = retrieval_metrics(q, ql, g, gl)
+        rows.append({"gallery": "photos" if method is None else f"{method} edgemaps",
+                     **{k: metrics[k] for k in ("mAP@all", "mAP@200", "P@10", "P@25")}})
+    return pd.DataFrame(rows).set_index("gallery")

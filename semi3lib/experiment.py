@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from semi3lib.config import DataConfig, ExperimentConfig
 from semi3lib.data.datasets import GalleryPhotos, QuerySketches, TrainTriplets
@@ -49,6 +50,19 @@ def restrict_categories(index: DatasetIndex, n: int) -> DatasetIndex:
         photos=[p for p in index.photos if p.category in keep],
         sketches=[s for s in index.sketches if s.category in keep],
     )
+
+
+def restrict_split(data: ExperimentData, categories: Sequence[int]) -> ExperimentData:
+    """The same experiment with its query and gallery cut to some category codes. Unlike
+    :func:`restrict_categories`, the index is kept whole, so label codes (a trained model's
+    classes) and the split's positions (a checkpoint's ``split.json``) stay valid."""
+    keep = {data.index.categories[c] for c in categories}
+    split = dataclasses.replace(
+        data.split,
+        query=[i for i in data.split.query if data.index.sketches[i].category in keep],
+        gallery=[j for j in data.split.gallery if data.index.photos[j].category in keep],
+    )
+    return dataclasses.replace(data, split=split)
 
 
 def edge_cache_dir(data_cfg: DataConfig) -> str:

@@ -4,13 +4,15 @@ What a run writes to ``train.out_dir``:
 - ``config.yaml`` (the resolved config) and ``split.json`` (reused on resume);
 - ``metrics.jsonl`` and ``metrics.csv``: one row per epoch (loss terms, lr, wall time,
   query/validation metrics when evaluated);
+- ``steps.jsonl``: one row every ``train.log_every`` steps and at the end of every epoch
+  (epoch, step, lr and the loss terms averaged since the previous row; see :func:`read_steps`);
 - ``last.pt`` every epoch and ``best.pt`` on improvement, both written atomically.
 
 Resuming (``resume=True``) restores model, optimiser, scheduler, epoch, history and the
-RNG states saved at the end of the last finished epoch. Batches are drawn from a permutation
-seeded by ``(seed, epoch)`` and every augmentation by ``(seed, epoch, item)``, so with
-``train.deterministic`` a run killed at any point and resumed ends with the same weights and
-metrics as one that never stopped.
+RNG states saved at the end of the last finished epoch, and cuts ``steps.jsonl`` back to that
+epoch's last step. Batches are drawn from a permutation seeded by ``(seed, epoch)`` and every
+augmentation by ``(seed, epoch, item)``, so with ``train.deterministic`` a run killed at any
+point and resumed ends with the same weights, metrics and step log as one that never stopped.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from semi3lib.losses import HybridLoss
 from semi3lib.models import Semi3Net
 
 SELECTION_METRIC = "mAP@all"
+STEPS_FILE = "steps.jsonl"
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -190,6 +193,36 @@ def _write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_text(out_dir / "metrics.csv", buffer.getvalue())
 
 
+def read_steps(out_dir: str | Path) -> list[dict[str, Any]]:
+    """The per-step loss log of a run (``<out_dir>/steps.jsonl``): rows ``{"epoch", "step",
+    "lr", "loss_<term>": mean since the previous row}`` in step order; ``[]`` when there is
+    none. Under DDP the losses are rank 0's (its shard of each batch)."""
+    path = Path(out_dir) / STEPS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _restart_steps_log(out_dir: Path, step: int) -> None:
+    """Keep the rows up to ``step`` (where training restarts) and drop what a killed run
+    logged after its last checkpoint, so the log matches an uninterrupted run's."""
+    path = out_dir / STEPS_FILE
+    kept = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by the kill: after the checkpoint
+            continue
+        if row["step"] <= step:
+            kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))
+
+
+def _append_step(out_dir: Path, row: dict[str, Any]) -> None:
+    with open(out_dir / STEPS_FILE, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
 def model_identity(model: Semi3Net, cfg: ExperimentConfig) -> dict[str, Any]:
     return {
         "backbone": cfg.model.backbone,
@@ -269,6 +302,9 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
     started = time.perf_counter()
     elapsed_before = history[-1]["wall_seconds"] if history else 0.0
     step = start_epoch * len(sampler)
+    if dist_info.is_main:
+        _restart_steps_log(out_dir, step)
+    log_every = max(1, t.log_every)
     final_metrics: dict[str, float] = history[-1].get("query", {}) if history else {}
 
     for epoch in range(start_epoch, t.epochs):
@@ -278,9 +314,11 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
         sums: dict[str, float] = {}
+        window: dict[str, float] = {}  # loss sums since the last steps.jsonl row
+        window_steps = 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not (progress and dist_info.is_main),
                    dynamic_ncols=True, leave=False)
-        for batch in bar:
+        for batch_no, batch in enumerate(bar, 1):
             batch = _to_device(batch, device, channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 outputs = train_model(sketch=batch["sketch"], photo=batch["photo"],
@@ -295,7 +333,15 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
             step += 1
             for key, value in parts.items():
                 sums[key] = sums.get(key, 0.0) + float(value)
-            if step % max(1, t.log_every) == 0 or step == 1:
+                window[key] = window.get(key, 0.0) + float(value)
+            window_steps += 1
+            # The last row of an epoch closes its window, so rows never straddle a checkpoint.
+            if step % log_every == 0 or batch_no == len(sampler):
+                if dist_info.is_main:
+                    _append_step(out_dir, {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[-1]["lr"],
+                                           **{f"loss_{k}": v / window_steps for k, v in window.items()}})
+                window, window_steps = {}, 0
+            if step % log_every == 0 or step == 1:
                 bar.set_postfix({k: f"{v / (bar.n + 1):.3f}" for k, v in sums.items()})
             _kill_hook(step)
         n_steps = len(sampler)

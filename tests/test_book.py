@@ -1,4 +1,4 @@
-"""The book runner and the notebook helpers, without executing the real notebooks."""
+"""The book runner, its notebooks' structure and results files, without executing the real notebooks."""
 
 from __future__ import annotations
 
@@ -125,45 +125,8 @@ def test_write_results_converts_numpy_and_refuses_nan(tmp_path):
         book.write_results(tmp_path, "y", {"m": math.nan})
 
 
-def test_study_table_reads_run_files_and_summarises_seeds(tmp_path):
-    missing, why = book.load_study(tmp_path / "nope")
-    assert missing is None and "does not exist" in why
-    for seed, value in ((0, 0.5), (1, 0.6)):
-        (tmp_path / f"semi3net-s{seed}.json").write_text(json.dumps(
-            {"run": "semi3net", "seed": seed, "metrics": {"mAP@all": value, "P@200": 0.1}, "wall_seconds": 10}))
-    (tmp_path / "baseline.json").write_text(json.dumps({"run": "imagenet", "seed": 0, "metrics": {"mAP@all": 0.05}}))
-    (tmp_path / "other.json").write_text(json.dumps({"not": "a run"}))
-    runs, note = book.load_study(tmp_path)
-    assert len(runs) == 3 and "3 run file(s)" in note
-    summary = book.summarise_study(runs)
-    assert summary.loc["semi3net", "mAP@all"] == "0.550 ± 0.071"
-    assert summary.loc["imagenet", "mAP@all"] == "0.050"
-    import pandas as pd
-
-    ours = pd.DataFrame({"mAP@all": [0.3], "P@200": [0.1]}, index=["book"])
-    table = book.results_table(ours, summary)
-    assert list(table["source"]) == ["reproduction study", "reproduction study", "this book"]
-
-
-def test_paper_numbers_are_labelled_as_the_papers():
-    table = book.paper_reported_table()
-    assert all(c.endswith("(paper)") for c in table.columns)
-    assert table.iloc[0]["mAP@all (paper)"] == 0.916 and table.iloc[1]["P@200 (paper)"] == 0.813
-
-
-def test_spread_queries_picks_distinct_categories_from_best_to_worst():
-    import numpy as np
-
-    ap = np.array([0.9, 0.8, 0.7, 0.1, 0.5, 0.3])
-    labels = np.array([0, 0, 1, 2, 3, 4])
-    picks = book.spread_queries(ap, labels, 3)
-    assert len(picks) == 3 and len({labels[p] for p in picks}) == 3
-    assert list(ap[picks]) == sorted(ap[picks], reverse=True) and picks[0] == 0
-
-
-def test_neighbourhood_stats_on_separated_domains():
-    import numpy as np
-
-    x = np.array([[1, 0.0], [1, 0.01], [0, 1.0], [0.01, 1]])
-    stats = book.neighbourhood_stats(x, category=np.array([0, 1, 0, 1]), is_sketch=np.array([1, 1, 0, 0]), k=1)
-    assert stats["other_domain"] == 0.0 and stats["same_category"] == 0.0
+def test_a_missing_checkpoint_says_which_notebook_makes_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run notebook 04_training first"):
+        book.require_checkpoint(tmp_path / "last.pt")
+    (tmp_path / "last.pt").write_bytes(b"")
+    assert book.require_checkpoint(tmp_path / "last.pt") == tmp_path / "last.pt"

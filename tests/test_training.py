@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from semi3lib.training import read_steps
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = str(REPO / "configs" / "smoke.yaml")
@@ -54,8 +57,32 @@ def test_short_training_run_writes_metrics_and_checkpoints(sketchy_mini_root, tm
     assert len((run / "metrics.csv").read_text().splitlines()) == 3
 
 
+def test_step_log_has_a_row_every_log_every_steps_and_at_each_epoch_end(sketchy_mini_root, tmp_path, edge_cache):
+    from semi3lib.config import load_config
+    from semi3lib.training import train
+
+    run = tmp_path / "run"
+    cfg = load_config(SMOKE, _overrides(sketchy_mini_root, run, edge_cache, "train.epochs=2",
+                                        "train.max_steps_per_epoch=5", "train.log_every=2", "train.eval_every=0"))
+    result = train(cfg, progress=False)
+    steps = read_steps(run)
+    # 5 steps per epoch: rows at every 2nd step, plus the last step of each epoch.
+    assert [(r["epoch"], r["step"]) for r in steps] == [(1, 2), (1, 4), (1, 5), (2, 6), (2, 8), (2, 10)]
+    for row in steps:
+        assert set(row) == {"epoch", "step", "lr"} | {k for k in result.history[0] if k.startswith("loss_")}
+        assert all(math.isfinite(v) for v in row.values()) and row["loss_total"] > 0
+    # Each epoch's rows average over disjoint windows (2, 2, 1 steps) that make up the epoch.
+    for epoch, windows in ((1, (2, 2, 1)), (2, (1, 2, 2))):
+        rows = [r for r in steps if r["epoch"] == epoch]
+        mean = sum(r["loss_total"] * w for r, w in zip(rows, windows)) / 5
+        assert mean == pytest.approx(result.history[epoch - 1]["loss_total"], rel=1e-6)
+    assert steps[-1]["lr"] == result.history[-1]["lr"]
+    assert read_steps(tmp_path / "no-run") == []
+
+
 def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(sketchy_mini_root, tmp_path, edge_cache):
-    common = ["train.epochs=3", "train.max_steps_per_epoch=3", "train.deterministic=true", "train.eval_every=1"]
+    common = ["train.epochs=3", "train.max_steps_per_epoch=3", "train.deterministic=true", "train.eval_every=1",
+              "train.log_every=2"]
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     _semi3("train", "--quiet", "--config", SMOKE, *_overrides(sketchy_mini_root, straight, edge_cache, *common))
     # SIGKILL in the middle of epoch 2 (step 5 of 9): last.pt holds epoch 1.
@@ -63,6 +90,7 @@ def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(sketchy_mini_root
                     env={"SEMI3_DEBUG_KILL_AT_STEP": "5"}, check=False)
     assert killed.returncode == -9
     assert torch.load(broken / "last.pt", weights_only=False)["epoch"] == 0
+    assert [r["step"] for r in read_steps(broken)] == [2, 3, 4]  # step 4 was logged after the checkpoint
     _semi3("train", "--quiet", "--resume", "--config", SMOKE,
            *_overrides(sketchy_mini_root, broken, edge_cache, *common))
     a = torch.load(straight / "last.pt", weights_only=False)
@@ -71,6 +99,8 @@ def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(sketchy_mini_root
     assert a["history"][-1]["query"] == b["history"][-1]["query"]
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
+    assert [r["step"] for r in read_steps(straight)] == [2, 3, 4, 6, 8, 9]
+    assert (broken / "steps.jsonl").read_text() == (straight / "steps.jsonl").read_text()
 
 
 def test_ddp_two_gloo_ranks_agree_and_match_one_process(sketchy_mini_root, tmp_path, edge_cache):

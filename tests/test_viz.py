@@ -44,6 +44,12 @@ def test_plots_accept_tensors_and_histories(tmp_path):
     fig = viz.plot_training_curves(history)
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert labels == ["ce", "total"]  # the switched-off triplet term is left out
+    steps = [{"epoch": 1, "step": s, "lr": 1e-3, "loss_ce": 3.0 - s / 4, "loss_triplet": 0.0, "loss_total": 3.5 - s / 4}
+             for s in (2, 4)]
+    fig = viz.plot_training_curves([{**history[0], "step": 4}], steps=steps)
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines if not line.get_label().startswith("_")] == ["ce", "total"]
+    assert list(lines[0].get_xdata()) == [2, 4]  # per logged step, not per epoch
     rng = np.random.default_rng(0)
     panel = {"xy": rng.normal(size=(20, 2)), "category": np.arange(20) % 3, "is_sketch": np.arange(20) % 2 == 0}
     fig = viz.plot_umap_panels({"before": panel, "after": panel}, ["a", "b", "c"])

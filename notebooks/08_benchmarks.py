@@ -1,0 +1,149 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (semi3)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Performance: how fast the pieces run
+#
+# The book's numbers come from four pieces of code that must be fast enough to run on two
+# CPU cores: the evaluation (mAP over every query and the whole gallery), the search that
+# answers one sketch, the training step, and the edgemaps of the photos. Each has a
+# benchmark in `benchmarks/`, runnable with one command, that writes its result with a
+# description of the machine to `results/benchmarks/<name>.json` (how to rerun them:
+# `benchmarks/README.md`). This page plots those results and checks them against the
+# project's targets: evaluation at least 20x faster than a per-query scikit-learn loop in
+# under 2 GB, top-10 search under 50 ms over 10^6 embeddings, a data pipeline that does not
+# hold training back, and an edgemap cache at least 10x faster than computing.
+#
+# The page reads committed results and measures nothing itself, so it runs in seconds; the
+# numbers are those of the machine named in each file, often shared with other jobs (its
+# load average is recorded beside them).
+
+# %% tags=["parameters"]
+benchmarks_dir = "results/benchmarks"
+figures_dir = "figures"
+
+# %%
+from semi3lib import viz
+from semi3lib.benchmark_results import (edges_table, load_benchmarks, machines_table, missing_benchmarks,
+                                        search_table, targets_table, train_table)
+
+viz.use_book_style()
+results = load_benchmarks(benchmarks_dir)
+print(f"benchmarks found in {benchmarks_dir}: {', '.join(results) or 'none'}")
+for name, command in missing_benchmarks(results).items():
+    print(f"missing {name}: run `{command}`")
+machines_table(results)
+
+# %% [markdown]
+# ## Evaluation: chunked mAP against a per-query loop
+#
+# At Sketchy's scale (6,250 query sketches, 73,002 gallery photos, 512-d embeddings) the
+# project's `retrieval_metrics` scores blocks of queries with one matrix product, sorts each
+# block of scores once and finds every positive's rank by binary search. The reference is
+# what a straightforward evaluation does: for each query, scikit-learn's
+# `average_precision_score` over the whole gallery (timed on 250 queries and scaled
+# linearly: every query costs one sort of the gallery). Both must agree to 1e-6.
+
+# %%
+if "eval" in results:
+    e = results["eval"]
+    fig = viz.plot_eval_benchmark(e)
+    viz.save_figure(fig, "08_eval_benchmark", figures_dir)
+    print(f"speed-up {e['speedup']}x wall, {e['speedup_cpu_time']}x CPU time; "
+          f"max |AP difference| {e['agreement_on_subset']['max_abs_diff_ap']:.1e}")
+
+# %% [markdown]
+# The ranking itself is far cheaper than scikit-learn's, but two thirds of our time is the
+# 233-GFLOP score matrix, which the reference pays too; that shared floor holds the wall
+# clock ratio near 12x on this shared 2-core machine instead of the 20x target
+# (`benchmarks/README.md` has the breakdown). Memory stays two orders of magnitude under
+# the 2 GB limit because only one block of 256 x 73,002 scores exists at a time.
+#
+# ## Search: one sketch against a large gallery
+#
+# A deployed search answers one sketch at a time: embed it, then find the 10 nearest of N
+# gallery embeddings. Exact search reads every gallery vector, so its time grows with N and
+# is bounded by memory bandwidth; FAISS's IVF index scans only the clusters nearest the
+# query, and HNSW walks a neighbour graph. The approximate indexes are scored by their
+# recall@10 against the exact answer.
+
+# %%
+if "search" in results:
+    fig = viz.plot_search_benchmark(results["search"])
+    viz.save_figure(fig, "08_search_benchmark", figures_dir)
+search_table(results)
+
+# %% [markdown]
+# At a million embeddings the exact search sits just above the 50 ms line (one query streams
+# the whole 1 GB gallery from memory), while IVF answers in about a millisecond with the
+# exact top-10. HNSW is faster still but loses recall at that size with its default
+# settings, and takes minutes to build.
+#
+# ## Training: triplets per second
+#
+# One step is a batch of 16 (sketch, photo, edgemap) triplets through the three branches,
+# the hybrid loss, backward and an AdamW update. It is timed with a batch of random tensors
+# held in memory (the model's own speed), with batches from the real `TrainTriplets`
+# loader on sketchy-mini (two worker processes, edgemaps cached), and the loader is also
+# timed alone: if it delivered fewer triplets per second than the model consumes, the data
+# pipeline would be the bottleneck.
+
+# %%
+if "train_step" in results:
+    fig = viz.plot_train_benchmark(results["train_step"])
+    viz.save_figure(fig, "08_train_benchmark", figures_dir)
+    print(f"GPU: {results['train_step']['gpu'] or results['train_step'].get('gpu_reason')}")
+train_table(results)
+
+# %% [markdown]
+# On two CPU cores the model is the bottleneck by a wide margin: the loader alone delivers
+# hundreds of triplets per second, the model consumes a few dozen at most. The real-loader
+# steps are somewhat slower than the synthetic ones only because the loader's two worker
+# processes share the same two cores with the training step. On a GPU the balance changes,
+# which is what the benchmark's `--device cuda` modes (bf16 autocast, channels-last,
+# `torch.compile`) measure; no GPU was available for these results.
+#
+# ## Edgemaps: first pass and cached pass
+#
+# Training reads the edgemap of every photo it draws, every epoch. Computing one means
+# decoding the JPEG and running the edge detector; the cache stores the result on disk so
+# later epochs only read it back. Binary maps (Canny) are stored as 1-bit PNG, grey maps
+# (XDoG, Sobel) as raw `uint8` arrays, because decoding a compressed PNG cost almost as much
+# as recomputing the map.
+
+# %%
+if "edges" in results:
+    fig = viz.plot_edges_benchmark(results["edges"])
+    viz.save_figure(fig, "08_edges_benchmark", figures_dir)
+edges_table(results)
+
+# %% [markdown]
+# ## Targets
+#
+# Each target of the performance issue, the value measured and whether it is met (`None`:
+# not measured on this machine).
+
+# %%
+targets_table(results)
+
+# %% [markdown]
+# ## Summary
+#
+# - Evaluation at Sketchy scale takes seconds, agrees with scikit-learn to far better than
+#   1e-6 and needs a small fraction of the 2 GB budget; the 20x speed-up target is missed
+#   because both methods pay for the same score matrix.
+# - Exact top-10 search over a million embeddings is memory-bound just above 50 ms; the IVF
+#   index meets the target with the exact results.
+# - Training on two CPU cores is limited by the model, not by the data pipeline; the GPU
+#   comparison is ready to run but was not measured here.
+# - The edgemap cache makes every method's second pass at least 10x faster than the first.

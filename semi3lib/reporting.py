@@ -1,0 +1,112 @@
+"""Results as tables: a training history, the reproduction study's runs summarised over seeds,
+the book's main results table and the paper's reported numbers; choosing example queries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+# Commonly quoted for Semi3-Net (Lei et al. 2020); not checked against the paper here.
+PAPER_REPORTED = (
+    {"dataset": "Sketchy (full: 6,250 queries, 73,002 photos)", "mAP@all": 0.916, "P@200": 0.930},
+    {"dataset": "TU-Berlin Extension (2,500 queries, 204,489 photos)", "mAP@all": 0.800, "P@200": 0.813},
+)
+TABLE_METRICS = ("mAP@all", "mAP@200", "P@10", "P@25", "P@100", "P@200")
+
+
+def history_table(history: Sequence[Mapping[str, Any]],
+                  metrics: Sequence[str] = ("mAP@all", "P@25", "P@200")) -> pd.DataFrame:
+    """One row per epoch: the loss terms that were used (a term that is 0 throughout was
+    switched off), the learning rate, wall time and the query metrics where evaluated."""
+    table = pd.json_normalize(list(history), sep=" ").set_index("epoch")
+    losses = [c for c in table.columns if c.startswith("loss_") and (table[c] != 0).any()]
+    queried = [f"query {m}" for m in metrics if f"query {m}" in table.columns]
+    return table[losses + ["lr", "wall_seconds"] + queried].round(4)
+
+
+def paper_reported_table() -> pd.DataFrame:
+    """:data:`PAPER_REPORTED`, one row per dataset, columns labelled ``(paper)``."""
+    table = pd.DataFrame(PAPER_REPORTED).set_index("dataset")
+    table.columns = [f"{c} (paper)" for c in table.columns]
+    return table
+
+
+def load_study(study_dir: str | Path) -> tuple[pd.DataFrame | None, str]:
+    """The reproduction study's runs (``<study_dir>/*.json``, one per run and seed, each with
+    ``run``, ``seed`` and ``metrics``) as one row per file; ``(None, reason)`` when there are
+    none. Files without ``metrics`` are ignored (other outputs may share the folder)."""
+    study_dir = Path(study_dir)
+    files = sorted(study_dir.glob("*.json")) if study_dir.is_dir() else []
+    rows = []
+    for path in files:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
+            continue
+        metrics = record["metrics"].get("query", record["metrics"])
+        rows.append({"run": record.get("run", path.stem), "seed": record.get("seed"),
+                     **{k: metrics.get(k) for k in TABLE_METRICS if k in metrics},
+                     "wall_seconds": record.get("wall_seconds"), "file": path.name})
+    if not rows:
+        why = "does not exist" if not study_dir.is_dir() else "holds no run results (*.json with metrics)"
+        return None, f"{study_dir} {why}"
+    return pd.DataFrame(rows), f"{len(rows)} run file(s) in {study_dir}"
+
+
+def summarise_study(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds per run name, ``"0.512 ± 0.010"`` strings
+    when a run has several seeds, plain values otherwise."""
+    metrics = [m for m in TABLE_METRICS if m in runs.columns]
+    rows = {}
+    for run, group in runs.groupby("run", sort=False):
+        row: dict[str, Any] = {"seeds": int(group["seed"].nunique()) if "seed" in group else len(group)}
+        for m in metrics:
+            values = group[m].dropna().astype(float)
+            if len(values) > 1:
+                row[m] = f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+            elif len(values) == 1:
+                row[m] = f"{values.iloc[0]:.3f}"
+        rows[run] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "run"
+    return table
+
+
+def results_table(book_metrics: pd.DataFrame, study: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The chapter's main table: the study's runs (already formatted by
+    :func:`summarise_study`) then this book's models, with a ``source`` column, values as
+    3-decimal strings so that ``mean ± std`` and single numbers line up."""
+    columns = [c for c in TABLE_METRICS if c in book_metrics.columns]
+    ours = book_metrics[columns].map(lambda v: f"{v:.3f}")
+    ours.insert(0, "source", "this book")
+    parts = [ours]
+    if study is not None:
+        theirs = study.reindex(columns=["seeds", *columns]).copy()
+        theirs.insert(0, "source", "reproduction study")
+        parts.insert(0, theirs)
+    table = pd.concat(parts)
+    table.index.name = "model"
+    return table.astype(object).where(table.notna(), "")
+
+
+def spread_queries(ap: np.ndarray, labels: np.ndarray, n: int) -> list[int]:
+    """``n`` query positions from distinct categories at evenly spaced AP ranks (best to
+    worst), so a retrieval grid shows successes and failures in their real proportion.
+    ``ap`` and ``labels`` are ``(Q,)``."""
+    order = np.argsort(-np.asarray(ap), kind="stable")
+    picked, seen = [], set()
+    for target in np.linspace(0, len(order) - 1, num=max(n * 4, n)).round().astype(int):
+        for pos in order[target:]:
+            if labels[pos] not in seen:
+                picked.append(int(pos))
+                seen.add(labels[pos])
+                break
+        if len(picked) == n:
+            break
+    return sorted(picked, key=lambda p: -ap[p])

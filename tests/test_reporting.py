@@ -1,0 +1,55 @@
+"""Results tables: the reproduction study read and summarised over seeds, the paper's numbers,
+example queries and the per-epoch training table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from semi3lib import reporting
+
+
+def test_study_table_reads_run_files_and_summarises_seeds(tmp_path):
+    missing, why = reporting.load_study(tmp_path / "nope")
+    assert missing is None and "does not exist" in why
+    for seed, value in ((0, 0.5), (1, 0.6)):
+        (tmp_path / f"semi3net-s{seed}.json").write_text(json.dumps(
+            {"run": "semi3net", "seed": seed, "metrics": {"mAP@all": value, "P@200": 0.1}, "wall_seconds": 10}))
+    (tmp_path / "baseline.json").write_text(json.dumps({"run": "imagenet", "seed": 0, "metrics": {"mAP@all": 0.05}}))
+    (tmp_path / "other.json").write_text(json.dumps({"not": "a run"}))
+    runs, note = reporting.load_study(tmp_path)
+    assert len(runs) == 3 and "3 run file(s)" in note
+    summary = reporting.summarise_study(runs)
+    assert summary.loc["semi3net", "mAP@all"] == "0.550 ± 0.071"
+    assert summary.loc["imagenet", "mAP@all"] == "0.050"
+    import pandas as pd
+
+    ours = pd.DataFrame({"mAP@all": [0.3], "P@200": [0.1]}, index=["book"])
+    table = reporting.results_table(ours, summary)
+    assert list(table["source"]) == ["reproduction study", "reproduction study", "this book"]
+
+
+def test_paper_numbers_are_labelled_as_the_papers():
+    table = reporting.paper_reported_table()
+    assert all(c.endswith("(paper)") for c in table.columns)
+    assert table.iloc[0]["mAP@all (paper)"] == 0.916 and table.iloc[1]["P@200 (paper)"] == 0.813
+
+
+def test_spread_queries_picks_distinct_categories_from_best_to_worst():
+    import numpy as np
+
+    ap = np.array([0.9, 0.8, 0.7, 0.1, 0.5, 0.3])
+    labels = np.array([0, 0, 1, 2, 3, 4])
+    picks = reporting.spread_queries(ap, labels, 3)
+    assert len(picks) == 3 and len({labels[p] for p in picks}) == 3
+    assert list(ap[picks]) == sorted(ap[picks], reverse=True) and picks[0] == 0
+
+
+def test_history_table_keeps_the_loss_terms_that_were_used_and_the_evaluated_metrics():
+    history = [{"epoch": 1, "loss_ce": 2.0, "loss_triplet": 0.0, "lr": 1e-3, "wall_seconds": 1.0},
+               {"epoch": 2, "loss_ce": 1.0, "loss_triplet": 0.0, "lr": 5e-4, "wall_seconds": 2.0,
+                "query": {"mAP@all": 0.3, "P@25": 0.2, "P@200": 0.1, "P@10": 0.4}}]
+    table = reporting.history_table(history)
+    assert list(table.columns) == ["loss_ce", "lr", "wall_seconds", "query mAP@all", "query P@25", "query P@200"]
+    assert list(table.index) == [1, 2] and table.loc[2, "query mAP@all"] == pytest.approx(0.3)
