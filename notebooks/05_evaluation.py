@@ -35,7 +35,7 @@
 # beside them, and looks at precision-recall curves and example rankings.
 
 # %% tags=["parameters"]
-checkpoint = "runs/book-cpu/last.pt"
+checkpoint = "runs/sketchy-mini-cpu/last.pt"
 study_dir = "results/sketchy-mini"
 baseline = True
 device = "auto"
@@ -72,7 +72,7 @@ print(f"checkpoint {checkpoint}: {cfg.name}, epoch {ckpt['epoch'] + 1}, {cfg.dat
 # features for sketches and photos alike, with no training on sketches at all.
 
 # %%
-trained_name = "Semi3-Net (this book's short run)"
+trained_name = "Semi3-Net (this book's run)"
 embeddings = {trained_name: embed_split(model, data, cfg.data, "query", dev)}
 if baseline:
     embeddings[f"ImageNet {cfg.model.backbone} features (no training)"] = embed_split_imagenet(
@@ -89,7 +89,7 @@ book_table.round(4)
 # The reproduction study trains Semi3-Net with the full sketchy-mini config, its ablations
 # (no co-attention, no edgemap branch, fully shared or fully separate bottoms, single loss
 # terms) and a two-branch baseline, with several seeds each, from `results/sketchy-mini/`.
-# Its rows come first when they exist; this book's short run and the baseline follow.
+# Its rows come first when they exist; this book's run and the baseline follow.
 
 # %%
 study_runs, study_note = load_study(study_dir)

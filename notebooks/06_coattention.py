@@ -26,7 +26,7 @@
 # bottom features before and after recalibration.
 
 # %% tags=["parameters"]
-checkpoint = "runs/book-cpu/last.pt"
+checkpoint = "runs/sketchy-mini-cpu/last.pt"
 device = "auto"
 show_categories = 10
 show_channels = 32

@@ -25,7 +25,7 @@
 # the other domain.
 
 # %% tags=["parameters"]
-checkpoint = "runs/book-cpu/last.pt"
+checkpoint = "runs/sketchy-mini-cpu/last.pt"
 device = "auto"
 umap_categories = 10
 umap_neighbors = 15

@@ -50,6 +50,7 @@ NOTEBOOKS = (
     "05_evaluation",
     "06_coattention",
     "07_embeddings",
+    "08_benchmarks",
 )
 PROFILES = ("smoke", "cpu", "full")
 KERNEL_NAME = "python3"

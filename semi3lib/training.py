@@ -242,6 +242,24 @@ class TrainResult:
     wall_seconds: float = 0.0
 
 
+# Settings that may differ between a run and its resumption: they change where and how
+# fast it runs, not what it computes.
+_RESUME_FREE_KEYS = {("train", "out_dir"), ("train", "device"), ("data", "num_workers"), ("data", "root"),
+                     ("data", "cache_dir"), ("train", "log_every")}
+
+
+def _check_resumable(saved: dict[str, Any], cfg: ExperimentConfig, path: Path) -> None:
+    """Refuse to resume a run under a different config: the result would match neither."""
+    current = cfg.to_dict()
+    diffs = [f"{section}.{key}: {saved[section][key]!r} -> {value!r}"
+             for section, values in current.items() if isinstance(values, dict)
+             for key, value in values.items()
+             if (section, key) not in _RESUME_FREE_KEYS and saved.get(section, {}).get(key) != value]
+    if diffs:
+        raise ValueError(f"cannot resume {path}: it was trained with a different config ({'; '.join(diffs)}); "
+                         "use a new train.out_dir or the same settings")
+
+
 def _kill_hook(step: int) -> None:
     """Fault injection for the resume test: SIGKILL this process after a given step."""
     target = os.environ.get("SEMI3_DEBUG_KILL_AT_STEP")
@@ -286,6 +304,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
     last_path = out_dir / "last.pt"
     if resume and last_path.is_file():
         ckpt = load_checkpoint_file(last_path)
+        _check_resumable(ckpt["config"], cfg, last_path)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])

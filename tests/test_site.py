@@ -45,6 +45,7 @@ NOTEBOOK_TITLES = {
     "05_evaluation": "Evaluation: retrieval results",
     "06_coattention": "What the co-attention does",
     "07_embeddings": "The joint embedding space",
+    "08_benchmarks": "Performance: how fast the pieces run",
 }
 MARKDOWN_PAGES = {"/": "Introduction", "/reproduce/": "Reproduce", "/results/": "Results"}
 RESULTS_ROWS = ["ImageNet baseline", "Two-branch, cross-entropy", "Semi3-Net", "Semi3-Net, no co-attention"]

@@ -134,3 +134,16 @@ def test_ddp_two_gloo_ranks_agree_and_match_one_process(sketchy_mini_root, tmp_p
         assert torch.equal(rank0[key], rank1[key]), f"ranks differ in {key}"
         if rank0[key].is_floating_point():
             torch.testing.assert_close(rank0[key], single[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_resuming_under_a_different_config_is_refused(smoke_run):
+    from semi3lib.config import load_config
+    from semi3lib.training import train
+
+    saved = load_config(smoke_run / "config.yaml")
+    changed = load_config(smoke_run / "config.yaml", ["train.lr=0.5"])
+    with pytest.raises(ValueError, match="train.lr"):
+        train(changed, resume=True, progress=False)
+    # The same config resumes a finished run without training again.
+    result = train(saved, resume=True, progress=False)
+    assert len(result.history) == saved.train.epochs and result.final_metrics
