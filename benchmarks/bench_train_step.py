@@ -19,8 +19,8 @@ them, and VGG19 has no weights offline). For each (backbone, size) and precision
   data pipeline is the bottleneck.
 
 The median over ``--steps`` timed steps after ``--warmup`` untimed ones is reported; a
-configuration whose steps take longer than ``--slow-seconds`` (VGG19 on a CPU: ~30 s per
-step at 224 px) gets one warm-up step and ``--slow-steps`` timed steps only, and says so.
+configuration whose steps take longer than ``--slow-seconds`` (VGG19 at 224 px: ~18 s per
+step on 2 CPU cores) gets one warm-up step and ``--slow-steps`` timed steps only, and says so.
 
 Modes: on CPU, fp32 eager only (bf16 autocast has no fast kernels on CPUs without AMX and
 the training loop uses fp32 there). With ``--device cuda``: fp32 eager, bf16 autocast +

@@ -107,19 +107,22 @@ train_table(results)
 
 # %% [markdown]
 # On two CPU cores the model is the bottleneck by a wide margin: the loader alone delivers
-# hundreds of triplets per second, the model consumes a few dozen at most. The real-loader
-# steps are somewhat slower than the synthetic ones only because the loader's two worker
-# processes share the same two cores with the training step. On a GPU the balance changes,
-# which is what the benchmark's `--device cuda` modes (bf16 autocast, channels-last,
-# `torch.compile`) measure; no GPU was available for these results.
+# 500-900 triplets per second, the model consumes at most about 25 (EfficientNet-Lite0 at
+# 128 px; VGG19 at 224 px needs over 15 s per step, so it was timed on two steps only). With
+# the real loader each step takes the same time as with synthetic input, within the noise
+# of a shared machine: the two worker processes prepare the next batch while the step runs,
+# and the step waits for it only a few milliseconds. On a GPU the balance changes, which is
+# what the benchmark's `--device cuda` modes (bf16 autocast, channels-last, `torch.compile`)
+# measure; no GPU was available for these results.
 #
 # ## Edgemaps: first pass and cached pass
 #
 # Training reads the edgemap of every photo it draws, every epoch. Computing one means
 # decoding the JPEG and running the edge detector; the cache stores the result on disk so
-# later epochs only read it back. Binary maps (Canny) are stored as 1-bit PNG, grey maps
-# (XDoG, Sobel) as raw `uint8` arrays, because decoding a compressed PNG cost almost as much
-# as recomputing the map.
+# later epochs only read it back. Binary maps (Canny, and the occasional all-or-nothing XDoG
+# map) are stored as uncompressed 1-bit PNG, grey maps (XDoG, Sobel) as raw `uint8` arrays:
+# decoding a compressed grey PNG cost a quarter of computing the map from the photo, which
+# held the cached pass to 5-8x faster.
 
 # %%
 if "edges" in results:
