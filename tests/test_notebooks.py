@@ -35,6 +35,7 @@ EXPECTED_FIGURES = [
     "05_pr_curves", "05_retrieval_grid",
     "06_weight_distribution", "06_channel_weights", "06_activation_maps",
     "07_umap",
+    "08_eval_benchmark", "08_search_benchmark", "08_train_benchmark", "08_edges_benchmark",
 ]
 METRIC_KEYS = {"mAP@all", "mAP@200", "P@10", "P@25", "P@100", "P@200"}
 
@@ -44,6 +45,9 @@ def make_project(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("notebooks", "configs"):
         os.symlink(REPO / name, dest / name, target_is_directory=True)
+    # The benchmarks page only reads the committed benchmark results.
+    (dest / "results").mkdir(parents=True, exist_ok=True)
+    os.symlink(REPO / "results" / "benchmarks", dest / "results" / "benchmarks", target_is_directory=True)
     return dest
 
 
