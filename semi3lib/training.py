@@ -287,7 +287,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
         dist.barrier()
 
     model = Semi3Net(cfg.model, num_classes=data.num_classes).to(device)
-    channels_last = device.type == "cuda" and t.channels_last
+    channels_last = t.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg)
