@@ -30,10 +30,11 @@
 
 # %% tags=["parameters"]
 benchmarks_dir = "results/benchmarks"
+results_dir = "results/book/cpu"
 figures_dir = "figures"
 
 # %%
-from semi3lib import viz
+from semi3lib import book, viz
 from semi3lib.benchmark_results import (edges_table, load_benchmarks, machines_table, missing_benchmarks,
                                         search_table, targets_table, train_table)
 
@@ -137,7 +138,14 @@ edges_table(results)
 # not measured on this machine).
 
 # %%
-targets_table(results)
+targets = targets_table(results)
+results_path = book.write_results(results_dir, "08_benchmarks", {
+    "benchmarks_dir": benchmarks_dir,
+    "benchmarks": sorted(results),
+    "targets": targets.to_dict(orient="records"),
+})
+print(f"wrote {results_path}")
+targets
 
 # %% [markdown]
 # ## Summary

@@ -127,6 +127,9 @@ def test_smoke_book_results_are_finite_and_complete(smoke_book):
     embeddings = _results(project, "07_embeddings")
     for stats in embeddings["neighbourhoods"].values():
         assert 0 <= stats["same_category"] <= 1 and 0 <= stats["other_domain"] <= 1
+    benchmarks = _results(project, "08_benchmarks")
+    assert set(benchmarks["benchmarks"]) == {"eval", "search", "train_step", "edges"}
+    assert benchmarks["targets"] and all("met" in row for row in benchmarks["targets"])
 
 
 @pytest.mark.slow
