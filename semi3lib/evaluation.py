@@ -76,7 +76,8 @@ def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tu
     cfg = config_from_dict(ckpt["config"])
     model = Semi3Net(cfg.model, num_classes=ckpt["num_classes"], load_weights=False)
     model.load_state_dict(ckpt["model"])
-    model.to(torch.device(device)).eval()
+    # Channels-last, as in training: the same outputs, faster convolutions on CPU and GPU.
+    model.to(torch.device(device), memory_format=torch.channels_last).eval()
     return model, cfg, ckpt
 
 
@@ -112,7 +113,7 @@ def embed_split_imagenet(data: ExperimentData, data_cfg: DataConfig, backbone: s
     (or validation) sketches and the gallery photos (no edgemaps). Returns ``query``
     ``(Q, D)``, ``query_labels`` ``(Q,)``, ``gallery`` ``(G, D)``, ``gallery_labels`` ``(G,)``."""
     device = torch.device(device)
-    features = ImageNetFeatures(backbone, weights_path).to(device).eval()
+    features = ImageNetFeatures(backbone, weights_path).to(device, memory_format=torch.channels_last).eval()
     workers = min(2, data_cfg.num_workers)
     q, ql = embed_dataset(query_dataset(data, data_cfg, which), lambda b: features(b["sketch"]), device,
                           f"{which} sketches", progress, workers)
@@ -140,7 +141,7 @@ def edge_method_retrieval(data: ExperimentData, data_cfg: DataConfig, methods: S
     import pandas as pd  # only this table needs it; the training CLI imports this module
 
     device = torch.device(device)
-    features = ImageNetFeatures(backbone, weights_path).to(device).eval()
+    features = ImageNetFeatures(backbone, weights_path).to(device, memory_format=torch.channels_last).eval()
     workers = min(2, data_cfg.num_workers)
     q, ql = embed_dataset(query_dataset(data, data_cfg), lambda b: features(b["sketch"]), device,
                           num_workers=workers)
