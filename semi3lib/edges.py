@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -152,16 +153,38 @@ def _write_entry(entry: Path, edge: np.ndarray) -> None:
     os.replace(tmp, target)
 
 
+# The header np.save writes for a C-ordered (H, W) uint8 array, version 1.0.
+_NPY_UINT8_2D = re.compile(r"\{'descr': '\|u1', 'fortran_order': False, 'shape': \((\d+), (\d+)\), \} *\n")
+
+
+def _read_uint8_npy(path: Path) -> np.ndarray | None:
+    """An (H, W) uint8 ``.npy`` file, or None if absent, truncated or of another kind.
+
+    Reads the file in one call and parses the fixed header itself: ``np.load`` spends ~0.15 ms
+    per file on its general header parsing, five times the read, which capped the cached pass
+    of grey edgemaps near 10x the first pass."""
+    try:
+        data = bytearray(path.read_bytes())
+    except OSError:
+        return None
+    if data[:8] != b"\x93NUMPY\x01\x00":
+        return None
+    body = 10 + int.from_bytes(data[8:10], "little")
+    match = _NPY_UINT8_2D.fullmatch(data[10:body].decode("latin1"))
+    if match is None:
+        return None
+    height, width = int(match[1]), int(match[2])
+    if len(data) - body != height * width:  # truncated by a crash outside the atomic rename
+        return None
+    return np.frombuffer(data, np.uint8, offset=body).reshape(height, width)
+
+
 def _read_entry(entry: Path) -> np.ndarray | None:
     """The (H, W) uint8 map stored at ``entry`` (either suffix), or None if absent or unreadable."""
     png = entry.with_suffix(".png")
     if png.is_file():
         return cv2.imread(str(png), cv2.IMREAD_GRAYSCALE)
-    try:
-        edge = np.load(entry.with_suffix(".npy"), allow_pickle=False)
-    except (OSError, ValueError):  # absent, or truncated by a crash outside the atomic rename
-        return None
-    return edge if edge.dtype == np.uint8 and edge.ndim == 2 else None
+    return _read_uint8_npy(entry.with_suffix(".npy"))
 
 
 class EdgeCache:

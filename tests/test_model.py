@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -223,3 +225,18 @@ def test_split_stage_moves_stages_between_bottom_and_top():
 def test_unknown_sharing_mode_is_an_error():
     with pytest.raises(ValueError, match="sharing"):
         make_model(sharing="half")
+
+
+def test_channels_last_model_gives_the_same_outputs_as_nchw():
+    """Training and evaluation run the model channels-last for speed; it must not change what
+    the model computes, whatever the memory format of the input."""
+    model = make_model().eval()
+    fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    batch = triplet_batch(4)
+    with torch.no_grad():
+        expected = model(sketch=batch["sketch"], photo=batch["photo"], edge=batch["edge"])
+        got = fast(sketch=batch["sketch"].contiguous(memory_format=torch.channels_last),
+                   photo=batch["photo"], edge=batch["edge"])
+    for key, value in expected.items():
+        if torch.is_tensor(value):
+            torch.testing.assert_close(got[key], value, rtol=1e-4, atol=1e-5, msg=key)
