@@ -112,6 +112,18 @@ def test_cache_raises_unreadable_image_error_for_a_broken_photo(tmp_path, photos
     assert stats["computed"] == 3 and stats["unreadable"] == 1 and stats["unreadable_files"] == [str(photos[1])]
 
 
+def test_a_truncated_or_foreign_grey_cache_entry_is_recomputed(tmp_path, photos):
+    cache = EdgeCache(tmp_path / "cache", "sobel")
+    edge = cache.get(photos[0])
+    entry = cache.path_for(photos[0]).with_suffix(".npy")
+    entry.write_bytes(entry.read_bytes()[:-7])
+    assert np.array_equal(cache.get(photos[0]), edge) and cache.misses == 2
+    np.save(entry, edge.astype(np.float32))
+    assert np.array_equal(cache.get(photos[0]), edge) and cache.misses == 3
+    again = cache.get(photos[0])
+    assert cache.hits == 1 and again.flags.writeable and np.array_equal(again, edge)
+
+
 def test_binary_maps_are_stored_as_1bit_png_and_grey_maps_as_raw_npy(tmp_path, photos):
     """Grey maps as raw uint8 .npy: a compressed PNG took ~0.25 ms to decode, too slow for 10x."""
     for method, suffix in (("canny", ".png"), ("xdog", ".npy"), ("sobel", ".npy")):
