@@ -49,6 +49,7 @@ from _common import machine_info, write_result  # noqa: E402
 from semi3lib.config import LossConfig, ModelConfig, load_config  # noqa: E402
 from semi3lib.losses import HybridLoss  # noqa: E402
 from semi3lib.models import RandomInitWarning, Semi3Net  # noqa: E402
+from semi3lib.training import batch_to_device  # noqa: E402
 
 NUM_CLASSES = 125  # Sketchy's categories
 GRAD_CLIP = 5.0  # as in configs/sketchy-mini-cpu.yaml
@@ -61,17 +62,6 @@ NO_GPU_REASON = ("no GPU on the machine these results were measured on; the GPU 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
-    out = {}
-    for key, value in batch.items():
-        if torch.is_tensor(value):
-            value = value.to(device, non_blocking=True)
-            if channels_last and value.ndim == 4:
-                value = value.contiguous(memory_format=torch.channels_last)
-        out[key] = value
-    return out
 
 
 def synthetic_batch(batch: int, size: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -119,7 +109,7 @@ class Stepper:
         self.device, self.amp, self.channels_last = device, amp, channels_last
 
     def __call__(self, batch: dict[str, Any]) -> None:
-        batch = _to_device(batch, self.device, self.channels_last)
+        batch = batch_to_device(batch, self.device, self.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             outputs = self.forward(sketch=batch["sketch"], photo=batch["photo"], edge=batch["edge"])
         loss, _ = self.loss_fn({k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}, batch)

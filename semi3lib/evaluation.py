@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -21,6 +21,8 @@ from semi3lib.config import DataConfig, ExperimentConfig, config_from_dict
 from semi3lib.experiment import ExperimentData, gallery_dataset, load_experiment_data, query_dataset
 from semi3lib.metrics import retrieval_metrics
 from semi3lib.models import Semi3Net, build_backbone
+
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,6 +71,12 @@ def evaluate_model(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, 
                              device=torch.device(device))
 
 
+def for_inference(module: ModuleT, device: torch.device | str) -> ModuleT:
+    """``module`` on ``device`` in eval mode, channels-last as in training: the same outputs,
+    faster convolutions on CPU and GPU."""
+    return module.to(torch.device(device), memory_format=torch.channels_last).eval()
+
+
 def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[Semi3Net, ExperimentConfig, dict[str, Any]]:
     """Rebuild the model a checkpoint was trained with and load its weights (the layers are
     built without fetching any pretrained weights, then overwritten)."""
@@ -76,9 +84,7 @@ def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tu
     cfg = config_from_dict(ckpt["config"])
     model = Semi3Net(cfg.model, num_classes=ckpt["num_classes"], load_weights=False)
     model.load_state_dict(ckpt["model"])
-    # Channels-last, as in training: the same outputs, faster convolutions on CPU and GPU.
-    model.to(torch.device(device), memory_format=torch.channels_last).eval()
-    return model, cfg, ckpt
+    return for_inference(model, device), cfg, ckpt
 
 
 def load_trained(checkpoint: str | Path, device: torch.device | str = "cpu"
@@ -113,7 +119,7 @@ def embed_split_imagenet(data: ExperimentData, data_cfg: DataConfig, backbone: s
     (or validation) sketches and the gallery photos (no edgemaps). Returns ``query``
     ``(Q, D)``, ``query_labels`` ``(Q,)``, ``gallery`` ``(G, D)``, ``gallery_labels`` ``(G,)``."""
     device = torch.device(device)
-    features = ImageNetFeatures(backbone, weights_path).to(device, memory_format=torch.channels_last).eval()
+    features = for_inference(ImageNetFeatures(backbone, weights_path), device)
     workers = min(2, data_cfg.num_workers)
     q, ql = embed_dataset(query_dataset(data, data_cfg, which), lambda b: features(b["sketch"]), device,
                           f"{which} sketches", progress, workers)
@@ -141,7 +147,7 @@ def edge_method_retrieval(data: ExperimentData, data_cfg: DataConfig, methods: S
     import pandas as pd  # only this table needs it; the training CLI imports this module
 
     device = torch.device(device)
-    features = ImageNetFeatures(backbone, weights_path).to(device, memory_format=torch.channels_last).eval()
+    features = for_inference(ImageNetFeatures(backbone, weights_path), device)
     workers = min(2, data_cfg.num_workers)
     q, ql = embed_dataset(query_dataset(data, data_cfg), lambda b: features(b["sketch"]), device,
                           num_workers=workers)

@@ -170,7 +170,8 @@ def _freeze_batchnorm(model: torch.nn.Module) -> None:
             module.eval()
 
 
-def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
+def batch_to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
+    """Every tensor of ``batch`` on ``device``; image batches (4-d) channels-last if asked."""
     out = {}
     for key, value in batch.items():
         if isinstance(value, torch.Tensor):
@@ -287,8 +288,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
         dist.barrier()
 
     model = Semi3Net(cfg.model, num_classes=data.num_classes).to(device)
-    channels_last = t.channels_last
-    if channels_last:
+    if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg)
     dataset = train_dataset(data, cfg.data, seed=t.seed)
@@ -338,7 +338,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not (progress and dist_info.is_main),
                    dynamic_ncols=True, leave=False)
         for batch_no, batch in enumerate(bar, 1):
-            batch = _to_device(batch, device, channels_last)
+            batch = batch_to_device(batch, device, t.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 outputs = train_model(sketch=batch["sketch"], photo=batch["photo"],
                                       edge=batch["edge"] if cfg.model.edge_branch else None)
