@@ -101,12 +101,11 @@ def spread_queries(ap: np.ndarray, labels: np.ndarray, n: int) -> list[int]:
     ``ap`` and ``labels`` are ``(Q,)``."""
     order = np.argsort(-np.asarray(ap), kind="stable")
     picked, seen = [], set()
-    for target in np.linspace(0, len(order) - 1, num=max(n * 4, n)).round().astype(int):
-        for pos in order[target:]:
+    for target in np.linspace(0, len(order) - 1, num=n).round().astype(int):
+        # The query at that rank, or the nearest one below (then above) of a new category.
+        for pos in np.concatenate([order[target:], order[:target][::-1]]):
             if labels[pos] not in seen:
                 picked.append(int(pos))
                 seen.add(labels[pos])
                 break
-        if len(picked) == n:
-            break
     return sorted(picked, key=lambda p: -ap[p])

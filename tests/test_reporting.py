@@ -44,6 +44,7 @@ def test_spread_queries_picks_distinct_categories_from_best_to_worst():
     picks = reporting.spread_queries(ap, labels, 3)
     assert len(picks) == 3 and len({labels[p] for p in picks}) == 3
     assert list(ap[picks]) == sorted(ap[picks], reverse=True) and picks[0] == 0
+    assert ap[picks[-1]] == ap.min(), "the worst query belongs in the spread"
 
 
 def test_history_table_keeps_the_loss_terms_that_were_used_and_the_evaluated_metrics():
