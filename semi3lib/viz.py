@@ -129,7 +129,7 @@ def image_table(rows: Sequence[Sequence[Any]], col_labels: Sequence[str] | None 
 
 def retrieval_grid(queries: Sequence[Any], results: Sequence[Sequence[Any]], correct: np.ndarray,
                    query_labels: Sequence[str] | None = None, scores: np.ndarray | None = None,
-                   cell_size: float = 1.25, title: str | None = None) -> Figure:
+                   cell_size: float = 0.9, title: str | None = None) -> Figure:
     """One row per query: the query sketch, then its top-k photos framed green (same
     category as the query) or red (another category). ``correct`` is ``(Q, k)`` bool;
     ``scores`` (optional, ``(Q, k)``) are printed under each photo."""
