@@ -8,10 +8,9 @@ PROFILE ?= cpu
 
 .PHONY: env book test clean-book
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/install_env.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python tools/install_env.py
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (semi3)" >/dev/null
 	touch $(STAMP)
 

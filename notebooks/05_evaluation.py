@@ -46,6 +46,8 @@ results_dir = "results/book/cpu"
 figures_dir = "figures"
 
 # %%
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -73,7 +75,9 @@ print(f"checkpoint {checkpoint}: {cfg.name}, epoch {ckpt['epoch'] + 1}, {cfg.dat
 
 # %%
 trained_name = "Semi3-Net (this book's run)"
-embeddings = {trained_name: embed_split(model, data, cfg.data, "query", dev)}
+# Training kept these embeddings beside the checkpoint; they are recomputed only if missing.
+run_dir = Path(checkpoint).parent
+embeddings = {trained_name: embed_split(model, data, cfg.data, "query", dev, cache_dir=run_dir)}
 if baseline:
     embeddings[f"ImageNet {cfg.model.backbone} features (no training)"] = embed_split_imagenet(
         data, cfg.data, cfg.model.backbone, cfg.model.weights_path, dev)

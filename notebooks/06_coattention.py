@@ -38,6 +38,7 @@ figures_dir = "figures"
 
 # %%
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,7 +46,7 @@ import torch
 from semi3lib import book, viz
 from semi3lib.analysis import (activation_maps, boosted_channels, coattention_weights, discriminative_channels,
                                select_categories)
-from semi3lib.evaluation import load_trained
+from semi3lib.evaluation import embed_split, load_trained
 from semi3lib.models import Semi3Net
 from semi3lib.training import select_device
 
@@ -66,7 +67,9 @@ print(f"checkpoint {checkpoint}: co-attention over {model.bottom_channels} chann
 # are damped for almost every photo; a wide band means the weight depends on the photo.
 
 # %%
-weights, labels = coattention_weights(model, data, cfg.data, device=dev)
+# The weights are a by-product of embedding the gallery, which training kept beside the checkpoint.
+gallery = embed_split(model, data, cfg.data, "query", dev, cache_dir=Path(checkpoint).parent)
+weights, labels = gallery["gallery_attention"], gallery["gallery_labels"]
 print(f"weights for {len(weights)} photos x {weights.shape[1]} channels: mean {weights.mean():.3f}, "
       f"std {weights.std():.3f}, min {weights.min():.3f}, max {weights.max():.3f}")
 fig = viz.plot_weight_histogram(weights, title="Co-attention channel weights over the gallery (trained)")

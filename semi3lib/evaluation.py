@@ -7,6 +7,9 @@ see its docstring): the query sketches rank the whole gallery by cosine similari
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
@@ -16,7 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from semi3lib.checkpoints import load_checkpoint_file
+from semi3lib.checkpoints import load_checkpoint_file, weights_digest
 from semi3lib.config import DataConfig, ExperimentConfig, config_from_dict
 from semi3lib.experiment import ExperimentData, gallery_dataset, load_experiment_data, query_dataset
 from semi3lib.metrics import retrieval_metrics
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 EVAL_BATCH_SIZE = 64
+EMBEDDINGS_DIR = "embeddings"  # inside a run folder: cached embed_split results
 
 
 @torch.no_grad()
@@ -46,27 +50,77 @@ def embed_dataset(dataset: Dataset, embed: Callable[[dict[str, torch.Tensor]], t
 
 
 def embed_split(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, which: str = "query",
-                device: torch.device | str = "cpu", progress: bool = False) -> dict[str, np.ndarray]:
+                device: torch.device | str = "cpu", progress: bool = False,
+                cache_dir: str | Path | None = None) -> dict[str, np.ndarray]:
     """Embeddings of the query (or validation) sketches and of the gallery photos, each
     photo with its own edgemap. Returns ``query``, ``query_labels``, ``gallery``,
-    ``gallery_labels``."""
+    ``gallery_labels`` and, when the model has co-attention, ``gallery_attention`` (the
+    channel weights of each gallery photo, ``(G, Cb)``, a by-product of embedding it).
+
+    With ``cache_dir`` (a run folder) the result is kept in ``cache_dir/embeddings/`` under a
+    key made of the model's weights digest, the split's files and the image settings, and read
+    back instead of recomputed while all of these are unchanged: training stores its final
+    evaluation there, so the notebooks that read the checkpoint do not embed it again.
+    """
+    cache = None if cache_dir is None else Path(cache_dir) / EMBEDDINGS_DIR / f"{_embedding_key(model, data, data_cfg, which)}.npz"
+    if cache is not None and cache.is_file():
+        with np.load(cache) as stored:
+            return {name: stored[name] for name in stored.files}
     device = torch.device(device)
     was_training = model.training
     model.eval()
     workers = min(2, data_cfg.num_workers)
     use_edge = model.cfg.edge_branch
+    attention: list[torch.Tensor] = []
+
+    def photo_embedding(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        embedding, weights = model.embed_photo_with_attention(batch["photo"], batch["edge"] if use_edge else None)
+        if weights is not None:
+            attention.append(weights.float().cpu())
+        return embedding
+
     q, ql = embed_dataset(query_dataset(data, data_cfg, which), lambda b: model.embed_sketch(b["sketch"]),
                           device, f"{which} sketches", progress, workers)
-    g, gl = embed_dataset(gallery_dataset(data, data_cfg),
-                          lambda b: model.embed_photo(b["photo"], b["edge"] if use_edge else None),
-                          device, "gallery photos", progress, workers)
+    g, gl = embed_dataset(gallery_dataset(data, data_cfg), photo_embedding, device, "gallery photos", progress,
+                          workers)
     model.train(was_training)
-    return {"query": q, "query_labels": ql, "gallery": g, "gallery_labels": gl}
+    out = {"query": q, "query_labels": ql, "gallery": g, "gallery_labels": gl}
+    if attention:
+        out["gallery_attention"] = torch.cat(attention).numpy()
+    if cache is not None:
+        _save_npz(cache, out)
+    return out
+
+
+def _embedding_key(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, which: str) -> str:
+    """What an :func:`embed_split` result depends on, hashed: the weights, the files of the
+    split (in order) and the image settings."""
+    queries = data.split.query if which == "query" else data.split.val
+    digest = hashlib.sha256(json.dumps({
+        "weights": weights_digest(model),
+        "which": which,
+        "image_size": data_cfg.image_size,
+        "edge_method": data_cfg.edge_method if model.cfg.edge_branch else None,
+        "sketches": [str(data.index.sketches[k].path) for k in queries],
+        "photos": [str(data.index.photos[j].path) for j in data.split.gallery],
+    }).encode())
+    return f"{which}-{digest.hexdigest()[:16]}"
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` to a temporary file, then renamed: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(tmp, path)
 
 
 def evaluate_model(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, which: str = "query",
-                   device: torch.device | str = "cpu", progress: bool = False) -> dict[str, float]:
-    emb = embed_split(model, data, data_cfg, which, device, progress)
+                   device: torch.device | str = "cpu", progress: bool = False,
+                   cache_dir: str | Path | None = None) -> dict[str, float]:
+    """Retrieval metrics of :func:`embed_split` (which see for ``cache_dir``)."""
+    emb = embed_split(model, data, data_cfg, which, device, progress, cache_dir)
     return retrieval_metrics(emb["query"], emb["query_labels"], emb["gallery"], emb["gallery_labels"],
                              device=torch.device(device))
 

@@ -6,7 +6,9 @@ What a run writes to ``train.out_dir``:
   query/validation metrics when evaluated);
 - ``steps.jsonl``: one row every ``train.log_every`` steps and at the end of every epoch
   (epoch, step, lr and the loss terms averaged since the previous row; see :func:`read_steps`);
-- ``last.pt`` every epoch and ``best.pt`` on improvement, both written atomically.
+- ``last.pt`` every epoch and ``best.pt`` on improvement, both written atomically;
+- ``embeddings/query-<key>.npz``: the final model's query and gallery embeddings (and
+  co-attention weights), read back by ``evaluation.embed_split(..., cache_dir=out_dir)``.
 
 Resuming (``resume=True``) restores model, optimiser, scheduler, epoch, history and the
 RNG states saved at the end of the last finished epoch, and cuts ``steps.jsonl`` back to that
@@ -372,7 +374,10 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
         }
         is_last = epoch + 1 == t.epochs
         if dist_info.is_main and (is_last or (t.eval_every and (epoch + 1) % t.eval_every == 0)):
-            final_metrics = evaluate_model(model, data, cfg.data, which="query", device=device)
+            # The final query embeddings are kept in the run folder for the notebooks that read
+            # last.pt (see evaluation.embed_split); they do not touch any random state.
+            final_metrics = evaluate_model(model, data, cfg.data, which="query", device=device,
+                                           cache_dir=out_dir if is_last else None)
             row["query"] = final_metrics
             if data.split.val:
                 row["val"] = evaluate_model(model, data, cfg.data, which="val", device=device)

@@ -231,6 +231,12 @@ class Semi3Net(nn.Module):
         With co-attention the photo is recalibrated together with its own edgemap ``edge``
         (required then), as the paper embeds gallery photos; otherwise ``edge`` is unused.
         """
+        return self.embed_photo_with_attention(photo, edge)[0]
+
+    def embed_photo_with_attention(self, photo: torch.Tensor, edge: torch.Tensor | None = None
+                                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`embed_photo` and the co-attention weights ``(B, Cb)`` it applied (None
+        without co-attention), from one pass."""
         inputs = {"photo": photo}
         if self.coattention is not None:
             if edge is None:
@@ -239,8 +245,8 @@ class Semi3Net(nn.Module):
                     "(pass edge=..., or use a model with model.coattention=false)"
                 )
             inputs["edge"] = edge
-        _, features, _ = self._bottom_features(inputs)
-        return F.normalize(self._embed({"photo": features["photo"]})["photo"], dim=1)
+        _, features, attention = self._bottom_features(inputs)
+        return F.normalize(self._embed({"photo": features["photo"]})["photo"], dim=1), attention
 
     def coattention_weights(self, photo: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
         """Co-attention channel weights ``(B, Cb)`` for photos and their edgemaps."""
