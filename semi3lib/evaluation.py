@@ -62,7 +62,9 @@ def embed_split(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, whi
     back instead of recomputed while all of these are unchanged: training stores its final
     evaluation there, so the notebooks that read the checkpoint do not embed it again.
     """
-    cache = None if cache_dir is None else Path(cache_dir) / EMBEDDINGS_DIR / f"{_embedding_key(model, data, data_cfg, which)}.npz"
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / EMBEDDINGS_DIR / f"{_embedding_key(model, data, data_cfg, which)}.npz"
     if cache is not None and cache.is_file():
         with np.load(cache) as stored:
             return {name: stored[name] for name in stored.files}
