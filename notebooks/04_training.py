@@ -30,8 +30,9 @@
 # edgemaps of its category ($y = 1$) and pushing it at least a margin $m$ from the others.
 #
 # The run is the project's default training config, `configs/sketchy-mini-cpu.yaml`
-# (EfficientNet-Lite0 with ImageNet weights, 128 px, 8 epochs), the same run as
-# `semi3 train --config configs/sketchy-mini-cpu.yaml`: about 20 minutes on two CPU cores.
+# (EfficientNet-Lite0 with ImageNet weights, 128 px, 7 epochs, scored on the queries once, at
+# the end), the same run as `semi3 train --config configs/sketchy-mini-cpu.yaml`: about 22
+# minutes on two CPU cores.
 # With `resume = True` a finished run of the *same* config in `run_dir` is reused instead of
 # trained again (a run under a different config is refused, never silently mixed), and a
 # stopped one continues where it stopped. The reproduction study trains the ablations; the
