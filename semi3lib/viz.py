@@ -216,7 +216,9 @@ def plot_training_curves(history: Sequence[Mapping[str, Any]], metric: str = "mA
         ax_metric.set_ylim(0, max(1e-3, max(ey)) * 1.25)
     ax_metric.set_xlabel("epoch")
     ax_metric.set_ylabel(metric)
-    ax_metric.set_title(f"Retrieval {metric} during training")
+    only_last = len(evaluated) == 1 and evaluated[0][0] == epochs[-1]
+    ax_metric.set_title(f"Retrieval {metric} after the last epoch (scored only then)" if only_last
+                        else f"Retrieval {metric} during training")
     ax_metric.set_xticks(epochs)
     if title:
         fig.suptitle(title)

@@ -18,6 +18,7 @@ def test_training_keeps_its_final_embeddings_and_they_are_what_the_checkpoint_gi
     assert len(stored) == 1
     fresh = embed_split(model, data, cfg.data)
     cached = embed_split(model, data, cfg.data, cache_dir=smoke_run)
+    assert list((smoke_run / EMBEDDINGS_DIR).glob("*.npz")) == stored  # read, not computed and added
     assert sorted(cached) == sorted(fresh) == ["gallery", "gallery_attention", "gallery_labels", "query", "query_labels"]
     for name in fresh:
         np.testing.assert_allclose(cached[name], fresh[name], atol=1e-5, err_msg=name)

@@ -1,0 +1,38 @@
+"""``semi3 study``: the reproduction study (rows x seeds, each trained once; see semi3lib.study)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from semi3lib.study import load_plan, run_study, write_summary
+
+    plan = load_plan(args.plan)
+    if args.list:
+        for row in plan.rows:
+            done = sum(plan.record_path(row, s).is_file() for s in plan.seeds_of(row))
+            print(f"{row.name:<28} {done}/{len(plan.seeds_of(row))} seeds done  {row.what}")
+        return 0
+    if args.summary_only:
+        table = write_summary(plan.out_dir, order=[row.name for row in plan.rows])
+    else:
+        table = run_study(plan, only=args.only, seeds=args.seeds, extra=args.overrides, progress=not args.quiet)
+    if table is None:
+        print(f"no records in {plan.out_dir} yet")
+    else:
+        print(table.round(4).to_string())
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("study", help="run the reproduction study: every row of a plan for every seed")
+    p.add_argument("--plan", default="configs/study-sketchy-mini.yaml", help="study plan (YAML)")
+    p.add_argument("--only", nargs="+", metavar="ROW", help="run only these rows")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="run only these of the plan's seeds")
+    p.add_argument("--list", action="store_true", help="list the rows and how many seeds are done, run nothing")
+    p.add_argument("--summary-only", action="store_true", help="rewrite summary.csv from the records, run nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="applied to every row after its own overrides (e.g. train.device=cuda)")
+    p.set_defaults(func=cmd_study)

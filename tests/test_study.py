@@ -1,0 +1,94 @@
+"""The reproduction study runner: plans, records per row and seed, resuming, the summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from semi3lib.config import ConfigError, load_config
+from semi3lib.models import Semi3Net
+from semi3lib.study import load_plan, run_study, summary_table
+
+REPO = Path(__file__).resolve().parents[1]
+PLAN = REPO / "configs" / "study-sketchy-mini.yaml"
+
+
+def test_the_shipped_plan_gives_every_row_the_same_data_backbone_and_budget():
+    plan = load_plan(PLAN)
+    base = load_config(plan.base)
+    assert plan.seeds == [0, 1, 2] and plan.out_dir == "results/sketchy-mini"
+    names = [row.name for row in plan.rows]
+    assert {"semi3net", "two-branch-ce", "two-branch-triplet", "imagenet-features", "no-coattention",
+            "shared-bottoms", "separate-bottoms", "no-edgemap-branch", "edgemaps-xdog"} <= set(names)
+    for row in plan.rows:
+        cfg = plan.config(row, seed=1)
+        assert cfg.train.seed == 1 and cfg.name == row.name
+        assert (cfg.data.dataset, cfg.data.protocol, cfg.data.split_seed, cfg.data.image_size) == \
+               (base.data.dataset, base.data.protocol, base.data.split_seed, base.data.image_size), row.name
+        assert (cfg.model.backbone, cfg.train.epochs, cfg.train.batch_size, cfg.train.lr) == \
+               (base.model.backbone, base.train.epochs, base.train.batch_size, base.train.lr), row.name
+        Semi3Net(cfg.model, num_classes=5, load_weights=False)  # every row's model can be built
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"colour": 1}, "unknown key"),
+    ({"rows": {"a": {"overides": []}}}, "unknown key"),
+    ({"rows": {"a": {"baseline": "clip"}}}, "baseline must be"),
+    ({"rows": {"a": {"overrides": ["model.sharing=half"]}}}, "sharing"),
+])
+def test_a_bad_plan_is_refused_before_anything_runs(tmp_path, change, message):
+    raw = {"base": str(REPO / "configs" / "smoke.yaml"), "rows": {"a": {}}, **change}
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises((ConfigError, ValueError), match=message):
+        plan = load_plan(path)
+        Semi3Net(plan.config(plan.rows[0], 0).model, num_classes=5, load_weights=False)
+
+
+def test_a_small_study_writes_a_record_per_row_and_seed_resumes_and_summarises(sketchy_mini_root, tmp_path):
+    plan_path = tmp_path / "plan.yaml"
+    plan_path.write_text(yaml.safe_dump({
+        "base": str(REPO / "configs" / "smoke.yaml"), "out_dir": str(tmp_path / "results"),
+        "runs_dir": str(tmp_path / "runs"), "seeds": [0, 1],
+        "rows": {"semi3net": {"what": "the model"},
+                 "two-branch-ce": {"overrides": ["model.edge_branch=false", "model.sharing=separate",
+                                                 "model.split_stage=9", "loss.alignment_weight=0",
+                                                 "loss.contrastive_weight=0"]},
+                 "imagenet-features": {"baseline": "imagenet"}},
+    }, sort_keys=False))
+    extra = [f"data.root={sketchy_mini_root}", "data.max_categories=4", f"data.cache_dir={tmp_path / 'edges'}",
+             "train.epochs=1", "train.max_steps_per_epoch=2"]
+    plan = load_plan(plan_path)
+    table = run_study(plan, extra=extra, progress=False)
+    records = sorted(p.name for p in (tmp_path / "results").glob("*.json"))
+    assert records == ["imagenet-features-seed0.json", "semi3net-seed0.json", "semi3net-seed1.json",
+                       "two-branch-ce-seed0.json", "two-branch-ce-seed1.json"]
+    record = json.loads((tmp_path / "results" / "semi3net-seed1.json").read_text())
+    assert record["seed"] == 1 and record["config"]["train"]["seed"] == 1 and record["wall_seconds"] > 0
+    assert 0 < record["metrics"]["query"]["mAP@all"] <= 1
+    assert list(table.index) == ["semi3net", "two-branch-ce", "imagenet-features"]
+    assert list(table["seeds"]) == [2, 2, 1]
+    assert (table.loc["semi3net", "mAP@all std"] > 0) and table.loc["imagenet-features", "mAP@all std"] == 0
+    csv = pd.read_csv(tmp_path / "results" / "summary.csv", index_col="run")
+    assert list(csv.index) == list(table.index) and "P@25 mean" in csv.columns
+
+    # A second call finds every record and trains nothing; a deleted record is redone alone.
+    (tmp_path / "results" / "two-branch-ce-seed1.json").unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "results").glob("*-seed*.json")}
+    run_study(plan, extra=extra, progress=False)
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "results").glob("*-seed*.json")}
+    assert set(after) - set(before) == {"two-branch-ce-seed1.json"}
+    assert all(after[name] == before[name] for name in before)
+
+
+def test_summary_is_mean_and_sample_std_over_seeds():
+    runs = pd.DataFrame({"run": ["a", "a", "a", "b"], "seed": [0, 1, 2, 0], "mAP@all": [0.1, 0.2, 0.3, 0.5],
+                         "wall_seconds": [10, 20, 30, 5]})
+    table = summary_table(runs)
+    assert table.loc["a", "mAP@all mean"] == pytest.approx(0.2)
+    assert table.loc["a", "mAP@all std"] == pytest.approx(0.1)
+    assert table.loc["b", "mAP@all std"] == 0 and table.loc["a", "wall_seconds mean"] == 20
