@@ -129,8 +129,9 @@ def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = ()
 
 def run_study(plan: StudyPlan, only: Iterable[str] | None = None, seeds: Iterable[int] | None = None,
               extra: Iterable[str] = (), progress: bool = True) -> pd.DataFrame | None:
-    """Run every (row, seed) without a record, in plan order, then write the summary."""
+    """Run every (row, seed) without a record, in plan order; the summary is rewritten after each."""
     extra = list(extra)
+    order = [row.name for row in plan.rows]
     rows = [plan.row(name) for name in only] if only else plan.rows
     for row in rows:
         for seed in [s for s in plan.seeds_of(row) if seeds is None or s in set(seeds)]:
@@ -142,7 +143,8 @@ def run_study(plan: StudyPlan, only: Iterable[str] | None = None, seeds: Iterabl
             record = run_row(plan, row, seed, extra, progress)
             print(f"{row.name} seed {seed}: mAP@all {record['metrics']['query']['mAP@all']:.4f} "
                   f"in {record['wall_seconds']:.0f} s", flush=True)
-    return write_summary(plan.out_dir, order=[row.name for row in plan.rows])
+            write_summary(plan.out_dir, order)  # kept current, should the study stop here
+    return write_summary(plan.out_dir, order)
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
