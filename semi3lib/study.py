@@ -148,8 +148,9 @@ def run_study(plan: StudyPlan, only: Iterable[str] | None = None, seeds: Iterabl
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per study row: the number of seeds, mean and sample std (ddof 1; 0 with one
-    seed) of each metric and of the wall time, in the order the runs first appear."""
+    """One row per study row: the number of seeds, mean and sample std (ddof 1; NaN with one
+    seed: unknown, not zero) of each metric and of the wall time, in the order the runs first
+    appear."""
     metrics = [m for m in (*TABLE_METRICS, "wall_seconds") if m in runs.columns]
     out = {}
     for run, group in runs.groupby("run", sort=False):
@@ -157,7 +158,7 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         for m in metrics:
             values = group[m].astype(float).to_numpy()
             row[f"{m} mean"] = float(values.mean())
-            row[f"{m} std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            row[f"{m} std"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
         out[run] = row
     table = pd.DataFrame.from_dict(out, orient="index")
     table.index.name = "run"
