@@ -92,10 +92,11 @@ def load_plan(path: str | Path) -> StudyPlan:
             raise ConfigError(f"{path}: row {name!r}: baseline must be one of {', '.join(BASELINES)}")
         rows.append(StudyRow(name=str(name), what=str(spec.get("what", "")),
                              overrides=[str(o) for o in spec.get("overrides") or []], baseline=spec.get("baseline")))
-    base = Path(raw["base"])
-    plan = StudyPlan(base=str(base), out_dir=str(raw.get("out_dir", "results/study")),
-                     runs_dir=str(raw.get("runs_dir", "runs/study")),
-                     seeds=[int(s) for s in raw.get("seeds", [0])], rows=rows)
+    seeds = [int(s) for s in raw.get("seeds", [0])]
+    if not seeds:
+        raise ConfigError(f"{path}: 'seeds' is empty")
+    plan = StudyPlan(base=str(raw["base"]), out_dir=str(raw.get("out_dir", "results/study")),
+                     runs_dir=str(raw.get("runs_dir", "runs/study")), seeds=seeds, rows=rows)
     for row in plan.rows:  # every row's config must be valid before hours are spent on the first
         plan.config(row, plan.seeds[0])
     return plan
