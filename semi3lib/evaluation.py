@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from semi3lib.checkpoints import load_checkpoint_file, weights_digest
+from semi3lib.checkpoints import atomic_write_bytes, load_checkpoint_file, weights_digest
 from semi3lib.config import DataConfig, ExperimentConfig, config_from_dict
 from semi3lib.experiment import ExperimentData, gallery_dataset, load_experiment_data, query_dataset
 from semi3lib.metrics import retrieval_metrics
@@ -89,8 +89,10 @@ def embed_split(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, whi
     out = {"query": q, "query_labels": ql, "gallery": g, "gallery_labels": gl}
     if attention:
         out["gallery_attention"] = torch.cat(attention).numpy()
-    if cache is not None:
-        _save_npz(cache, out)
+    if cache is not None:  # written atomically: readers never see a partial file
+        buffer = io.BytesIO()
+        np.savez(buffer, **out)
+        atomic_write_bytes(cache, buffer.getvalue())
     return out
 
 
@@ -107,15 +109,6 @@ def _embedding_key(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, 
         "photos": [str(data.index.photos[j].path) for j in data.split.gallery],
     }).encode())
     return f"{which}-{digest.hexdigest()[:16]}"
-
-
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez`` to a temporary file, then renamed: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
-    os.replace(tmp, path)
 
 
 def evaluate_model(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, which: str = "query",
