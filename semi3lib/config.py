@@ -56,6 +56,10 @@ class ModelConfig:
     embed_dim: int = 256
     hidden_dim: int = 512
     dropout: float = 0.2
+    # How a gallery photo is embedded for retrieval: "photo" (its image-branch embedding, as
+    # the paper), or "photo+edge" (the mean of that and its edgemap's embedding; the edgemap
+    # runs through the sketch's bottom, so it sits nearer the sketches). Needs edge_branch.
+    gallery_embedding: str = "photo"
 
 
 @dataclass

@@ -105,6 +105,8 @@ def _embedding_key(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, 
         "which": which,
         "image_size": data_cfg.image_size,
         "edge_method": data_cfg.edge_method if model.cfg.edge_branch else None,
+        # only when not the default, so that caches written before the option existed still match
+        **({"gallery_embedding": model.cfg.gallery_embedding} if model.cfg.gallery_embedding != "photo" else {}),
         "sketches": [str(data.index.sketches[k].path) for k in queries],
         "photos": [str(data.index.photos[j].path) for j in data.split.gallery],
     }).encode())

@@ -35,10 +35,11 @@ def paper_reported_table() -> pd.DataFrame:
     return table
 
 
-def load_study(study_dir: str | Path) -> tuple[pd.DataFrame | None, str]:
+def load_study(study_dir: str | Path, split: str = "query") -> tuple[pd.DataFrame | None, str]:
     """The reproduction study's runs (``<study_dir>/*.json``, one per run and seed, each with
-    ``run``, ``seed`` and ``metrics``) as one row per file; ``(None, reason)`` when there are
-    none. Files without ``metrics`` are ignored (other outputs may share the folder)."""
+    ``run``, ``seed`` and ``metrics``) as one row per file, scored on ``split`` (``query``, or
+    ``val`` for a tuning study); ``(None, reason)`` when there are none. Files without
+    ``metrics`` for that split are ignored (other outputs may share the folder)."""
     study_dir = Path(study_dir)
     files = sorted(study_dir.glob("*.json")) if study_dir.is_dir() else []
     rows = []
@@ -49,12 +50,14 @@ def load_study(study_dir: str | Path) -> tuple[pd.DataFrame | None, str]:
             continue
         if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
             continue
-        metrics = record["metrics"].get("query", record["metrics"])
+        metrics = record["metrics"].get(split, record["metrics"] if split == "query" else None)
+        if not isinstance(metrics, dict):
+            continue
         rows.append({"run": record.get("run", path.stem), "seed": record.get("seed"),
                      **{k: metrics.get(k) for k in TABLE_METRICS if k in metrics},
                      "wall_seconds": record.get("wall_seconds"), "file": path.name})
     if not rows:
-        why = "does not exist" if not study_dir.is_dir() else "holds no run results (*.json with metrics)"
+        why = "does not exist" if not study_dir.is_dir() else f"holds no run results (*.json with {split} metrics)"
         return None, f"{study_dir} {why}"
     return pd.DataFrame(rows), f"{len(rows)} run file(s) in {study_dir}"
 

@@ -1,9 +1,13 @@
 """The reproduction study: named rows, each a set of overrides of one base config, trained and
-scored once per seed; then a summary over seeds.
+scored once per seed; then a summary over seeds. A tuning study is the same with ``split: val``:
+its rows are compared on validation sketches carved from the training sketches, never on the
+queries.
 
 A plan is a YAML file (``configs/study-sketchy-mini.yaml``)::
 
     base: configs/sketchy-mini-cpu.yaml   # what every row shares: data, backbone, budget
+    overrides: []                          # applied to every row first (optional)
+    split: query                           # the split the summary reports: query, or val to tune
     out_dir: results/sketchy-mini          # one record per row and seed, and summary.csv
     runs_dir: runs/study                   # checkpoints, one folder per row and seed
     seeds: [0, 1, 2]                       # train.seed; the data split stays the base's
@@ -11,9 +15,14 @@ A plan is a YAML file (``configs/study-sketchy-mini.yaml``)::
       semi3net: {what: "as in the paper", overrides: []}
       no-coattention: {what: "...", overrides: [model.coattention=false]}
       imagenet-features: {what: "no training", baseline: imagenet}
+      semi3net-photo+edge: {what: "...", rescore: semi3net, overrides: [model.gallery_embedding=photo+edge]}
 
-Each (row, seed) writes ``<out_dir>/<row>-seed<k>.json`` (``run``, ``seed``, ``metrics``,
-``wall_seconds``, ``config``, ``machine``) when it finishes, and a row whose record exists is
+A ``rescore`` row trains nothing: it scores another row's trained models again with a
+retrieval-time change (``model.gallery_embedding``), seed by seed, and reports that row's
+training time.
+
+Each (row, seed) writes ``<out_dir>/<row>-seed<k>.json`` (``run``, ``seed``, ``metrics`` per
+split, ``wall_seconds``, ``config``, ``machine``) when it finishes, and a row whose record exists is
 skipped, so a study can be stopped and continued, across sessions and machines. A row that is
 interrupted resumes from its last finished epoch. The no-training baseline is deterministic:
 it runs for the first seed only.
@@ -35,6 +44,8 @@ from semi3lib.reporting import TABLE_METRICS, load_study
 
 SUMMARY_FILE = "summary.csv"
 BASELINES = ("imagenet",)
+SPLITS = ("query", "val")
+RESCORE_KEYS = ("model.gallery_embedding=",)  # what a rescore row may change: retrieval only
 
 
 @dataclass
@@ -43,6 +54,7 @@ class StudyRow:
     what: str = ""
     overrides: list[str] = field(default_factory=list)
     baseline: str | None = None  # "imagenet": no training
+    rescore: str | None = None  # another row, whose trained models this row scores again
 
 
 @dataclass
@@ -52,6 +64,8 @@ class StudyPlan:
     runs_dir: str
     seeds: list[int]
     rows: list[StudyRow]
+    overrides: list[str] = field(default_factory=list)
+    split: str = "query"
 
     def row(self, name: str) -> StudyRow:
         for row in self.rows:
@@ -60,9 +74,15 @@ class StudyPlan:
         raise ConfigError(f"no row {name!r} in the plan; rows: {', '.join(r.name for r in self.rows)}")
 
     def config(self, row: StudyRow, seed: int, extra: Iterable[str] = ()) -> ExperimentConfig:
-        """The row's config for one seed: base, then the row's overrides, then ``extra``."""
-        return load_config(self.base, [*row.overrides, f"train.seed={seed}", f"name={row.name}",
-                                       f"train.out_dir={Path(self.runs_dir) / f'{row.name}-seed{seed}'}", *extra])
+        """The row's config for one seed: base, the plan's overrides, (a rescore row: the
+        scored row's,) the row's own, then ``extra``."""
+        trained = self.row(row.rescore) if row.rescore else row
+        return load_config(self.base, [*self.overrides, *(trained.overrides if row.rescore else ()), *row.overrides,
+                                       f"train.seed={seed}", f"name={row.name}",
+                                       f"train.out_dir={self.run_dir(trained, seed)}", *extra])
+
+    def run_dir(self, row: StudyRow, seed: int) -> Path:
+        return Path(self.runs_dir) / f"{row.name}-seed{seed}"
 
     def record_path(self, row: StudyRow, seed: int) -> Path:
         return Path(self.out_dir) / f"{row.name}-seed{seed}.json"
@@ -77,7 +97,7 @@ def load_plan(path: str | Path) -> StudyPlan:
     if not path.is_file():
         raise ConfigError(f"study plan not found: {path}")
     raw = yaml.safe_load(path.read_text()) or {}
-    unknown = set(raw) - {"base", "out_dir", "runs_dir", "seeds", "rows"}
+    unknown = set(raw) - {"base", "overrides", "split", "out_dir", "runs_dir", "seeds", "rows"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
     if "base" not in raw or not raw.get("rows"):
@@ -85,45 +105,85 @@ def load_plan(path: str | Path) -> StudyPlan:
     rows = []
     for name, spec in raw["rows"].items():
         spec = spec or {}
-        bad = set(spec) - {"what", "overrides", "baseline"}
+        bad = set(spec) - {"what", "overrides", "baseline", "rescore"}
         if bad:
             raise ConfigError(f"{path}: row {name!r} has unknown key(s) {', '.join(sorted(bad))}")
         if spec.get("baseline") not in (None, *BASELINES):
             raise ConfigError(f"{path}: row {name!r}: baseline must be one of {', '.join(BASELINES)}")
         rows.append(StudyRow(name=str(name), what=str(spec.get("what", "")),
-                             overrides=[str(o) for o in spec.get("overrides") or []], baseline=spec.get("baseline")))
+                             overrides=[str(o) for o in spec.get("overrides") or []], baseline=spec.get("baseline"),
+                             rescore=spec.get("rescore")))
     seeds = [int(s) for s in raw.get("seeds", [0])]
     if not seeds:
         raise ConfigError(f"{path}: 'seeds' is empty")
+    if raw.get("split", "query") not in SPLITS:
+        raise ConfigError(f"{path}: split must be one of {', '.join(SPLITS)}, got {raw['split']!r}")
     plan = StudyPlan(base=str(raw["base"]), out_dir=str(raw.get("out_dir", "results/study")),
-                     runs_dir=str(raw.get("runs_dir", "runs/study")), seeds=seeds, rows=rows)
+                     runs_dir=str(raw.get("runs_dir", "runs/study")), seeds=seeds, rows=rows,
+                     overrides=[str(o) for o in raw.get("overrides") or []], split=raw.get("split", "query"))
+    names = [row.name for row in rows]
+    for row in plan.rows:
+        if row.rescore is not None:
+            source = row.rescore
+            if source not in names or plan.row(source).rescore or plan.row(source).baseline:
+                raise ConfigError(f"{path}: row {row.name!r} re-scores {source!r}, which is not a trained row of the plan")
+            if names.index(source) > names.index(row.name):
+                raise ConfigError(f"{path}: row {row.name!r} re-scores {source!r}: list {source!r} first")
+            if any(not o.startswith(RESCORE_KEYS) for o in row.overrides):
+                raise ConfigError(f"{path}: row {row.name!r}: a rescore row may only override "
+                                  f"{', '.join(k.rstrip('=') for k in RESCORE_KEYS)}")
     for row in plan.rows:  # every row's config must be valid before hours are spent on the first
-        plan.config(row, plan.seeds[0])
+        cfg = plan.config(row, plan.seeds[0])
+        if plan.split == "val" and not cfg.data.val_sketches_per_category:
+            raise ConfigError(f"{path}: split val needs validation sketches: set "
+                              f"data.val_sketches_per_category in the plan's overrides (row {row.name!r} has none)")
     return plan
 
 
 def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = (), progress: bool = True
             ) -> dict[str, Any]:
-    """Train (or, for a baseline, only score) one row for one seed and write its record."""
+    """Train (or, for a baseline, only score; for a rescore row, score another row's trained
+    model again) one row for one seed and write its record."""
     from semi3lib.checkpoints import atomic_write_text
-    from semi3lib.evaluation import evaluate_imagenet_baseline
+    from semi3lib.evaluation import evaluate_imagenet_baseline, evaluate_model, load_trained
     from semi3lib.experiment import load_experiment_data
     from semi3lib.hardware import machine_info
     from semi3lib.training import select_device, train
 
     cfg = plan.config(row, seed, extra)
     started = time.perf_counter()
+    device = select_device(cfg.train.device)
+    extra_info: dict[str, Any] = {}
     if row.baseline == "imagenet":
         data = load_experiment_data(cfg.data)
-        metrics = evaluate_imagenet_baseline(data, cfg.data, cfg.model.backbone, cfg.model.weights_path,
-                                             select_device(cfg.train.device), progress=progress)
+        metrics = {which: evaluate_imagenet_baseline(data, cfg.data, cfg.model.backbone, cfg.model.weights_path,
+                                                     device, which, progress=progress)
+                   for which in ("query", "val") if which == "query" or data.split.val}
         wall, history = time.perf_counter() - started, []
+    elif row.rescore:
+        source = plan.row(row.rescore)
+        trained = plan.record_path(source, seed)
+        if not trained.is_file():
+            raise ConfigError(f"row {row.name!r} re-scores {source.name!r}, which has no record for seed {seed} "
+                              f"yet ({trained}): run it first")
+        source_record = json.loads(trained.read_text())
+        run_dir = plan.run_dir(source, seed)
+        model, _, _, data = load_trained(run_dir / "last.pt", device)
+        model.set_gallery_embedding(cfg.model.gallery_embedding)
+        metrics = {which: evaluate_model(model, data, cfg.data, which, device, progress, cache_dir=run_dir)
+                   for which in ("query", "val") if which == "query" or data.split.val}
+        # the row's cost is the training it re-scores; the scoring itself is recorded apart
+        wall, history = source_record["wall_seconds"], source_record.get("history", [])
+        extra_info = {"rescored": source.name, "scoring_seconds": round(time.perf_counter() - started, 1)}
     else:
         result = train(cfg, resume=True, progress=progress)
-        metrics, wall, history = result.final_metrics, result.wall_seconds, result.history
-    record = {"run": row.name, "what": row.what, "seed": seed, "metrics": {"query": metrics},
-              "wall_seconds": round(wall, 1), "overrides": [*row.overrides, *extra], "history": history,
-              "config": cfg.to_dict(), "machine": machine_info()}
+        wall, history = result.wall_seconds, result.history
+        metrics = {"query": result.final_metrics}
+        if history and "val" in history[-1]:
+            metrics["val"] = history[-1]["val"]
+    record = {"run": row.name, "what": row.what, "seed": seed, "metrics": metrics,
+              "wall_seconds": round(wall, 1), **extra_info, "overrides": [*plan.overrides, *row.overrides, *extra],
+              "history": history, "config": cfg.to_dict(), "machine": machine_info()}
     atomic_write_text(plan.record_path(row, seed), json.dumps(record, indent=2) + "\n")
     return record
 
@@ -142,10 +202,10 @@ def run_study(plan: StudyPlan, only: Iterable[str] | None = None, seeds: Iterabl
                 continue
             print(f"{row.name} seed {seed}: {row.what or 'running'}", flush=True)
             record = run_row(plan, row, seed, extra, progress)
-            print(f"{row.name} seed {seed}: mAP@all {record['metrics']['query']['mAP@all']:.4f} "
-                  f"in {record['wall_seconds']:.0f} s", flush=True)
-            write_summary(plan.out_dir, order)  # kept current, should the study stop here
-    return write_summary(plan.out_dir, order)
+            print(f"{row.name} seed {seed}: {plan.split} mAP@all {record['metrics'][plan.split]['mAP@all']:.4f} "
+                  f"({record['wall_seconds']:.0f} s of training)", flush=True)
+            write_summary(plan.out_dir, order, plan.split)  # kept current, should the study stop here
+    return write_summary(plan.out_dir, order, plan.split)
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -166,10 +226,10 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def write_summary(out_dir: str | Path, order: Iterable[str] = ()) -> pd.DataFrame | None:
-    """``<out_dir>/summary.csv`` from the records there, rows named in ``order`` first (None
-    when there are no records)."""
-    runs, _ = load_study(out_dir)
+def write_summary(out_dir: str | Path, order: Iterable[str] = (), split: str = "query") -> pd.DataFrame | None:
+    """``<out_dir>/summary.csv`` from the records there, scored on ``split``, rows named in
+    ``order`` first (None when there are no records)."""
+    runs, _ = load_study(out_dir, split)
     if runs is None:
         return None
     table = summary_table(runs)

@@ -252,12 +252,14 @@ _RESUME_FREE_KEYS = {("train", "out_dir"), ("train", "device"), ("data", "num_wo
 
 
 def _check_resumable(saved: dict[str, Any], cfg: ExperimentConfig, path: Path) -> None:
-    """Refuse to resume a run under a different config: the result would match neither."""
-    current = cfg.to_dict()
-    diffs = [f"{section}.{key}: {saved[section][key]!r} -> {value!r}"
+    """Refuse to resume a run under a different config: the result would match neither. A key
+    the saved config lacks (added to the code later) counts as its default, which the run had."""
+    current, defaults = cfg.to_dict(), ExperimentConfig().to_dict()
+    diffs = [f"{section}.{key}: {saved.get(section, {}).get(key, defaults[section][key])!r} -> {value!r}"
              for section, values in current.items() if isinstance(values, dict)
              for key, value in values.items()
-             if (section, key) not in _RESUME_FREE_KEYS and saved.get(section, {}).get(key) != value]
+             if (section, key) not in _RESUME_FREE_KEYS
+             and saved.get(section, {}).get(key, defaults[section][key]) != value]
     if diffs:
         raise ValueError(f"cannot resume {path}: it was trained with a different config ({'; '.join(diffs)}); "
                          "use a new train.out_dir or the same settings")

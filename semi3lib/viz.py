@@ -264,6 +264,31 @@ def plot_metric_bars(values: Mapping[str, Mapping[str, float]], title: str, ylab
     return fig
 
 
+def plot_study(runs: Any, metric: str = "mAP@all", title: str = "", reference: str | None = None) -> Figure:
+    """One line per study row: each seed's ``metric`` as a dot, the mean as a bar, rows in
+    the order they come. ``runs`` is :func:`semi3lib.reporting.load_study`'s table (columns
+    ``run``, ``seed``, ``metric``). With ``reference`` (a row name) a dashed line marks that
+    row's mean, so what beats it stands out."""
+    names = list(dict.fromkeys(runs["run"]))
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(names) + 1.4), layout="constrained")
+    for i, name in enumerate(names):
+        values = runs.loc[runs["run"] == name, metric].astype(float).to_numpy()
+        ax.barh(i, values.mean(), color="#c6dbef", height=0.6)
+        ax.plot(values, np.full(len(values), i), "o", color="#08519c", markersize=4)
+        ax.text(values.mean(), i, f" {values.mean():.3f}" + (f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""),
+                va="center", fontsize=8)
+    if reference is not None and reference in names:
+        ax.axvline(runs.loc[runs["run"] == reference, metric].astype(float).mean(), color="0.3", linestyle="--",
+                   linewidth=1, label=f"{reference} (mean)")
+        ax.legend(frameon=False, loc="lower right")
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{metric} (dots: seeds; bars: mean)")
+    ax.set_xlim(0, max(1e-9, float(runs[metric].astype(float).max())) * 1.25)
+    ax.set_title(title)
+    return fig
+
+
 def plot_channel_weights(weights: np.ndarray, row_labels: Sequence[str], channels: Sequence[int],
                          title: str = "Co-attention channel weights") -> Figure:
     """Heatmap of mean channel weights ``(R, len(channels))``: rows (categories) against the

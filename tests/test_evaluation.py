@@ -44,3 +44,13 @@ def test_other_weights_or_other_images_are_not_served_from_the_cache(smoke_run, 
     smaller = embed_split(model, data, dataclasses.replace(cfg.data, image_size=48), cache_dir=tmp_path)
     assert not np.allclose(smaller["query"], changed["query"])
     assert len(list((tmp_path / EMBEDDINGS_DIR).glob("*.npz"))) == 3
+
+
+def test_the_gallery_embedding_choice_has_its_own_cache_entry(smoke_run, tmp_path):
+    model, cfg, _, data = load_trained(smoke_run / "last.pt")
+    photo_only = embed_split(model, data, cfg.data, cache_dir=tmp_path)
+    model.set_gallery_embedding("photo+edge")
+    fused = embed_split(model, data, cfg.data, cache_dir=tmp_path)
+    np.testing.assert_allclose(fused["query"], photo_only["query"], atol=1e-6)  # sketches are embedded alike
+    assert not np.allclose(fused["gallery"], photo_only["gallery"])
+    assert len(list((tmp_path / EMBEDDINGS_DIR).glob("*.npz"))) == 2

@@ -193,6 +193,32 @@ def test_retrieval_embeddings_are_normalised_forward_outputs():
     assert not torch.allclose(out["sketch_embed"].norm(dim=1), torch.ones(3))  # forward's are raw
 
 
+@pytest.mark.parametrize("coattention", [True, False])
+def test_photo_plus_edge_gallery_embedding_is_the_normalised_mean_of_both(coattention):
+    model = make_model(coattention=coattention).eval()
+    photo, edge = images(3, 1), images(3, 2)
+    model.set_gallery_embedding("photo+edge")
+    with torch.no_grad():
+        out = model(photo=photo, edge=edge)
+        fused = model.embed_photo(photo, edge)
+    normalize = torch.nn.functional.normalize
+    expected = normalize(normalize(out["photo_embed"], dim=1) + normalize(out["edge_embed"], dim=1), dim=1)
+    torch.testing.assert_close(fused, expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="gallery_embedding=photo\\+edge"):
+        model.embed_photo(photo)  # the edgemap is needed even without co-attention
+    model.set_gallery_embedding("photo")
+    with torch.no_grad():
+        torch.testing.assert_close(model.embed_photo(photo, edge), normalize(out["photo_embed"], dim=1),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_photo_plus_edge_gallery_embedding_needs_the_edge_branch_and_a_known_name():
+    with pytest.raises(ValueError, match="edge_branch"):
+        make_model(edge_branch=False, gallery_embedding="photo+edge")
+    with pytest.raises(ValueError, match="choose one of: photo, photo\\+edge"):
+        make_model().set_gallery_embedding("edge")
+
+
 def test_single_channel_input_equals_its_three_channel_copy():
     model = make_model().eval()
     gray = images(2, channels=1)

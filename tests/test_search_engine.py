@@ -29,6 +29,16 @@ def test_eval_prints_every_metric_as_json(smoke_run, capsys):
     assert metrics["mAP@all"] == pytest.approx(history[-1]["query"]["mAP@all"], abs=1e-6)
 
 
+def test_eval_scores_a_checkpoint_with_another_gallery_embedding_but_no_other_model_change(smoke_run, capsys):
+    args = ["eval", "--checkpoint", str(smoke_run / "last.pt"), "--json", "--quiet", "--device", "cpu"]
+    assert main([*args, "model.gallery_embedding=photo+edge"]) == 0
+    fused = json.loads(capsys.readouterr().out)
+    history = [json.loads(line) for line in (smoke_run / "metrics.jsonl").read_text().splitlines()]
+    assert fused["mAP@all"] != pytest.approx(history[-1]["query"]["mAP@all"], abs=1e-6)
+    assert main([*args, "model.sharing=shared"]) != 0
+    assert "only data.* and model.gallery_embedding" in capsys.readouterr().err
+
+
 def test_index_and_search_return_top_k_photos(smoke_run, sketchy_mini_root, tmp_path, capsys):
     photos = _photo_folder(sketchy_mini_root, tmp_path)
     index = tmp_path / "gallery.npz"

@@ -40,11 +40,16 @@ def test_the_shipped_plan_gives_every_row_the_same_data_backbone_and_budget():
     ({"rows": {"a": {"overides": []}}}, "unknown key"),
     ({"rows": {"a": {"baseline": "clip"}}}, "baseline must be"),
     ({"rows": {"a": {"overrides": ["model.sharing=half"]}}}, "sharing"),
+    ({"split": "test"}, "split must be"),
+    ({"split": "val"}, "val_sketches_per_category"),
+    ({"rows": {"a": {}, "b": {"rescore": "c"}}}, "not a trained row"),
+    ({"rows": {"b": {"rescore": "a"}, "a": {}}}, "list 'a' first"),
+    ({"rows": {"a": {}, "b": {"rescore": "a", "overrides": ["train.epochs=9"]}}}, "may only override"),
 ])
 def test_a_bad_plan_is_refused_before_anything_runs(tmp_path, change, message):
     raw = {"base": str(REPO / "configs" / "smoke.yaml"), "rows": {"a": {}}, **change}
     path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
     with pytest.raises((ConfigError, ValueError), match=message):
         plan = load_plan(path)
         Semi3Net(plan.config(plan.rows[0], 0).model, num_classes=5, load_weights=False)
@@ -93,3 +98,27 @@ def test_summary_is_mean_and_sample_std_over_seeds():
     assert table.loc["a", "mAP@all mean"] == pytest.approx(0.2)
     assert table.loc["a", "mAP@all std"] == pytest.approx(0.1)
     assert np.isnan(table.loc["b", "mAP@all std"]) and table.loc["a", "wall_seconds mean"] == 20
+
+
+def test_a_tuning_study_compares_rows_on_validation_sketches_and_rescores_without_training(sketchy_mini_root, tmp_path):
+    plan_path = tmp_path / "plan.yaml"
+    plan_path.write_text(yaml.safe_dump({
+        "base": str(REPO / "configs" / "smoke.yaml"), "split": "val", "overrides": ["data.val_sketches_per_category=2"],
+        "out_dir": str(tmp_path / "results"), "runs_dir": str(tmp_path / "runs"), "seeds": [0],
+        "rows": {"semi3net": {}, "photo+edge": {"rescore": "semi3net", "overrides": ["model.gallery_embedding=photo+edge"]}},
+    }, sort_keys=False))
+    extra = [f"data.root={sketchy_mini_root}", "data.max_categories=4", f"data.cache_dir={tmp_path / 'edges'}",
+             "train.epochs=1", "train.max_steps_per_epoch=2"]
+    plan = load_plan(plan_path)
+    with pytest.raises(ConfigError, match="run it first"):
+        run_study(plan, only=["photo+edge"], extra=extra, progress=False)
+    table = run_study(plan, extra=extra, progress=False)
+    trained = json.loads((tmp_path / "results" / "semi3net-seed0.json").read_text())
+    fused = json.loads((tmp_path / "results" / "photo+edge-seed0.json").read_text())
+    assert sorted(trained["metrics"]) == sorted(fused["metrics"]) == ["query", "val"]
+    assert trained["metrics"]["val"]["queries"] == 4 * 2  # 2 validation sketches per category
+    assert fused["rescored"] == "semi3net" and fused["wall_seconds"] == trained["wall_seconds"]
+    assert fused["config"]["model"]["gallery_embedding"] == "photo+edge"
+    assert fused["metrics"]["val"] != trained["metrics"]["val"]  # another gallery, the same sketches
+    assert list((tmp_path / "runs").iterdir()) == [tmp_path / "runs" / "semi3net-seed0"]  # nothing trained again
+    assert table.loc["semi3net", "mAP@all mean"] == trained["metrics"]["val"]["mAP@all"]

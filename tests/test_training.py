@@ -147,3 +147,18 @@ def test_resuming_under_a_different_config_is_refused(smoke_run):
     # The same config resumes a finished run without training again.
     result = train(saved, resume=True, progress=False)
     assert len(result.history) == saved.train.epochs and result.final_metrics
+
+
+def test_a_config_key_added_after_a_run_was_saved_counts_as_its_default():
+    from pathlib import Path
+
+    from semi3lib.config import ExperimentConfig
+    from semi3lib.training import _check_resumable
+
+    saved = ExperimentConfig().to_dict()
+    del saved["model"]["gallery_embedding"]  # a run saved before the option existed
+    _check_resumable(saved, ExperimentConfig(), Path("last.pt"))
+    changed = ExperimentConfig()
+    changed.model.gallery_embedding = "photo+edge"
+    with pytest.raises(ValueError, match="model.gallery_embedding: 'photo' -> 'photo\\+edge'"):
+        _check_resumable(saved, changed, Path("last.pt"))

@@ -61,10 +61,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.overrides:
             from semi3lib.config import apply_overrides, config_from_dict
 
-            data_only = [o for o in args.overrides if o.startswith("data.")]
-            if len(data_only) != len(args.overrides):
-                raise UserError("only data.* overrides apply to a trained checkpoint")
-            cfg = config_from_dict(apply_overrides(cfg.to_dict(), data_only))
+            if any(not o.startswith(("data.", "model.gallery_embedding=")) for o in args.overrides):
+                raise UserError("only data.* and model.gallery_embedding overrides apply to a trained checkpoint")
+            cfg = config_from_dict(apply_overrides(cfg.to_dict(), args.overrides))
+            try:
+                model.set_gallery_embedding(cfg.model.gallery_embedding)
+            except ValueError as err:
+                raise UserError(str(err)) from err
         split_file = Path(args.checkpoint).parent / "split.json"
         data = load_experiment_data(cfg.data, split_file if split_file.is_file() else None)
         metrics = evaluate_model(model, data, cfg.data, args.split, device, progress=not args.quiet)

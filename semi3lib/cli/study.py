@@ -10,17 +10,19 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     plan = load_plan(args.plan)
     if args.list:
+        width = max(len(row.name) for row in plan.rows)
         for row in plan.rows:
             done = sum(plan.record_path(row, s).is_file() for s in plan.seeds_of(row))
-            print(f"{row.name:<28} {done}/{len(plan.seeds_of(row))} seeds done  {row.what}")
+            print(f"{row.name:<{width}}  {done}/{len(plan.seeds_of(row))} seeds done  {row.what}")
         return 0
     if args.summary_only:
-        table = write_summary(plan.out_dir, order=[row.name for row in plan.rows])
+        table = write_summary(plan.out_dir, order=[row.name for row in plan.rows], split=plan.split)
     else:
         table = run_study(plan, only=args.only, seeds=args.seeds, extra=args.overrides, progress=not args.quiet)
     if table is None:
         print(f"no records in {plan.out_dir} yet")
     else:
+        print(f"scored on the {plan.split} split")
         print(table.round(4).to_string())
     return 0
 

@@ -35,6 +35,7 @@ from semi3lib.models.coattention import CoAttention
 
 BRANCHES = ("sketch", "photo", "edge")
 SHARING_MODES = ("semi", "shared", "separate")
+GALLERY_EMBEDDINGS = ("photo", "photo+edge")
 
 
 def _bottom_layout(sharing: str, edge_branch: bool) -> dict[str, tuple[str, ...]]:
@@ -64,6 +65,13 @@ def _run_grouped(module: nn.Module, inputs: list[torch.Tensor]) -> list[torch.Te
     return [module(x) for x in inputs]
 
 
+def _check_gallery_embedding(name: str, edge_branch: bool) -> None:
+    if name not in GALLERY_EMBEDDINGS:
+        raise ValueError(f"unknown model.gallery_embedding {name!r}; choose one of: {', '.join(GALLERY_EMBEDDINGS)}")
+    if name == "photo+edge" and not edge_branch:
+        raise ValueError("model.gallery_embedding=photo+edge needs the edgemap branch (model.edge_branch=true)")
+
+
 class Semi3Net(nn.Module):
     """Semi3-Net with a configurable backbone, split, sharing mode and co-attention.
 
@@ -78,6 +86,7 @@ class Semi3Net(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        _check_gallery_embedding(cfg.gallery_embedding, cfg.edge_branch)
         self.cfg = copy.deepcopy(cfg)
         self.num_classes = num_classes
         backbone = build_backbone(cfg.backbone, pretrained=cfg.pretrained, weights_path=cfg.weights_path,
@@ -225,11 +234,19 @@ class Semi3Net(nn.Module):
         _, features, _ = self._bottom_features({"sketch": sketch})
         return F.normalize(self._embed(features)["sketch"], dim=1)
 
+    def set_gallery_embedding(self, name: str) -> None:
+        """Choose how :meth:`embed_photo` embeds gallery photos (``model.gallery_embedding``):
+        a retrieval-time choice, so a trained model can be scored both ways."""
+        _check_gallery_embedding(name, self.cfg.edge_branch)
+        self.cfg.gallery_embedding = name
+
     def embed_photo(self, photo: torch.Tensor, edge: torch.Tensor | None = None) -> torch.Tensor:
         """L2-normalised retrieval embeddings ``(B, D)`` of photos ``(B, 3, H, W)``.
 
         With co-attention the photo is recalibrated together with its own edgemap ``edge``
-        (required then), as the paper embeds gallery photos; otherwise ``edge`` is unused.
+        (required then), as the paper embeds gallery photos; with
+        ``model.gallery_embedding=photo+edge`` the embedding is the normalised mean of the
+        photo's and its edgemap's (``edge`` required too); otherwise ``edge`` is unused.
         """
         return self.embed_photo_with_attention(photo, edge)[0]
 
@@ -237,16 +254,19 @@ class Semi3Net(nn.Module):
                                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`embed_photo` and the co-attention weights ``(B, Cb)`` it applied (None
         without co-attention), from one pass."""
+        with_edge = self.cfg.gallery_embedding == "photo+edge"
         inputs = {"photo": photo}
-        if self.coattention is not None:
+        if self.coattention is not None or with_edge:
             if edge is None:
-                raise ValueError(
-                    "embed_photo needs the photo's edgemap when co-attention is on "
-                    "(pass edge=..., or use a model with model.coattention=false)"
-                )
+                why = "model.gallery_embedding=photo+edge" if with_edge else "co-attention is on"
+                raise ValueError(f"embed_photo needs the photo's edgemap when {why} (pass edge=...)")
             inputs["edge"] = edge
         _, features, attention = self._bottom_features(inputs)
-        return F.normalize(self._embed({"photo": features["photo"]})["photo"], dim=1), attention
+        embeds = self._embed({b: features[b] for b in (("photo", "edge") if with_edge else ("photo",))})
+        embedding = F.normalize(embeds["photo"], dim=1)
+        if with_edge:
+            embedding = F.normalize(embedding + F.normalize(embeds["edge"], dim=1), dim=1)
+        return embedding, attention
 
     def coattention_weights(self, photo: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
         """Co-attention channel weights ``(B, Cb)`` for photos and their edgemaps."""
