@@ -181,9 +181,11 @@ def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = ()
         metrics = {"query": result.final_metrics}
         if history and "val" in history[-1]:
             metrics["val"] = history[-1]["val"]
+    trained_overrides = plan.row(row.rescore).overrides if row.rescore else []
     record = {"run": row.name, "what": row.what, "seed": seed, "metrics": metrics,
-              "wall_seconds": round(wall, 1), **extra_info, "overrides": [*plan.overrides, *row.overrides, *extra],
-              "history": history, "config": cfg.to_dict(), "machine": machine_info()}
+              "wall_seconds": round(wall, 1), **extra_info,
+              "overrides": [*plan.overrides, *trained_overrides, *row.overrides, *extra], "history": history,
+              "config": cfg.to_dict(), "machine": machine_info()}
     atomic_write_text(plan.record_path(row, seed), json.dumps(record, indent=2) + "\n")
     return record
 

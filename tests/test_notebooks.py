@@ -119,6 +119,7 @@ def test_smoke_book_results_are_finite_and_complete(smoke_book):
     for name, metrics in evaluation["metrics"].items():
         _assert_finite_metrics(metrics, f"05 {name}")
     assert evaluation["study"]["available"] is False  # no study results in the temporary project
+    assert evaluation["tuning"]["available"] is False
     # 5 balanced categories: a random ranking has mAP about 0.2; the ImageNet features beat it.
     baseline = next(m for n, m in evaluation["metrics"].items() if n.startswith("ImageNet"))
     assert baseline["mAP@all"] > evaluation["chance_precision"]
