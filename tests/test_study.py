@@ -35,6 +35,18 @@ def test_the_shipped_plan_gives_every_row_the_same_data_backbone_and_budget():
         Semi3Net(cfg.model, num_classes=5, load_weights=False)  # every row's model can be built
 
 
+def test_the_shipped_tuning_plan_compares_on_validation_sketches_with_the_studys_data_and_budget():
+    plan, study = load_plan(REPO / "configs" / "tuning-sketchy-mini.yaml"), load_plan(PLAN)
+    assert plan.split == "val" and plan.base == study.base and plan.out_dir != study.out_dir
+    base = load_config(plan.base)
+    for row in plan.rows:
+        cfg = plan.config(row, seed=0)
+        assert cfg.data.val_sketches_per_category == 4, row.name
+        assert (cfg.data.split_seed, cfg.data.image_size, cfg.train.epochs) == \
+               (base.data.split_seed, base.data.image_size, base.train.epochs), row.name
+    assert plan.config(plan.row("untuned"), 0).train.backbone_lr_scale == 0.3
+
+
 @pytest.mark.parametrize("change, message", [
     ({"colour": 1}, "unknown key"),
     ({"rows": {"a": {"overides": []}}}, "unknown key"),
