@@ -81,6 +81,22 @@ def summarise_study(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def markdown_table(table: pd.DataFrame) -> str:
+    """A table as GitHub Markdown, index first (for the README: ``semi3 study --markdown``)."""
+    header = [table.index.name or "", *map(str, table.columns)]
+    rows = [[str(i), *("" if pd.isna(v) else str(v) for v in row)] for i, row in zip(table.index, table.to_numpy())]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def study_overview(runs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summarise_study` with the mean wall time of a run (minutes) after the seeds."""
+    table = summarise_study(runs)
+    minutes = runs.groupby("run", sort=False)["wall_seconds"].mean() / 60
+    table.insert(1, "train min", minutes.reindex(table.index).map(lambda m: f"{m:.1f}"))
+    return table
+
+
 def results_table(book_metrics: pd.DataFrame, study: pd.DataFrame | None = None) -> pd.DataFrame:
     """The chapter's main table: the study's runs (already formatted by
     :func:`summarise_study`) then this book's models, with a ``source`` column, values as

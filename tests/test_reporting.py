@@ -30,6 +30,24 @@ def test_study_table_reads_run_files_and_summarises_seeds(tmp_path):
     assert list(table["source"]) == ["reproduction study", "reproduction study", "this book"]
 
 
+def test_a_tuning_study_is_read_on_its_validation_split_and_written_as_markdown(tmp_path):
+    for seed, (query, val) in enumerate(((0.5, 0.4), (0.6, 0.5))):
+        (tmp_path / f"a-seed{seed}.json").write_text(json.dumps(
+            {"run": "a", "seed": seed, "wall_seconds": 60 * (seed + 1),
+             "metrics": {"query": {"mAP@all": query}, "val": {"mAP@all": val}}}))
+    (tmp_path / "b-seed0.json").write_text(json.dumps(
+        {"run": "b", "seed": 0, "wall_seconds": 30, "metrics": {"query": {"mAP@all": 0.1}}}))
+    runs, note = reporting.load_study(tmp_path, split="val")
+    assert list(runs["run"]) == ["a", "a"] and list(runs["mAP@all"]) == [0.4, 0.5]  # b has no val metrics
+    (tmp_path / "query-only").mkdir()
+    (tmp_path / "b-seed0.json").rename(tmp_path / "query-only" / "b-seed0.json")
+    none, why = reporting.load_study(tmp_path / "query-only", split="val")
+    assert none is None and "val metrics" in why
+    text = reporting.markdown_table(reporting.study_overview(runs))
+    assert text.splitlines() == ["| run | seeds | train min | mAP@all |", "|---|---|---|---|",
+                                 "| a | 2 | 1.5 | 0.450 ± 0.071 |"]
+
+
 def test_paper_numbers_are_labelled_as_the_papers():
     table = reporting.paper_reported_table()
     assert all(c.endswith("(paper)") for c in table.columns)

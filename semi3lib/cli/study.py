@@ -15,6 +15,16 @@ def cmd_study(args: argparse.Namespace) -> int:
             done = sum(plan.record_path(row, s).is_file() for s in plan.seeds_of(row))
             print(f"{row.name:<{width}}  {done}/{len(plan.seeds_of(row))} seeds done  {row.what}")
         return 0
+    if args.markdown:
+        from semi3lib.reporting import load_study, markdown_table, study_overview
+
+        runs, note = load_study(plan.out_dir, plan.split)
+        if runs is None:
+            print(note)
+            return 1
+        order = [row.name for row in plan.rows if row.name in set(runs["run"])]
+        print(markdown_table(study_overview(runs).loc[order]))
+        return 0
     if args.summary_only:
         table = write_summary(plan.out_dir, order=[row.name for row in plan.rows], split=plan.split)
     else:
@@ -34,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="run only these of the plan's seeds")
     p.add_argument("--list", action="store_true", help="list the rows and how many seeds are done, run nothing")
     p.add_argument("--summary-only", action="store_true", help="rewrite summary.csv from the records, run nothing")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the records as a Markdown table (mean ± std over seeds), run nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="applied to every row after its own overrides (e.g. train.device=cuda)")
