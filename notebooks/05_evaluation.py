@@ -110,7 +110,7 @@ results = results_table(book_table, summarise_study(study_runs) if study_runs is
 results
 
 # %% [markdown]
-# The same study as a picture: each seed's mAP@all is a dot, the bar is the mean, and the
+# The same study as a picture, best row on top: each seed's mAP@all is a dot, the bar is the mean, and the
 # dashed line is the mean of the two-branch cross-entropy network, the strongest baseline.
 
 # %%
@@ -119,6 +119,8 @@ results
 if study_runs is not None:
     fig = viz.plot_study(study_runs, title="Reproduction study, query split", reference="two-branch-ce")
     path = viz.save_figure(fig, "05_study", figures_dir)
+else:
+    print(f"No study to plot: {study_note}.")
 
 # %% [markdown]
 # ## The tuning search
@@ -132,12 +134,14 @@ if study_runs is not None:
 
 # %%
 tuning_runs, tuning_note = load_study(tuning_dir, split="val")
-print(tuning_note if tuning_runs is not None else f"No tuning results: {tuning_note}.")
+print(tuning_note)
 
 # %%
 #| label: tbl-tuning
 #| tbl-cap: The tuning search, scored on the validation sketches (one seed per row).
-summarise_study(tuning_runs) if tuning_runs is not None else None
+tuning_table = (summarise_study(tuning_runs) if tuning_runs is not None
+                else pd.DataFrame({"note": [f"No tuning results: {tuning_note}."]}))
+tuning_table
 
 # %%
 #| label: fig-tuning
@@ -145,6 +149,8 @@ summarise_study(tuning_runs) if tuning_runs is not None else None
 if tuning_runs is not None:
     fig = viz.plot_study(tuning_runs, title="Tuning search, validation split", reference="untuned")
     path = viz.save_figure(fig, "05_tuning", figures_dir)
+else:
+    print(f"No tuning results to plot: {tuning_note}.")
 
 # %% [markdown]
 # :::{note} The paper's numbers are not comparable

@@ -77,9 +77,9 @@ class StudyPlan:
         """The row's config for one seed: base, the plan's overrides, (a rescore row: the
         scored row's,) the row's own, then ``extra``."""
         trained = self.row(row.rescore) if row.rescore else row
-        return load_config(self.base, [*self.overrides, *(trained.overrides if row.rescore else ()), *row.overrides,
-                                       f"train.seed={seed}", f"name={row.name}",
-                                       f"train.out_dir={self.run_dir(trained, seed)}", *extra])
+        trained_overrides = trained.overrides if row.rescore else []
+        return load_config(self.base, [*self.overrides, *trained_overrides, *row.overrides, f"train.seed={seed}",
+                                       f"name={row.name}", f"train.out_dir={self.run_dir(trained, seed)}", *extra])
 
     def run_dir(self, row: StudyRow, seed: int) -> Path:
         return Path(self.runs_dir) / f"{row.name}-seed{seed}"
@@ -140,6 +140,11 @@ def load_plan(path: str | Path) -> StudyPlan:
     return plan
 
 
+def _splits_of(data: Any) -> list[str]:
+    """The splits a record scores: the queries, and the validation sketches when there are some."""
+    return ["query", "val"] if data.split.val else ["query"]
+
+
 def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = (), progress: bool = True
             ) -> dict[str, Any]:
     """Train (or, for a baseline, only score; for a rescore row, score another row's trained
@@ -158,7 +163,7 @@ def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = ()
         data = load_experiment_data(cfg.data)
         metrics = {which: evaluate_imagenet_baseline(data, cfg.data, cfg.model.backbone, cfg.model.weights_path,
                                                      device, which, progress=progress)
-                   for which in ("query", "val") if which == "query" or data.split.val}
+                   for which in _splits_of(data)}
         wall, history = time.perf_counter() - started, []
     elif row.rescore:
         source = plan.row(row.rescore)
@@ -171,7 +176,7 @@ def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = ()
         model, _, _, data = load_trained(run_dir / "last.pt", device)
         model.set_gallery_embedding(cfg.model.gallery_embedding)
         metrics = {which: evaluate_model(model, data, cfg.data, which, device, progress, cache_dir=run_dir)
-                   for which in ("query", "val") if which == "query" or data.split.val}
+                   for which in _splits_of(data)}
         # the row's cost is the training it re-scores; the scoring itself is recorded apart
         wall, history = source_record["wall_seconds"], source_record.get("history", [])
         extra_info = {"rescored": source.name, "scoring_seconds": round(time.perf_counter() - started, 1)}

@@ -265,26 +265,27 @@ def plot_metric_bars(values: Mapping[str, Mapping[str, float]], title: str, ylab
 
 
 def plot_study(runs: Any, metric: str = "mAP@all", title: str = "", reference: str | None = None) -> Figure:
-    """One line per study row: each seed's ``metric`` as a dot, the mean as a bar, rows in
-    the order they come. ``runs`` is :func:`semi3lib.reporting.load_study`'s table (columns
-    ``run``, ``seed``, ``metric``). With ``reference`` (a row name) a dashed line marks that
-    row's mean, so what beats it stands out."""
-    names = list(dict.fromkeys(runs["run"]))
+    """One line per study row, best mean on top: each seed's ``metric`` as a dot, the mean as
+    a bar. ``runs`` is :func:`semi3lib.reporting.load_study`'s table (columns ``run``,
+    ``seed``, ``metric``). With ``reference`` (a row name) a dashed line marks that row's
+    mean, so what beats it stands out."""
+    values = {name: group[metric].astype(float).to_numpy() for name, group in runs.groupby("run", sort=False)}
+    names = sorted(values, key=lambda name: -values[name].mean())
+    top = max(float(v.max()) for v in values.values())
     fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(names) + 1.4), layout="constrained")
     for i, name in enumerate(names):
-        values = runs.loc[runs["run"] == name, metric].astype(float).to_numpy()
-        ax.barh(i, values.mean(), color="#c6dbef", height=0.6)
-        ax.plot(values, np.full(len(values), i), "o", color="#08519c", markersize=4)
-        ax.text(values.mean(), i, f" {values.mean():.3f}" + (f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""),
-                va="center", fontsize=8)
-    if reference is not None and reference in names:
-        ax.axvline(runs.loc[runs["run"] == reference, metric].astype(float).mean(), color="0.3", linestyle="--",
-                   linewidth=1, label=f"{reference} (mean)")
-        ax.legend(frameon=False, loc="lower right")
+        v = values[name]
+        ax.barh(i, v.mean(), color="#c6dbef", height=0.6)
+        ax.plot(v, np.full(len(v), i), "o", color="#08519c", markersize=4)
+        label = f"{v.mean():.3f}" + (f" ± {v.std(ddof=1):.3f}" if len(v) > 1 else "")
+        ax.text(v.max() + 0.01 * top, i, f" {label}", va="center", fontsize=8)
+    if reference is not None and reference in values:
+        ax.axvline(values[reference].mean(), color="0.3", linestyle="--", linewidth=1, label=f"{reference} (mean)")
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
     ax.set_xlabel(f"{metric} (dots: seeds; bars: mean)")
-    ax.set_xlim(0, max(1e-9, float(runs[metric].astype(float).max())) * 1.25)
+    ax.set_xlim(0, max(1e-9, top) * 1.3)
     ax.set_title(title)
     return fig
 

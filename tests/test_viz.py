@@ -57,15 +57,16 @@ def test_plots_accept_tensors_and_histories(tmp_path):
     viz.save_figure(viz.plot_speed({"canny": 0.001}), "speed", tmp_path)
 
 
-def test_study_plot_has_a_dot_per_seed_and_a_bar_per_row_in_order():
+def test_study_plot_has_a_dot_per_seed_and_a_bar_per_row_best_first():
     import pandas as pd
 
-    runs = pd.DataFrame({"run": ["b", "b", "b", "a"], "seed": [0, 1, 2, 0], "mAP@all": [0.4, 0.5, 0.6, 0.3]})
+    runs = pd.DataFrame({"run": ["b", "b", "b", "a", "c"], "seed": [0, 1, 2, 0, 0],
+                         "mAP@all": [0.4, 0.5, 0.6, 0.3, 0.7]})
     fig = viz.plot_study(runs, reference="a")
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a"]
-    assert [round(p.get_width(), 6) for p in ax.patches] == [0.5, 0.3]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["c", "b", "a"]
+    assert [round(p.get_width(), 6) for p in ax.patches] == [0.7, 0.5, 0.3]
     dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
-    assert [len(line.get_xdata()) for line in dots] == [3, 1]
+    assert [len(line.get_xdata()) for line in dots] == [1, 3, 1]
     assert "0.500 ± 0.100" in [t.get_text().strip() for t in ax.texts]
     assert ax.get_lines()[-1].get_xdata()[0] == 0.3  # the reference row's mean
