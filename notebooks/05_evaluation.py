@@ -110,8 +110,9 @@ results = results_table(book_table, summarise_study(study_runs) if study_runs is
 results
 
 # %% [markdown]
-# The same study as a picture, best row on top: each seed's mAP@all is a dot, the bar is the mean, and the
-# dashed line is the mean of the two-branch cross-entropy network, the strongest baseline.
+# The same study as a picture, best row on top: each seed's mAP@all is a dot, the bar is the
+# mean, and the dashed line is the mean of the two-branch cross-entropy network, the
+# strongest baseline.
 
 # %%
 #| label: fig-study
