@@ -62,22 +62,33 @@ def load_study(study_dir: str | Path, split: str = "query") -> tuple[pd.DataFram
     return pd.DataFrame(rows), f"{len(rows)} run file(s) in {study_dir}"
 
 
-def summarise_study(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds per run name, ``"0.512 ± 0.010"`` strings
-    when a run has several seeds, plain values otherwise."""
-    metrics = [m for m in TABLE_METRICS if m in runs.columns]
-    rows = {}
-    for run, group in runs.groupby("run", sort=False):
-        row: dict[str, Any] = {"seeds": int(group["seed"].nunique()) if "seed" in group else len(group)}
-        for m in metrics:
-            values = group[m].dropna().astype(float)
-            if len(values) > 1:
-                row[m] = f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
-            elif len(values) == 1:
-                row[m] = f"{values.iloc[0]:.3f}"
-        rows[run] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
+def study_statistics(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per study row, in the order the runs first appear: the number of seeds, then the
+    mean and sample std (ddof 1; NaN with one seed: unknown, not zero) of each metric and of
+    the wall time. A seed without a value for a metric is left out of that metric's numbers."""
+    columns = [m for m in (*TABLE_METRICS, "wall_seconds") if m in runs.columns]
+    grouped = runs[["run", *columns]].astype({c: float for c in columns}).groupby("run", sort=False)
+    table = grouped.agg(["mean", "std"])
+    table.columns = [f"{column} {stat}" for column, stat in table.columns]
+    seeds = runs.groupby("run", sort=False)["seed"].nunique() if "seed" in runs else grouped.size()
+    table.insert(0, "seeds", seeds.astype(int))
     table.index.name = "run"
+    return table
+
+
+def summarise_study(runs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`study_statistics` as text: ``"0.512 ± 0.010"`` for a metric measured on several
+    seeds, the plain value for one, nothing for none."""
+    stats = study_statistics(runs)
+
+    def text(mean: float, std: float) -> str | None:
+        if pd.isna(mean):
+            return None
+        return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
+
+    table = stats[["seeds"]].copy()
+    for m in (m for m in TABLE_METRICS if m in runs.columns):
+        table[m] = [text(mean, std) for mean, std in zip(stats[f"{m} mean"], stats[f"{m} std"])]
     return table
 
 
@@ -92,8 +103,8 @@ def markdown_table(table: pd.DataFrame) -> str:
 def study_overview(runs: pd.DataFrame) -> pd.DataFrame:
     """:func:`summarise_study` with the mean wall time of a run (minutes) after the seeds."""
     table = summarise_study(runs)
-    minutes = runs.groupby("run", sort=False)["wall_seconds"].mean() / 60
-    table.insert(1, "train min", minutes.reindex(table.index).map(lambda m: f"{m:.1f}"))
+    minutes = study_statistics(runs)["wall_seconds mean"] / 60
+    table.insert(1, "train min", minutes.map(lambda m: f"{m:.1f}"))
     return table
 
 

@@ -40,7 +40,7 @@ import pandas as pd
 import yaml
 
 from semi3lib.config import ConfigError, ExperimentConfig, load_config
-from semi3lib.reporting import TABLE_METRICS, load_study
+from semi3lib.reporting import load_study, study_statistics
 
 SUMMARY_FILE = "summary.csv"
 BASELINES = ("imagenet",)
@@ -215,35 +215,17 @@ def run_study(plan: StudyPlan, only: Iterable[str] | None = None, seeds: Iterabl
     return write_summary(plan.out_dir, order, plan.split)
 
 
-def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per study row: the number of seeds, mean and sample std (ddof 1; NaN with one
-    seed: unknown, not zero) of each metric and of the wall time, in the order the runs first
-    appear."""
-    metrics = [m for m in (*TABLE_METRICS, "wall_seconds") if m in runs.columns]
-    out = {}
-    for run, group in runs.groupby("run", sort=False):
-        row: dict[str, Any] = {"seeds": len(group)}
-        for m in metrics:
-            values = group[m].astype(float).to_numpy()
-            row[f"{m} mean"] = float(values.mean())
-            row[f"{m} std"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
-        out[run] = row
-    table = pd.DataFrame.from_dict(out, orient="index")
-    table.index.name = "run"
-    return table
-
-
 def write_summary(out_dir: str | Path, order: Iterable[str] = (), split: str = "query") -> pd.DataFrame | None:
     """``<out_dir>/summary.csv`` from the records there, scored on ``split``, rows named in
     ``order`` first (None when there are no records)."""
     runs, _ = load_study(out_dir, split)
     if runs is None:
         return None
-    table = summary_table(runs)
+    table = study_statistics(runs)
     first = [name for name in order if name in table.index]
     table = table.loc[first + [name for name in table.index if name not in first]]
     table.round(4).to_csv(Path(out_dir) / SUMMARY_FILE)
     return table
 
 
-__all__ = ["StudyPlan", "StudyRow", "load_plan", "run_row", "run_study", "summary_table", "write_summary"]
+__all__ = ["StudyPlan", "StudyRow", "load_plan", "run_row", "run_study", "write_summary"]

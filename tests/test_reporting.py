@@ -72,3 +72,19 @@ def test_history_table_keeps_the_loss_terms_that_were_used_and_the_evaluated_met
     table = reporting.history_table(history)
     assert list(table.columns) == ["loss_ce", "lr", "wall_seconds", "query mAP@all", "query P@25", "query P@200"]
     assert list(table.index) == [1, 2] and table.loc[2, "query mAP@all"] == pytest.approx(0.3)
+
+
+def test_study_statistics_are_the_mean_and_sample_std_over_seeds():
+    import numpy as np
+    import pandas as pd
+
+    runs = pd.DataFrame({"run": ["a", "a", "a", "b", "b"], "seed": [0, 1, 2, 0, 1],
+                         "mAP@all": [0.1, 0.2, 0.3, 0.5, None], "wall_seconds": [10, 20, 30, 5, 7]})
+    table = reporting.study_statistics(runs)
+    assert list(table.index) == ["a", "b"] and list(table["seeds"]) == [3, 2]
+    assert table.loc["a", "mAP@all mean"] == pytest.approx(0.2)
+    assert table.loc["a", "mAP@all std"] == pytest.approx(0.1)
+    assert table.loc["a", "wall_seconds mean"] == 20
+    # b's second seed has no mAP@all: one value, so its spread is unknown (NaN), not zero
+    assert table.loc["b", "mAP@all mean"] == 0.5 and np.isnan(table.loc["b", "mAP@all std"])
+    assert list(reporting.summarise_study(runs)["mAP@all"]) == ["0.200 ± 0.100", "0.500"]

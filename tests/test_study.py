@@ -12,7 +12,7 @@ import yaml
 
 from semi3lib.config import ConfigError, load_config
 from semi3lib.models import Semi3Net
-from semi3lib.study import load_plan, run_study, summary_table
+from semi3lib.study import load_plan, run_study
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = REPO / "configs" / "study-sketchy-mini.yaml"
@@ -101,15 +101,6 @@ def test_a_small_study_writes_a_record_per_row_and_seed_resumes_and_summarises(s
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "results").glob("*-seed*.json")}
     assert set(after) - set(before) == {"two-branch-ce-seed1.json"}
     assert all(after[name] == before[name] for name in before)
-
-
-def test_summary_is_mean_and_sample_std_over_seeds():
-    runs = pd.DataFrame({"run": ["a", "a", "a", "b"], "seed": [0, 1, 2, 0], "mAP@all": [0.1, 0.2, 0.3, 0.5],
-                         "wall_seconds": [10, 20, 30, 5]})
-    table = summary_table(runs)
-    assert table.loc["a", "mAP@all mean"] == pytest.approx(0.2)
-    assert table.loc["a", "mAP@all std"] == pytest.approx(0.1)
-    assert np.isnan(table.loc["b", "mAP@all std"]) and table.loc["a", "wall_seconds mean"] == 20
 
 
 def test_a_tuning_study_compares_rows_on_validation_sketches_and_rescores_without_training(sketchy_mini_root, tmp_path):
