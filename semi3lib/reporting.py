@@ -79,7 +79,11 @@ def study_statistics(runs: pd.DataFrame) -> pd.DataFrame:
 def summarise_study(runs: pd.DataFrame) -> pd.DataFrame:
     """:func:`study_statistics` as text: ``"0.512 ± 0.010"`` for a metric measured on several
     seeds, the plain value for one, nothing for none."""
-    stats = study_statistics(runs)
+    return _as_text(study_statistics(runs))
+
+
+def _as_text(stats: pd.DataFrame) -> pd.DataFrame:
+    """The seeds and each metric's ``mean ± std`` text of a :func:`study_statistics` table."""
 
     def text(mean: float, std: float) -> str | None:
         if pd.isna(mean):
@@ -87,7 +91,7 @@ def summarise_study(runs: pd.DataFrame) -> pd.DataFrame:
         return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
 
     table = stats[["seeds"]].copy()
-    for m in (m for m in TABLE_METRICS if m in runs.columns):
+    for m in (m for m in TABLE_METRICS if f"{m} mean" in stats):
         table[m] = [text(mean, std) for mean, std in zip(stats[f"{m} mean"], stats[f"{m} std"])]
     return table
 
@@ -102,8 +106,9 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 def study_overview(runs: pd.DataFrame) -> pd.DataFrame:
     """:func:`summarise_study` with the mean wall time of a run (minutes) after the seeds."""
-    table = summarise_study(runs)
-    minutes = study_statistics(runs)["wall_seconds mean"] / 60
+    stats = study_statistics(runs)
+    table = _as_text(stats)
+    minutes = stats["wall_seconds mean"] / 60
     table.insert(1, "train min", minutes.map(lambda m: f"{m:.1f}"))
     return table
 
