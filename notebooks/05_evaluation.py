@@ -58,7 +58,7 @@ from semi3lib.data.images import load_image
 from semi3lib.evaluation import embed_split, embed_split_imagenet, load_trained
 from semi3lib.metrics import per_query_ap, precision_recall_curve_mean, retrieval_metrics
 from semi3lib.reporting import (PAPER_REPORTED, TABLE_METRICS, load_study, paper_reported_table, results_table,
-                                spread_queries, summarise_study)
+                                spread_queries, study_runs_table, summarise_study)
 from semi3lib.retrieval import search_arrays
 from semi3lib.training import select_device
 
@@ -122,6 +122,17 @@ if study_runs is not None:
     path = viz.save_figure(fig, "05_study", figures_dir)
 else:
     print(f"No study to plot: {study_note}.")
+
+# %% [markdown]
+# Every run on its own line, with its training time (the scoring of the queries included)
+# and the hardware it ran on, from the `machine` block of its record. The study's runs were
+# spread over several sessions and not every session had the same host, so compare training
+# times within one hardware only.
+
+# %%
+#| label: tbl-study-runs
+#| tbl-cap: Each run of the reproduction study, its seed, training minutes, mAP@all and hardware.
+study_runs_table(study_runs) if study_runs is not None else study_note
 
 # %% [markdown]
 # ## The tuning search

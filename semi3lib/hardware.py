@@ -30,6 +30,17 @@ def _version(module: str) -> str | None:
         return None
 
 
+def hardware_label(machine: dict[str, Any] | None) -> str | None:
+    """A results file's "machine" block in a few words: the GPU if one was used, else the CPU
+    and its usable cores ("AMD EPYC, 2 cores"); None without one."""
+    if not machine:
+        return None
+    if machine.get("gpu"):
+        return str(machine["gpu"])
+    cores = machine.get("usable_cores")
+    return f"{machine.get('cpu')}, {cores} cores" if cores else machine.get("cpu")
+
+
 def machine_info() -> dict[str, Any]:
     """CPU, cores, RAM, GPU and library versions: the "machine" block of every result."""
     import numpy as np

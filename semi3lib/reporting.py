@@ -10,6 +10,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from semi3lib.hardware import hardware_label
+
 # Commonly quoted for Semi3-Net (Lei et al. 2020); not checked against the paper here.
 PAPER_REPORTED = (
     {"dataset": "Sketchy (full: 6,250 queries, 73,002 photos)", "mAP@all": 0.916, "P@200": 0.930},
@@ -38,8 +40,9 @@ def paper_reported_table() -> pd.DataFrame:
 def load_study(study_dir: str | Path, split: str = "query") -> tuple[pd.DataFrame | None, str]:
     """The reproduction study's runs (``<study_dir>/*.json``, one per run and seed, each with
     ``run``, ``seed`` and ``metrics``) as one row per file, scored on ``split`` (``query``, or
-    ``val`` for a tuning study); ``(None, reason)`` when there are none. Files without
-    ``metrics`` for that split are ignored (other outputs may share the folder)."""
+    ``val`` for a tuning study), with its wall time and hardware (:func:`hardware_label`);
+    ``(None, reason)`` when there are none. Files without ``metrics`` for that split are
+    ignored (other outputs may share the folder)."""
     study_dir = Path(study_dir)
     files = sorted(study_dir.glob("*.json")) if study_dir.is_dir() else []
     rows = []
@@ -55,7 +58,8 @@ def load_study(study_dir: str | Path, split: str = "query") -> tuple[pd.DataFram
             continue
         rows.append({"run": record.get("run", path.stem), "seed": record.get("seed"),
                      **{k: metrics.get(k) for k in TABLE_METRICS if k in metrics},
-                     "wall_seconds": record.get("wall_seconds"), "file": path.name})
+                     "wall_seconds": record.get("wall_seconds"),
+                     "hardware": hardware_label(record.get("machine")), "file": path.name})
     if not rows:
         why = "does not exist" if not study_dir.is_dir() else f"holds no run results (*.json with {split} metrics)"
         return None, f"{study_dir} {why}"
@@ -111,6 +115,24 @@ def study_overview(runs: pd.DataFrame) -> pd.DataFrame:
     minutes = stats["wall_seconds mean"] / 60
     table.insert(1, "train min", minutes.map(lambda m: f"{m:.1f}"))
     return table
+
+
+def ordered_runs(runs: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
+    """The runs of :func:`load_study` by row (rows named in ``order`` first, the others in the
+    order they appear), then by seed."""
+    names = [name for name in order if name in set(runs["run"])] + list(runs["run"])
+    rank = {name: i for i, name in enumerate(dict.fromkeys(names))}
+    return runs.sort_values(["run", "seed"], key=lambda c: c.map(rank) if c.name == "run" else c, kind="stable")
+
+
+def study_runs_table(runs: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
+    """Every run of a study on its own line, in :func:`ordered_runs` order: the seed, training
+    minutes, mAP@all and the hardware it ran on (``semi3 study --markdown --per-run``)."""
+    runs = ordered_runs(runs, order).set_index("run")
+    return pd.DataFrame({"seed": runs["seed"],
+                         "train min": (runs["wall_seconds"].astype(float) / 60).map(lambda m: f"{m:.1f}"),
+                         "mAP@all": runs["mAP@all"].map(lambda v: f"{v:.3f}"),
+                         "hardware": runs["hardware"]}, index=runs.index)
 
 
 def results_table(book_metrics: pd.DataFrame, study: pd.DataFrame | None = None) -> pd.DataFrame:

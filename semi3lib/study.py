@@ -8,7 +8,7 @@ A plan is a YAML file (``configs/study-sketchy-mini.yaml``)::
     base: configs/sketchy-mini-cpu.yaml   # what every row shares: data, backbone, budget
     overrides: []                          # applied to every row first (optional)
     split: query                           # the split the summary reports: query, or val to tune
-    out_dir: results/sketchy-mini          # one record per row and seed, and summary.csv
+    out_dir: results/sketchy-mini          # a record per row and seed; summary.csv, runs.csv
     runs_dir: runs/study                   # checkpoints, one folder per row and seed
     seeds: [0, 1, 2]                       # train.seed; the data split stays the base's
     rows:
@@ -25,7 +25,8 @@ Each (row, seed) writes ``<out_dir>/<row>-seed<k>.json`` (``run``, ``seed``, ``m
 split, ``wall_seconds``, ``config``, ``machine``) when it finishes, and a row whose record exists is
 skipped, so a study can be stopped and continued, across sessions and machines. A row that is
 interrupted resumes from its last finished epoch. The no-training baseline is deterministic:
-it runs for the first seed only.
+it runs for the first seed only. ``summary.csv`` holds the mean and std over seeds of every row,
+``runs.csv`` every run with its wall time and hardware.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ import pandas as pd
 import yaml
 
 from semi3lib.config import ConfigError, ExperimentConfig, load_config
-from semi3lib.reporting import load_study, study_statistics
+from semi3lib.reporting import load_study, ordered_runs, study_statistics
 
 SUMMARY_FILE = "summary.csv"
+RUNS_FILE = "runs.csv"  # one line per run: seed, metrics, wall time, hardware
 BASELINES = ("imagenet",)
 SPLITS = ("query", "val")
 RESCORE_KEYS = ("model.gallery_embedding=",)  # what a rescore row may change: retrieval only
@@ -216,15 +218,16 @@ def run_study(plan: StudyPlan, only: Iterable[str] | None = None, seeds: Iterabl
 
 
 def write_summary(out_dir: str | Path, order: Iterable[str] = (), split: str = "query") -> pd.DataFrame | None:
-    """``<out_dir>/summary.csv`` from the records there, scored on ``split``, rows named in
-    ``order`` first (None when there are no records)."""
+    """``<out_dir>/summary.csv`` (mean and std over seeds) and ``<out_dir>/runs.csv`` (each run
+    with its wall time and hardware) from the records there, scored on ``split``, rows named in
+    ``order`` first. Returns the summary (None when there are no records)."""
     runs, _ = load_study(out_dir, split)
     if runs is None:
         return None
+    runs = ordered_runs(runs, order)
     table = study_statistics(runs)
-    first = [name for name in order if name in table.index]
-    table = table.loc[first + [name for name in table.index if name not in first]]
     table.round(4).to_csv(Path(out_dir) / SUMMARY_FILE)
+    runs.round(4).to_csv(Path(out_dir) / RUNS_FILE, index=False)
     return table
 
 

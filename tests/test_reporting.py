@@ -48,6 +48,19 @@ def test_a_tuning_study_is_read_on_its_validation_split_and_written_as_markdown(
                                  "| a | 2 | 1.5 | 0.450 ± 0.071 |"]
 
 
+def test_each_run_is_listed_with_its_wall_time_and_hardware(tmp_path):
+    cpu = {"cpu": "AMD EPYC", "usable_cores": 2, "gpu": None}
+    for name, seed, machine in (("b", 1, cpu), ("a", 0, {**cpu, "gpu": "NVIDIA H200"}), ("b", 0, None)):
+        record = {"run": name, "seed": seed, "wall_seconds": 90, "metrics": {"mAP@all": 0.25}}
+        (tmp_path / f"{name}-seed{seed}.json").write_text(json.dumps({**record, "machine": machine} if machine else record))
+    runs, _ = reporting.load_study(tmp_path)
+    table = reporting.study_runs_table(runs, order=["b", "missing"])
+    assert list(table.index) == ["b", "b", "a"] and list(table["seed"]) == [0, 1, 0]
+    assert table["hardware"].isna().iloc[0]  # a record without a machine block
+    assert list(table["hardware"].iloc[1:]) == ["AMD EPYC, 2 cores", "NVIDIA H200"]
+    assert reporting.markdown_table(table).splitlines()[3] == "| b | 1 | 1.5 | 0.250 | AMD EPYC, 2 cores |"
+
+
 def test_paper_numbers_are_labelled_as_the_papers():
     table = reporting.paper_reported_table()
     assert all(c.endswith("(paper)") for c in table.columns)

@@ -93,6 +93,10 @@ def test_a_small_study_writes_a_record_per_row_and_seed_resumes_and_summarises(s
     assert table.loc["semi3net", "mAP@all std"] > 0 and np.isnan(table.loc["imagenet-features", "mAP@all std"])
     csv = pd.read_csv(tmp_path / "results" / "summary.csv", index_col="run")
     assert list(csv.index) == list(table.index) and "P@25 mean" in csv.columns
+    per_run = pd.read_csv(tmp_path / "results" / "runs.csv")
+    assert list(zip(per_run["run"], per_run["seed"])) == [("semi3net", 0), ("semi3net", 1), ("two-branch-ce", 0),
+                                                          ("two-branch-ce", 1), ("imagenet-features", 0)]
+    assert per_run["hardware"].str.endswith("cores").all() and (per_run["wall_seconds"] > 0).all()
 
     # A second call finds every record and trains nothing; a deleted record is redone alone.
     (tmp_path / "results" / "two-branch-ce-seed1.json").unlink()

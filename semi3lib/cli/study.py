@@ -15,15 +15,18 @@ def cmd_study(args: argparse.Namespace) -> int:
             done = sum(plan.record_path(row, s).is_file() for s in plan.seeds_of(row))
             print(f"{row.name:<{width}}  {done}/{len(plan.seeds_of(row))} seeds done  {row.what}")
         return 0
-    if args.markdown:
-        from semi3lib.reporting import load_study, markdown_table, study_overview
+    if args.markdown or args.per_run:
+        from semi3lib.reporting import load_study, markdown_table, study_overview, study_runs_table
 
         runs, note = load_study(plan.out_dir, plan.split)
         if runs is None:
             print(note)
             return 1
-        order = [row.name for row in plan.rows if row.name in set(runs["run"])]
-        print(markdown_table(study_overview(runs).loc[order]))
+        order = [row.name for row in plan.rows]
+        if args.per_run:
+            print(markdown_table(study_runs_table(runs, order)))
+        else:
+            print(markdown_table(study_overview(runs).loc[[r for r in order if r in set(runs["run"])]]))
         return 0
     if args.summary_only:
         table = write_summary(plan.out_dir, order=[row.name for row in plan.rows], split=plan.split)
@@ -46,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--summary-only", action="store_true", help="rewrite summary.csv from the records, run nothing")
     p.add_argument("--markdown", action="store_true",
                    help="print the records as a Markdown table (mean ± std over seeds), run nothing")
+    p.add_argument("--per-run", action="store_true",
+                   help="print one line per run (seed, minutes, mAP@all, hardware) as Markdown, run nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="applied to every row after its own overrides (e.g. train.device=cuda)")
