@@ -16,17 +16,14 @@ def cmd_study(args: argparse.Namespace) -> int:
             print(f"{row.name:<{width}}  {done}/{len(plan.seeds_of(row))} seeds done  {row.what}")
         return 0
     if args.markdown or args.per_run:
-        from semi3lib.reporting import load_study, markdown_table, study_overview, study_runs_table
+        from semi3lib.reporting import load_study, markdown_table, ordered_runs, study_overview, study_runs_table
 
         runs, note = load_study(plan.out_dir, plan.split)
         if runs is None:
             print(note)
             return 1
-        order = [row.name for row in plan.rows]
-        if args.per_run:
-            print(markdown_table(study_runs_table(runs, order)))
-        else:
-            print(markdown_table(study_overview(runs).loc[[r for r in order if r in set(runs["run"])]]))
+        runs = ordered_runs(runs, [row.name for row in plan.rows])
+        print(markdown_table(study_runs_table(runs) if args.per_run else study_overview(runs)))
         return 0
     if args.summary_only:
         table = write_summary(plan.out_dir, order=[row.name for row in plan.rows], split=plan.split)
