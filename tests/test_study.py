@@ -129,3 +129,18 @@ def test_a_tuning_study_compares_rows_on_validation_sketches_and_rescores_withou
     assert fused["metrics"]["val"] != trained["metrics"]["val"]  # another gallery, the same sketches
     assert list((tmp_path / "runs").iterdir()) == [tmp_path / "runs" / "semi3net-seed0"]  # nothing trained again
     assert table.loc["semi3net", "mAP@all mean"] == trained["metrics"]["val"]["mAP@all"]
+
+
+def test_the_shipped_records_print_as_tables_one_line_per_row_or_per_run(monkeypatch, capsys):
+    from semi3lib.cli import main
+
+    monkeypatch.chdir(REPO)
+    records = list((REPO / "results" / "sketchy-mini").glob("*-seed*.json"))
+    assert main(["study", "--per-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| run | seed | train min | mAP@all | hardware |" and len(lines) == 2 + len(records)
+    assert all(line.endswith(" cores |") for line in lines[2:])  # every record names its CPU
+    assert main(["study", "--markdown"]) == 0
+    rows = [line.split(" | ")[0].lstrip("| ") for line in capsys.readouterr().out.splitlines()[2:]]
+    done = {json.loads(p.read_text())["run"] for p in records}
+    assert rows == [r.name for r in load_plan(PLAN).rows if r.name in done]  # in the plan's order
