@@ -120,8 +120,7 @@ def study_overview(runs: pd.DataFrame) -> pd.DataFrame:
 def ordered_runs(runs: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
     """The runs of :func:`load_study` by row (rows named in ``order`` first, the others in the
     order they appear), then by seed."""
-    names = [name for name in order if name in set(runs["run"])] + list(runs["run"])
-    rank = {name: i for i, name in enumerate(dict.fromkeys(names))}
+    rank = {name: i for i, name in enumerate(dict.fromkeys([*order, *runs["run"]]))}
     return runs.sort_values(["run", "seed"], key=lambda c: c.map(rank) if c.name == "run" else c, kind="stable")
 
 
