@@ -16,6 +16,7 @@ A plan is a YAML file (``configs/study-sketchy-mini.yaml``)::
       no-coattention: {what: "...", overrides: [model.coattention=false]}
       imagenet-features: {what: "no training", baseline: imagenet}
       semi3net-photo+edge: {what: "...", rescore: semi3net, overrides: [model.gallery_embedding=photo+edge]}
+      semi3net-more-seeds: {what: "...", seeds: [0, 1, 2, 3, 4]}   # a row may have its own seeds
 
 A ``rescore`` row trains nothing: it scores another row's trained models again with a
 retrieval-time change (``model.gallery_embedding``), seed by seed, and reports that row's
@@ -57,6 +58,7 @@ class StudyRow:
     overrides: list[str] = field(default_factory=list)
     baseline: str | None = None  # "imagenet": no training
     rescore: str | None = None  # another row, whose trained models this row scores again
+    seeds: list[int] | None = None  # this row's seeds, where they are not the plan's
 
 
 @dataclass
@@ -90,7 +92,8 @@ class StudyPlan:
         return Path(self.out_dir) / f"{row.name}-seed{seed}.json"
 
     def seeds_of(self, row: StudyRow) -> list[int]:
-        return self.seeds[:1] if row.baseline else list(self.seeds)
+        seeds = list(row.seeds if row.seeds is not None else self.seeds)
+        return seeds[:1] if row.baseline else seeds
 
 
 def load_plan(path: str | Path) -> StudyPlan:
@@ -107,14 +110,17 @@ def load_plan(path: str | Path) -> StudyPlan:
     rows = []
     for name, spec in raw["rows"].items():
         spec = spec or {}
-        bad = set(spec) - {"what", "overrides", "baseline", "rescore"}
+        bad = set(spec) - {"what", "overrides", "baseline", "rescore", "seeds"}
         if bad:
             raise ConfigError(f"{path}: row {name!r} has unknown key(s) {', '.join(sorted(bad))}")
         if spec.get("baseline") not in (None, *BASELINES):
             raise ConfigError(f"{path}: row {name!r}: baseline must be one of {', '.join(BASELINES)}")
         rows.append(StudyRow(name=str(name), what=str(spec.get("what", "")),
                              overrides=[str(o) for o in spec.get("overrides") or []], baseline=spec.get("baseline"),
-                             rescore=spec.get("rescore")))
+                             rescore=spec.get("rescore"),
+                             seeds=[int(s) for s in spec["seeds"]] if spec.get("seeds") is not None else None))
+        if rows[-1].seeds == []:
+            raise ConfigError(f"{path}: row {name!r}: 'seeds' is empty")
     seeds = [int(s) for s in raw.get("seeds", [0])]
     if not seeds:
         raise ConfigError(f"{path}: 'seeds' is empty")

@@ -51,6 +51,7 @@ def test_the_shipped_tuning_plan_compares_on_validation_sketches_with_the_studys
     ({"colour": 1}, "unknown key"),
     ({"rows": {"a": {"overides": []}}}, "unknown key"),
     ({"rows": {"a": {"baseline": "clip"}}}, "baseline must be"),
+    ({"rows": {"a": {"seeds": []}}}, "'seeds' is empty"),
     ({"rows": {"a": {"overrides": ["model.sharing=half"]}}}, "sharing"),
     ({"split": "test"}, "split must be"),
     ({"split": "val"}, "val_sketches_per_category"),
@@ -73,7 +74,8 @@ def test_a_small_study_writes_a_record_per_row_and_seed_resumes_and_summarises(s
         "base": str(REPO / "configs" / "smoke.yaml"), "out_dir": str(tmp_path / "results"),
         "runs_dir": str(tmp_path / "runs"), "seeds": [0, 1],
         "rows": {"semi3net": {"what": "the model"},
-                 "two-branch-ce": {"overrides": ["model.edge_branch=false", "model.sharing=separate",
+                 "two-branch-ce": {"seeds": [1],  # a row's own seeds replace the plan's
+                                   "overrides": ["model.edge_branch=false", "model.sharing=separate",
                                                  "model.split_stage=9", "loss.alignment_weight=0",
                                                  "loss.contrastive_weight=0"]},
                  "imagenet-features": {"baseline": "imagenet"}},
@@ -84,18 +86,18 @@ def test_a_small_study_writes_a_record_per_row_and_seed_resumes_and_summarises(s
     table = run_study(plan, extra=extra, progress=False)
     records = sorted(p.name for p in (tmp_path / "results").glob("*.json"))
     assert records == ["imagenet-features-seed0.json", "semi3net-seed0.json", "semi3net-seed1.json",
-                       "two-branch-ce-seed0.json", "two-branch-ce-seed1.json"]
+                       "two-branch-ce-seed1.json"]
     record = json.loads((tmp_path / "results" / "semi3net-seed1.json").read_text())
     assert record["seed"] == 1 and record["config"]["train"]["seed"] == 1 and record["wall_seconds"] > 0
     assert 0 < record["metrics"]["query"]["mAP@all"] <= 1
     assert list(table.index) == ["semi3net", "two-branch-ce", "imagenet-features"]
-    assert list(table["seeds"]) == [2, 2, 1]
+    assert list(table["seeds"]) == [2, 1, 1]
     assert table.loc["semi3net", "mAP@all std"] > 0 and np.isnan(table.loc["imagenet-features", "mAP@all std"])
     csv = pd.read_csv(tmp_path / "results" / "summary.csv", index_col="run")
     assert list(csv.index) == list(table.index) and "P@25 mean" in csv.columns
     per_run = pd.read_csv(tmp_path / "results" / "runs.csv")
-    assert list(zip(per_run["run"], per_run["seed"])) == [("semi3net", 0), ("semi3net", 1), ("two-branch-ce", 0),
-                                                          ("two-branch-ce", 1), ("imagenet-features", 0)]
+    assert list(zip(per_run["run"], per_run["seed"])) == [("semi3net", 0), ("semi3net", 1), ("two-branch-ce", 1),
+                                                          ("imagenet-features", 0)]
     assert per_run["hardware"].str.endswith("cores").all() and (per_run["wall_seconds"] > 0).all()
 
     # A second call finds every record and trains nothing; a deleted record is redone alone.

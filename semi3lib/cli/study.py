@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("study", help="run the reproduction study: every row of a plan for every seed")
     p.add_argument("--plan", default="configs/study-sketchy-mini.yaml", help="study plan (YAML)")
     p.add_argument("--only", nargs="+", metavar="ROW", help="run only these rows")
-    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="run only these of the plan's seeds")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+                   help="run only these of a row's seeds (the plan's, or the row's own)")
     p.add_argument("--list", action="store_true", help="list the rows and how many seeds are done, run nothing")
     p.add_argument("--summary-only", action="store_true", help="rewrite summary.csv from the records, run nothing")
     p.add_argument("--markdown", action="store_true",
