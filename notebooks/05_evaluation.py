@@ -143,6 +143,8 @@ study_runs_table(study_runs) if study_runs is not None else study_note
 # change per row and scores it on those sketches against the whole gallery. Rows marked
 # `photo+edge` train nothing: they score another row's model again with each gallery photo
 # embedded as the mean of its photo and its edgemap embedding (`model.gallery_embedding`).
+# Most rows have one seed; the edgemap methods (Canny, the base's, against Sobel and XDoG)
+# are compared over three, because one seed could not tell them apart.
 
 # %%
 tuning_runs, tuning_note = load_study(tuning_dir, split="val")
@@ -150,7 +152,7 @@ print(tuning_note)
 
 # %%
 #| label: tbl-tuning
-#| tbl-cap: The tuning search, scored on the validation sketches (one seed per row).
+#| tbl-cap: The tuning search, scored on the validation sketches (one seed per row; three for the edgemap comparison).
 tuning_table = (summarise_study(tuning_runs) if tuning_runs is not None
                 else pd.DataFrame({"note": [f"No tuning results: {tuning_note}."]}))
 tuning_table
