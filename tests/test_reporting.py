@@ -101,3 +101,19 @@ def test_study_statistics_are_the_mean_and_sample_std_over_seeds():
     # b's second seed has no mAP@all: one value, so its spread is unknown (NaN), not zero
     assert table.loc["b", "mAP@all mean"] == 0.5 and np.isnan(table.loc["b", "mAP@all std"])
     assert list(reporting.summarise_study(runs)["mAP@all"]) == ["0.200 ± 0.100", "0.500"]
+
+
+def test_a_row_beats_the_reference_only_by_more_than_the_larger_seed_std():
+    import pandas as pd
+
+    # canny 0.50 ± 0.01; sobel +0.015 with std 0.01 (beats); xdog +0.015 with std 0.02 (does
+    # not: its own spread is larger); one-seed rows have no spread and never beat anything
+    runs = pd.DataFrame({"run": ["canny"] * 3 + ["sobel"] * 3 + ["xdog"] * 3 + ["lucky"],
+                         "seed": [0, 1, 2] * 3 + [0],
+                         "mAP@all": [0.49, 0.50, 0.51, 0.505, 0.515, 0.525, 0.495, 0.515, 0.535, 0.9]})
+    table = reporting.margin_over(runs, "canny", ["sobel", "xdog", "lucky"])
+    assert table.loc["sobel", "gap"] == pytest.approx(0.015) and table.loc["sobel", "spread"] == pytest.approx(0.01)
+    assert list(table["beats"]) == [True, False, False]
+    assert table.loc["xdog", "spread"] == pytest.approx(0.02)
+    with pytest.raises(KeyError, match="no runs of sobol"):
+        reporting.margin_over(runs, "canny", ["sobol"])
