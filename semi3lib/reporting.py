@@ -167,23 +167,25 @@ def spread_queries(ap: np.ndarray, labels: np.ndarray, n: int) -> list[int]:
     return sorted(picked, key=lambda p: -ap[p])
 
 
-def margin_over(runs: pd.DataFrame, reference: str, challengers: Sequence[str],
+def margin_over(runs: pd.DataFrame, reference: str, challengers: Sequence[str] | None = None,
                 metric: str = "mAP@all") -> pd.DataFrame:
     """Whether each challenger row of a study beats ``reference`` by more than the seed spread:
     its mean ``metric`` minus the reference's (``gap``) against the larger of the two sample
     stds (``spread``); ``beats`` is ``gap > spread``. A row with one seed has no known
-    spread, so it never beats anything (``beats`` is False, ``spread`` NaN). The rule of the
-    tuning search for replacing a default (``configs/tuning-sketchy-mini.yaml``)."""
+    spread, so it never beats anything (``beats`` is False, ``spread`` NaN). Challengers
+    default to every other row with several seeds. The rule of the tuning search for
+    replacing a default (``configs/tuning-sketchy-mini.yaml``)."""
     stats = study_statistics(runs)
+    if challengers is None:
+        challengers = [r for r in stats.index[stats["seeds"] > 1] if r != reference]
     missing = [r for r in (reference, *challengers) if r not in stats.index]
     if missing:
         raise KeyError(f"no runs of {', '.join(missing)}; rows present: {', '.join(stats.index)}")
     mean, std = stats[f"{metric} mean"], stats[f"{metric} std"]
     rows = []
     for row in challengers:
-        spread = max(std[row], std[reference]) if not (pd.isna(std[row]) or pd.isna(std[reference])) else np.nan
-        gap = mean[row] - mean[reference]
+        gap, spread = mean[row] - mean[reference], std[[row, reference]].max(skipna=False)
         rows.append({"row": row, "seeds": int(stats.at[row, "seeds"]), metric: mean[row],
                      f"{reference} {metric}": mean[reference], "gap": gap, "spread": spread,
-                     "beats": bool(not pd.isna(spread) and gap > spread)})
+                     "beats": bool(gap > spread)})
     return pd.DataFrame(rows).set_index("row").round(4)

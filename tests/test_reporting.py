@@ -115,5 +115,7 @@ def test_a_row_beats_the_reference_only_by_more_than_the_larger_seed_std():
     assert table.loc["sobel", "gap"] == pytest.approx(0.015) and table.loc["sobel", "spread"] == pytest.approx(0.01)
     assert list(table["beats"]) == [True, False, False]
     assert table.loc["xdog", "spread"] == pytest.approx(0.02)
+    # by default the challengers are the other rows with several seeds
+    assert list(reporting.margin_over(runs, "canny").index) == ["sobel", "xdog"]
     with pytest.raises(KeyError, match="no runs of sobol"):
         reporting.margin_over(runs, "canny", ["sobol"])
