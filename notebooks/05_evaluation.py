@@ -174,7 +174,7 @@ else:
 
 # %%
 #| label: tbl-tuning-rule
-#| tbl-cap: The tuning rule on the validation sketches: each row's gap in mean mAP@all over the tuned base, against the larger seed std.
+#| tbl-cap: The tuning rule on the validation sketches (each row's gap in mean mAP@all over the tuned base, against the larger seed std).
 reference = "backbone-lr-1.0"
 if tuning_runs is not None and reference in set(tuning_runs["run"]):
     tuning_rule = margin_over(tuning_runs, reference)  # every other row with several seeds

@@ -173,3 +173,20 @@ def test_marked_cells_exist_for_output_checks():
         nb = jupytext.read(REPO / "notebooks" / f"{name}.py")
         marked = [c for c in nb.cells if c.cell_type == "code" and "# NBVAL_CHECK_OUTPUT" in c.source]
         assert len(marked) >= minimum, name
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "notebooks").glob("*.py")), ids=lambda p: p.stem)
+def test_cell_options_are_valid_yaml(path):
+    """The ``#|`` lines of a cell are its MyST options, read as YAML; the book's strict build
+    stops on a cell whose options do not parse (e.g. a caption with a second ``: ``)."""
+    import jupytext
+    import yaml
+
+    for cell in jupytext.read(path).cells:
+        options = "\n".join(line[3:] for line in cell.source.splitlines() if line.startswith("#| "))
+        if options:
+            try:
+                parsed = yaml.safe_load(options)
+            except yaml.YAMLError as err:
+                pytest.fail(f"{path.name}: cell options are not YAML ({err}):\n{options}")
+            assert isinstance(parsed, dict), f"{path.name}: cell options are not a mapping:\n{options}"
