@@ -31,7 +31,13 @@ class DataConfig:
     root: str | None = None  # None: search $SEMI3_DATA, ./data, ../shared/data
     protocol: str = "category"  # category | zeroshot
     queries_per_category: int | None = None  # None: the dataset's standard (50 / 10 / 10)
-    unseen_categories: int | None = None  # zero-shot only; None: the dataset's standard
+    unseen_categories: int | None = None  # zero-shot only, random set: how many; None: the dataset's standard
+    # zero-shot only: which categories are unseen. "random": a seeded draw of unseen_categories;
+    # "yelamarthi": Sketchy's 21 categories that are not ImageNet-1k classes (Yelamarthi et al. 2018)
+    zeroshot_split: str = "random"
+    # zero-shot only: the gallery. "unseen": the unseen categories' photos (as zero-shot papers
+    # report); "all": every photo of the dataset, seen categories too (harder)
+    zeroshot_gallery: str = "unseen"
     val_sketches_per_category: int = 0  # validation sketches carved from training sketches
     split_seed: int = 0
     max_categories: int | None = None  # keep only the first N categories (smoke runs)

@@ -32,6 +32,7 @@ it runs for the first seed only. ``summary.csv`` holds the mean and std over see
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -42,13 +43,14 @@ import pandas as pd
 import yaml
 
 from semi3lib.config import ConfigError, ExperimentConfig, load_config
+from semi3lib.data.splits import with_gallery
 from semi3lib.reporting import load_study, ordered_runs, study_statistics
 
 SUMMARY_FILE = "summary.csv"
 RUNS_FILE = "runs.csv"  # one line per run: seed, metrics, wall time, hardware
 BASELINES = ("imagenet",)
 SPLITS = ("query", "val")
-RESCORE_KEYS = ("model.gallery_embedding=",)  # what a rescore row may change: retrieval only
+RESCORE_KEYS = ("model.gallery_embedding=", "data.zeroshot_gallery=")  # what a rescore row may change: retrieval only
 
 
 @dataclass
@@ -183,6 +185,7 @@ def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = ()
         run_dir = plan.run_dir(source, seed)
         model, _, _, data = load_trained(run_dir / "last.pt", device)
         model.set_gallery_embedding(cfg.model.gallery_embedding)
+        data = dataclasses.replace(data, split=with_gallery(data.index, data.split, cfg.data.zeroshot_gallery))
         metrics = {which: evaluate_model(model, data, cfg.data, which, device, progress, cache_dir=run_dir)
                    for which in _splits_of(data)}
         # the row's cost is the training it re-scores; the scoring itself is recorded apart

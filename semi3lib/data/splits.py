@@ -7,9 +7,11 @@ training photos are *all* photos. A drawing can exist in several Sketchy variant
 name, different scaling): renderings of a query (or validation) drawing in other variants are
 left out of everything, so no query drawing is ever seen in training.
 
-Zero-shot protocol: a seeded set of unseen categories (25 of 125 Sketchy, 30 of 250 TU-Berlin,
-25 for sketchy-mini); queries are the unseen categories' query-variant sketches, the gallery is
-their photos, and training uses the seen categories only.
+Zero-shot protocol: a set of unseen categories, either seeded at random (25 of 125 Sketchy, 30
+of 250 TU-Berlin, 25 for sketchy-mini) or a named standard set (:data:`UNSEEN_CATEGORY_SETS`:
+``yelamarthi``, Sketchy's 21 categories that are not ImageNet-1k classes); queries are the unseen
+categories' query-variant sketches, the gallery is their photos (or, harder, every photo), and
+training uses the seen categories only.
 
 A split stores integer positions into :class:`~semi3lib.data.layouts.DatasetIndex` lists plus
 a fingerprint of the index's relative paths (extensions ignored, so a packed copy matches);
@@ -18,6 +20,7 @@ a fingerprint of the index's relative paths (extensions ignored, so a packed cop
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -34,6 +37,15 @@ from semi3lib.data.layouts import DatasetIndex
 PROTOCOLS = ("category", "zeroshot")
 QUERIES_PER_CATEGORY = {"sketchy": 50, "tuberlin-ext": 10, "sketchy-mini": 10}
 UNSEEN_CATEGORIES = {"sketchy": 25, "tuberlin-ext": 30, "sketchy-mini": 25}
+# Named unseen-category sets. "yelamarthi": the Sketchy zero-shot split of Yelamarthi et al.
+# (ECCV 2018), the 21 Sketchy categories that are not ImageNet-1k classes, so that an
+# ImageNet-pretrained backbone has not seen them either. Names as Sketchy's folders spell them.
+UNSEEN_CATEGORY_SETS = {
+    "yelamarthi": ("bat", "cabin", "cow", "dolphin", "door", "giraffe", "helicopter", "mouse", "pear",
+                   "raccoon", "rhinoceros", "saw", "scissors", "seagull", "skyscraper", "songbird", "sword",
+                   "tree", "wheelchair", "windmill", "window"),
+}
+ZEROSHOT_GALLERIES = ("unseen", "all")
 SPLIT_FORMAT = 1
 
 
@@ -97,16 +109,31 @@ def make_split(
     queries_per_category: int | None = None,
     seed: int = 0,
     val_sketches_per_category: int = 0,
-    unseen_categories: int | Sequence[str] | None = None,
+    unseen_categories: int | str | Sequence[str] | None = None,
+    zeroshot_gallery: str = "unseen",
 ) -> Split:
     """Build a split of ``index``; same arguments -> same split.
 
     ``queries_per_category`` (category protocol) defaults to the dataset's standard;
-    ``unseen_categories`` (zero-shot) is a count (seeded choice) or explicit names;
-    ``val_sketches_per_category`` carves validation drawings out of the training sketches.
+    ``unseen_categories`` (zero-shot) is a count (seeded choice), the name of a set in
+    :data:`UNSEEN_CATEGORY_SETS`, or explicit names; ``zeroshot_gallery`` is ``unseen`` (their
+    photos) or ``all`` (every photo); ``val_sketches_per_category`` carves validation drawings
+    out of the training sketches.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown split protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    if zeroshot_gallery not in ZEROSHOT_GALLERIES:
+        raise ValueError(f"unknown zero-shot gallery {zeroshot_gallery!r}; valid: {', '.join(ZEROSHOT_GALLERIES)}")
+    if isinstance(unseen_categories, str):
+        if unseen_categories not in UNSEEN_CATEGORY_SETS:
+            raise ValueError(f"unknown unseen-category set {unseen_categories!r}; valid: "
+                             f"{', '.join(UNSEEN_CATEGORY_SETS)}, or a count for a seeded random set")
+        named = UNSEEN_CATEGORY_SETS[unseen_categories]
+        missing = sorted(set(named) - set(index.categories))
+        if missing:
+            raise ValueError(f"the {unseen_categories!r} unseen-category set names {len(missing)} categories that "
+                             f"{index.name!r} at {index.root} does not have: {', '.join(missing)}")
+        unseen_categories = list(named)
     by_cat: dict[str, list[int]] = defaultdict(list)  # query-variant sketches per category
     for i, s in enumerate(index.sketches):
         if s.variant == index.query_variant:
@@ -162,7 +189,8 @@ def make_split(
         train_photos = list(gallery)
     else:
         unseen_set = set(unseen)
-        gallery = [i for i, p in enumerate(index.photos) if p.category in unseen_set]
+        gallery = [i for i, p in enumerate(index.photos)
+                   if zeroshot_gallery == "all" or p.category in unseen_set]
         train_photos = [i for i, p in enumerate(index.photos) if p.category in seen_set]
     return Split(
         protocol=protocol,
@@ -188,8 +216,31 @@ def split_from_config(index: DatasetIndex, data_cfg: Any) -> Split:
         queries_per_category=data_cfg.queries_per_category,
         seed=data_cfg.split_seed,
         val_sketches_per_category=data_cfg.val_sketches_per_category,
-        unseen_categories=data_cfg.unseen_categories,
+        unseen_categories=unseen_categories_of(data_cfg),
+        zeroshot_gallery=data_cfg.zeroshot_gallery,
     )
+
+
+def unseen_categories_of(data_cfg: Any) -> int | str | None:
+    """A DataConfig's unseen categories: a count for the seeded random set, or a set's name."""
+    if data_cfg.zeroshot_split == "random":
+        return data_cfg.unseen_categories
+    if data_cfg.unseen_categories is not None:
+        raise ValueError(f"data.unseen_categories={data_cfg.unseen_categories} applies to the random zero-shot "
+                         f"split only, not to data.zeroshot_split={data_cfg.zeroshot_split}")
+    return data_cfg.zeroshot_split
+
+
+def with_gallery(index: DatasetIndex, split: Split, zeroshot_gallery: str) -> Split:
+    """A zero-shot split with its gallery replaced: the unseen categories' photos, or every photo
+    (the queries and the training data unchanged). A category split is returned as it is."""
+    if split.protocol != "zeroshot":
+        return split
+    if zeroshot_gallery not in ZEROSHOT_GALLERIES:
+        raise ValueError(f"unknown zero-shot gallery {zeroshot_gallery!r}; valid: {', '.join(ZEROSHOT_GALLERIES)}")
+    unseen = set(split.categories_unseen)
+    gallery = [i for i, p in enumerate(index.photos) if zeroshot_gallery == "all" or p.category in unseen]
+    return dataclasses.replace(split, gallery=gallery)
 
 
 def save_split(split: Split, path: str | os.PathLike) -> Path:
