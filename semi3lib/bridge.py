@@ -1,0 +1,155 @@
+"""Where should the edgemap bridge pay off? Semi3-Net against its two-branch twin and against
+itself without the edgemap branch, setting by setting, judged by one rule written down before
+the seeds ran (``configs/bridge-zeroshot.yaml``):
+
+    a row *beats* another when its mean metric exceeds the other's by more than the larger of
+    the two seed stds AND it is ahead with every seed (seed k against seed k); otherwise the
+    two are *level*.
+
+The edgemap branch *helps* in a setting when ``semi3net`` beats ``no-edgemap-branch`` (the same
+network without the branch), *costs* when ``no-edgemap-branch`` beats ``semi3net``, and is
+*level* otherwise. Each setting is a study folder and the names its three rows have there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from semi3lib.reporting import load_study
+
+ROLES = ("semi3net", "two-branch-ce", "no-edgemap-branch")
+BASELINE = "two-branch-ce"  # the best baseline of the main study: the figure's zero line
+VERDICTS = {1: "helps", -1: "costs", 0: "level"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of the comparison: where its records are and what its rows are called."""
+
+    name: str
+    what: str
+    study_dir: str
+    plan: str  # the plan that makes the records
+    rows: Mapping[str, str] = field(default_factory=lambda: {role: role for role in ROLES})
+
+
+SETTINGS = (
+    Setting("128 px, 7 epochs", "the main study's setting: seen categories, 1,250 queries, 3,125 photos",
+            "results/sketchy-mini", "configs/study-sketchy-mini.yaml",
+            {"semi3net": "semi3net-label-smoothing", "two-branch-ce": "two-branch-ce-label-smoothing",
+             "no-edgemap-branch": "no-edgemap-branch-label-smoothing"}),
+    Setting("unseen categories", "zero-shot, 21 unseen categories (Yelamarthi et al.): 525 queries, their 525 photos",
+            "results/bridge-zeroshot", "configs/bridge-zeroshot.yaml"),
+    Setting("unseen, all photos", "the same models and queries against all 3,125 photos",
+            "results/bridge-zeroshot", "configs/bridge-zeroshot.yaml",
+            {role: f"{role}-all-photos" for role in ROLES}),
+    Setting("160 px, 10 epochs", "the main study's categories with a larger image and a longer schedule",
+            "results/bridge-160px", "configs/bridge-160px.yaml"),
+)
+
+
+def load_settings(settings: Sequence[Setting] = SETTINGS, root: str | Path = ".") -> pd.DataFrame:
+    """Every run of the three rows of every setting: columns ``setting``, ``row`` (the role:
+    semi3net, two-branch-ce, no-edgemap-branch), ``seed``, the metrics, ``wall_seconds`` and
+    ``hardware``. Settings (or rows) without records are simply absent."""
+    frames = []
+    for setting in settings:
+        runs, _ = load_study(Path(root) / setting.study_dir)
+        if runs is None:
+            continue
+        role_of = {name: role for role, name in setting.rows.items()}
+        runs = runs[runs["run"].isin(role_of)].copy()
+        runs.insert(0, "row", runs.pop("run").map(role_of))
+        runs.insert(0, "setting", setting.name)
+        frames.append(runs)
+    columns = ["setting", "row", "seed"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    order = {s.name: i for i, s in enumerate(settings)}
+    runs = pd.concat(frames, ignore_index=True)
+    runs = runs.assign(_s=runs["setting"].map(order), _r=runs["row"].map(ROLES.index))
+    return runs.sort_values(["_s", "_r", "seed"]).drop(columns=["_s", "_r"]).reset_index(drop=True)
+
+
+def compare(a: Mapping[int, float], b: Mapping[int, float]) -> dict[str, object]:
+    """The rule for two rows given ``{seed: metric}`` each: ``gap`` (mean of a minus mean of b),
+    ``spread`` (the larger sample std), ``ahead`` (+1 when a is ahead with every shared seed,
+    -1 when b is, 0 otherwise) and ``outcome`` (+1 a beats b, -1 b beats a, 0 level). Fewer than
+    two seeds in either row, or no seed in common, is always level (no known spread)."""
+    va, vb = np.array(list(a.values()), float), np.array(list(b.values()), float)
+    shared = sorted(set(a) & set(b))
+    diffs = np.array([a[s] - b[s] for s in shared], float)
+    gap = float(va.mean() - vb.mean()) if len(va) and len(vb) else float("nan")
+    spread = float(max(va.std(ddof=1), vb.std(ddof=1))) if min(len(va), len(vb)) > 1 else float("nan")
+    ahead = int(np.sign(diffs[0])) if len(diffs) and (np.sign(diffs) == np.sign(diffs[0])).all() else 0
+    outcome = ahead if np.isfinite(spread) and abs(gap) > spread and np.sign(gap) == ahead else 0
+    return {"gap": gap, "spread": spread, "seeds in common": len(shared), "ahead": ahead, "outcome": outcome}
+
+
+def _by_seed(runs: pd.DataFrame, setting: str, row: str, metric: str) -> dict[int, float]:
+    sel = runs[(runs["setting"] == setting) & (runs["row"] == row)]
+    return {int(s): float(v) for s, v in zip(sel["seed"], sel[metric])}
+
+
+def bridge_summary(runs: pd.DataFrame, metrics: Sequence[str] = ("mAP@all", "mAP@200", "P@200")) -> pd.DataFrame:
+    """One line per setting and row: seeds, and "mean ± std" of each metric (one seed: the
+    value alone)."""
+    lines = []
+    for (setting, row), group in runs.groupby(["setting", "row"], sort=False):
+        line = {"setting": setting, "row": row, "seeds": len(group)}
+        for m in metrics:
+            v = group[m].astype(float)
+            line[m] = f"{v.mean():.3f}" + (f" ± {v.std(ddof=1):.3f}" if len(v) > 1 else "")
+        lines.append(line)
+    return pd.DataFrame(lines).set_index(["setting", "row"]) if lines else pd.DataFrame()
+
+
+def bridge_verdicts(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS,
+                    metric: str = "mAP@all") -> pd.DataFrame:
+    """Per setting, the two comparisons by the rule: Semi3-Net against the network without the
+    edgemap branch (the branch's verdict: helps / costs / level) and against the two-branch
+    network (beats / beaten / level). Settings without all three rows say what is missing."""
+    lines = []
+    for setting in settings:
+        present = set(runs.loc[runs["setting"] == setting.name, "row"]) if len(runs) else set()
+        line: dict[str, object] = {"setting": setting.name}
+        for other, key, words in (("no-edgemap-branch", "edgemap branch", VERDICTS),
+                                  ("two-branch-ce", "vs two-branch", {1: "beats", -1: "beaten", 0: "level"})):
+            if not {"semi3net", other} <= present:
+                missing = sorted({"semi3net", other} - present, key=ROLES.index)
+                line[key] = f"not run ({', '.join(missing)})"
+                line[f"gap to {other}"] = line[f"spread ({other})"] = np.nan
+                continue
+            a = _by_seed(runs, setting.name, "semi3net", metric)
+            b = _by_seed(runs, setting.name, other, metric)
+            result = compare(a, b)
+            seeds = min(len(a), len(b))
+            line[key] = words[result["outcome"]] + ("" if seeds >= 3 else f" ({seeds} seed{'s' * (seeds != 1)} so far)")
+            line[f"gap to {other}"] = round(result["gap"], 4)
+            line[f"spread ({other})"] = round(result["spread"], 4)
+        lines.append(line)
+    return pd.DataFrame(lines).set_index("setting")
+
+
+def gaps_to_baseline(runs: pd.DataFrame, metric: str = "mAP@all") -> pd.DataFrame:
+    """Seed by seed, each row's ``metric`` minus the two-branch network's of the same setting
+    and seed: columns ``setting``, ``row``, ``seed``, ``gap`` (the baseline's own rows left out)."""
+    lines = []
+    for setting in runs["setting"].unique() if len(runs) else []:
+        base = _by_seed(runs, setting, BASELINE, metric)
+        for row in ROLES:
+            if row == BASELINE:
+                continue
+            for seed, value in _by_seed(runs, setting, row, metric).items():
+                if seed in base:
+                    lines.append({"setting": setting, "row": row, "seed": seed, "gap": value - base[seed]})
+    return pd.DataFrame(lines, columns=["setting", "row", "seed", "gap"])
+
+
+__all__ = ["ROLES", "SETTINGS", "Setting", "bridge_summary", "bridge_verdicts", "compare", "gaps_to_baseline",
+           "load_settings"]

@@ -1,0 +1,136 @@
+"""Where the edgemap bridge should help (issue 22): the named zero-shot split, the zero-shot
+gallery choice, the comparison rule written down before the seeds ran, and the tables and the
+figure built from study records."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.pyplot as plt
+import pytest
+
+from semi3lib import bridge, viz
+from semi3lib.config import load_config
+from semi3lib.data.layouts import read_dataset
+from semi3lib.data.splits import UNSEEN_CATEGORY_SETS, make_split, split_from_config, with_gallery
+from semi3lib.experiment import restrict_categories
+from semi3lib.study import load_plan
+
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def sketchy_mini(sketchy_mini_root):
+    return read_dataset("sketchy-mini", root=sketchy_mini_root)
+
+
+def test_yelamarthi_split_holds_out_the_21_non_imagenet_categories(sketchy_mini):
+    split = make_split(sketchy_mini, "zeroshot", unseen_categories="yelamarthi")
+    unseen = set(UNSEEN_CATEGORY_SETS["yelamarthi"])
+    assert len(unseen) == 21 and set(split.categories_unseen) == unseen
+    assert len(split.categories_seen) == 104 and not unseen & set(split.categories_seen)
+    sketches, photos = sketchy_mini.sketches, sketchy_mini.photos
+    assert {sketches[i].category for i in split.query} == unseen
+    assert all(sketches[i].variant == sketchy_mini.query_variant for i in split.query)
+    assert not {sketches[i].category for i in split.train_sketches} & unseen
+    assert not {photos[j].category for j in split.train_photos} & unseen
+    assert {photos[j].category for j in split.gallery} == unseen
+    assert len(split.gallery) == 21 * 25 and len(split.query) == 21 * 25
+
+
+def test_all_photos_gallery_keeps_queries_and_training_but_ranks_every_photo(sketchy_mini):
+    unseen = make_split(sketchy_mini, "zeroshot", unseen_categories="yelamarthi")
+    every = make_split(sketchy_mini, "zeroshot", unseen_categories="yelamarthi", zeroshot_gallery="all")
+    assert every.gallery == list(range(len(sketchy_mini.photos)))
+    assert (every.query, every.train_sketches, every.train_photos) == (unseen.query, unseen.train_sketches,
+                                                                        unseen.train_photos)
+    assert with_gallery(sketchy_mini, unseen, "all") == every
+    assert with_gallery(sketchy_mini, every, "unseen") == unseen
+    category = make_split(sketchy_mini, "category")
+    assert with_gallery(sketchy_mini, category, "unseen") is category
+
+
+def test_a_named_set_naming_a_missing_category_fails_loudly_with_the_names(sketchy_mini):
+    first_five = restrict_categories(sketchy_mini, 5)
+    with pytest.raises(ValueError, match="does not have: .*wheelchair"):
+        make_split(first_five, "zeroshot", unseen_categories="yelamarthi")
+    with pytest.raises(ValueError, match="unknown unseen-category set 'imagenet'"):
+        make_split(sketchy_mini, "zeroshot", unseen_categories="imagenet")
+    with pytest.raises(ValueError, match="unknown zero-shot gallery 'seen'"):
+        make_split(sketchy_mini, "zeroshot", zeroshot_gallery="seen")
+
+
+def test_config_names_the_split_and_a_count_with_a_named_set_is_refused(sketchy_mini):
+    cfg = load_config(None, ["data.protocol=zeroshot", "data.zeroshot_split=yelamarthi"])
+    assert len(split_from_config(sketchy_mini, cfg.data).categories_unseen) == 21
+    random = load_config(None, ["data.protocol=zeroshot", "data.unseen_categories=10"])
+    assert len(split_from_config(sketchy_mini, random.data).categories_unseen) == 10
+    both = load_config(None, ["data.protocol=zeroshot", "data.zeroshot_split=yelamarthi", "data.unseen_categories=10"])
+    with pytest.raises(ValueError, match="random zero-shot split only"):
+        split_from_config(sketchy_mini, both.data)
+
+
+def test_bridge_plans_compare_the_three_rows_with_label_smoothing():
+    zeroshot, larger = (load_plan(REPO / "configs" / f"bridge-{name}.yaml") for name in ("zeroshot", "160px"))
+    for plan in (zeroshot, larger):
+        trained = [row for row in plan.rows if not row.rescore]
+        assert [row.name for row in trained] == list(bridge.ROLES) and plan.seeds == [0, 1, 2]
+        for row in trained:
+            cfg = plan.config(row, 0)
+            assert cfg.loss.label_smoothing == 0.1
+    cfg = zeroshot.config(zeroshot.row("semi3net"), 0)
+    assert (cfg.data.protocol, cfg.data.zeroshot_split, cfg.data.zeroshot_gallery) == ("zeroshot", "yelamarthi", "unseen")
+    assert zeroshot.config(zeroshot.row("semi3net-all-photos"), 0).data.zeroshot_gallery == "all"
+    assert {r.rescore for r in zeroshot.rows if r.rescore} == set(bridge.ROLES)
+    cfg = larger.config(larger.row("semi3net"), 0)
+    assert (cfg.data.image_size, cfg.train.epochs, cfg.data.protocol) == (160, 10, "category")
+    main = load_plan(REPO / "configs" / "study-sketchy-mini.yaml")
+    for name in bridge.SETTINGS[0].rows.values():
+        assert main.config(main.row(name), 0).loss.label_smoothing == 0.1
+
+
+@pytest.mark.parametrize("a, b, outcome", [
+    ({0: 0.60, 1: 0.62, 2: 0.61}, {0: 0.55, 1: 0.56, 2: 0.57}, 1),   # ahead everywhere, gap 0.05 > spread 0.01
+    ({0: 0.55, 1: 0.56, 2: 0.57}, {0: 0.60, 1: 0.62, 2: 0.61}, -1),  # the same, the other way round
+    ({0: 0.60, 1: 0.62, 2: 0.61}, {0: 0.59, 1: 0.63, 2: 0.58}, 0),   # gap 0.01 < spread 0.026
+    ({0: 0.70, 1: 0.71, 2: 0.52}, {0: 0.50, 1: 0.51, 2: 0.53}, 0),   # mean gap 0.13 > spread, but behind with seed 2
+    ({0: 0.70}, {0: 0.50}, 0),                                       # one seed: no known spread
+])
+def test_a_row_beats_another_only_past_the_seed_spread_and_ahead_with_every_seed(a, b, outcome):
+    assert bridge.compare(a, b)["outcome"] == outcome
+
+
+def _write(folder, run, seed, value, split_metrics=True):
+    metrics = {"mAP@all": value, "mAP@200": value, "P@200": value / 5}
+    (folder / f"{run}-seed{seed}.json").write_text(json.dumps(
+        {"run": run, "seed": seed, "wall_seconds": 60, "metrics": {"query": metrics} if split_metrics else metrics}))
+
+
+def test_settings_are_read_by_role_and_judged_by_the_rule(tmp_path):
+    main, zeroshot = tmp_path / "results" / "sketchy-mini", tmp_path / "results" / "bridge-zeroshot"
+    main.mkdir(parents=True), zeroshot.mkdir(parents=True)
+    for seed, (s3, two, none) in enumerate([(0.63, 0.66, 0.64), (0.62, 0.67, 0.645), (0.64, 0.65, 0.635)]):
+        _write(main, "semi3net-label-smoothing", seed, s3)
+        _write(main, "two-branch-ce-label-smoothing", seed, two)
+        _write(main, "no-edgemap-branch-label-smoothing", seed, none)
+        _write(main, "semi3net", seed, 0.1)  # another row of the main study: not part of the comparison
+    for seed, (s3, two, none) in enumerate([(0.40, 0.30, 0.31), (0.41, 0.32, 0.30)]):
+        _write(zeroshot, "semi3net", seed, s3)
+        _write(zeroshot, "two-branch-ce", seed, two)
+        _write(zeroshot, "no-edgemap-branch", seed, none)
+    runs = bridge.load_settings(root=tmp_path)
+    assert list(runs["setting"].unique()) == ["128 px, 7 epochs", "unseen categories"]
+    assert list(runs[runs["setting"] == "128 px, 7 epochs"]["row"].unique()) == list(bridge.ROLES)
+    verdicts = bridge.bridge_verdicts(runs)
+    assert verdicts.loc["128 px, 7 epochs", "edgemap branch"] == "level"  # Semi3-Net behind with seeds 0, 1, ahead with 2
+    assert verdicts.loc["128 px, 7 epochs", "vs two-branch"] == "beaten"
+    assert verdicts.loc["unseen categories", "edgemap branch"] == "helps (2 seeds so far)"
+    assert verdicts.loc["160 px, 10 epochs", "edgemap branch"].startswith("not run")
+    summary = bridge.bridge_summary(runs)
+    assert summary.loc[("unseen categories", "semi3net"), "mAP@all"] == "0.405 ± 0.007"
+    gaps = bridge.gaps_to_baseline(runs)
+    assert len(gaps) == 2 * 3 + 2 * 2 and set(gaps["row"]) == {"semi3net", "no-edgemap-branch"}
+    fig = viz.plot_bridge_gaps(gaps, [s.name for s in bridge.SETTINGS])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("not run yet") == 2 and "+0.095" in texts
+    plt.close(fig)
