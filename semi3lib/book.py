@@ -51,6 +51,7 @@ NOTEBOOKS = (
     "06_coattention",
     "07_embeddings",
     "08_benchmarks",
+    "09_bridge",
 )
 PROFILES = ("smoke", "cpu", "full")
 KERNEL_NAME = "python3"

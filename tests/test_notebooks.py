@@ -36,6 +36,7 @@ EXPECTED_FIGURES = [
     "06_weight_distribution", "06_channel_weights", "06_activation_maps",
     "07_umap",
     "08_eval_benchmark", "08_search_benchmark", "08_train_benchmark", "08_edges_benchmark",
+    "09_bridge",
 ]
 METRIC_KEYS = {"mAP@all", "mAP@200", "P@10", "P@25", "P@100", "P@200"}
 
@@ -131,6 +132,9 @@ def test_smoke_book_results_are_finite_and_complete(smoke_book):
     benchmarks = _results(project, "08_benchmarks")
     assert set(benchmarks["benchmarks"]) == {"eval", "search", "train_step", "edges"}
     assert benchmarks["targets"] and all("met" in row for row in benchmarks["targets"])
+    bridge = _results(project, "09_bridge")
+    assert bridge["available"] is False  # no bridge records in the temporary project
+    assert all(v["edgemap branch"].startswith("not run") for v in bridge["verdicts"].values())
 
 
 @pytest.mark.slow

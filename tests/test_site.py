@@ -46,6 +46,7 @@ NOTEBOOK_TITLES = {
     "06_coattention": "What the co-attention does",
     "07_embeddings": "The joint embedding space",
     "08_benchmarks": "Performance: how fast the pieces run",
+    "09_bridge": "Where the bridge should help",
 }
 MARKDOWN_PAGES = {"/": "Introduction", "/reproduce/": "Reproduce", "/results/": "Results"}
 RESULTS_ROWS = ["ImageNet baseline", "Two-branch, cross-entropy", "Semi3-Net", "Semi3-Net, no co-attention"]
