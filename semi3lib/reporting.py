@@ -134,21 +134,29 @@ def study_runs_table(runs: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFr
                          "hardware": runs["hardware"]}, index=runs.index)
 
 
-def results_table(book_metrics: pd.DataFrame, study: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The chapter's main table: the study's runs (already formatted by
-    :func:`summarise_study`) then this book's models, with a ``source`` column, values as
-    3-decimal strings so that ``mean ± std`` and single numbers line up."""
+def results_table(book_metrics: pd.DataFrame, runs: pd.DataFrame | None = None,
+                  groups: Mapping[str, Sequence[str]] | None = None, reference: str | None = "semi3net") -> "ReaderTable":
+    """The evaluation chapter's main table: the study's rows (from :func:`load_study`'s
+    ``runs``) grouped by :data:`STUDY_GROUPS`, mean ± std over seeds, then this book's own
+    models (one run each) as the last group."""
     columns = [c for c in TABLE_METRICS if c in book_metrics.columns]
-    ours = book_metrics[columns].map(lambda v: f"{v:.3f}")
-    ours.insert(0, "source", "this book")
-    parts = [ours]
-    if study is not None:
-        theirs = study.reindex(columns=["seeds", *columns]).copy()
-        theirs.insert(0, "source", "reproduction study")
-        parts.insert(0, theirs)
-    table = pd.concat(parts)
-    table.index.name = "model"
-    return table.astype(object).where(table.notna(), "")
+    ours = book_metrics[columns].astype(float).copy()
+    ours.insert(0, "seeds", 1)
+    parts, stds, group_rows = [], [], []
+    if runs is not None:
+        stats = study_statistics(runs)
+        mean = stats[["seeds", *[f"{c} mean" for c in columns]]].rename(columns=lambda c: c.removesuffix(" mean"))
+        std = stats[[f"{c} std" for c in columns]].rename(columns=lambda c: c.removesuffix(" std"))
+        parts.append(mean)
+        stds.append(std)
+        group_rows = _grouped(list(stats.index), STUDY_GROUPS if groups is None else groups)
+    parts.append(ours)
+    stds.append(pd.DataFrame(np.nan, index=ours.index, columns=columns))
+    group_rows.append((BOOK_GROUP, list(ours.index)))
+    values = pd.concat(parts)
+    values.index.name = "model"
+    return reader_table(values, pd.concat(stds), groups=group_rows, integers=("seeds",),
+                        best={c: "max" for c in columns}, reference=reference if runs is not None else None)
 
 
 def spread_queries(ap: np.ndarray, labels: np.ndarray, n: int) -> list[int]:
@@ -189,3 +197,258 @@ def margin_over(runs: pd.DataFrame, reference: str, challengers: Sequence[str] |
                      f"{reference} {metric}": mean[reference], "gap": gap, "spread": spread,
                      "beats": bool(gap > spread)})
     return pd.DataFrame(rows).set_index("row").round(4)
+
+
+# ---- tables a reader can scan ---------------------------------------------------------------
+# The study's rows grouped by what they are, in reading order; a row not named here goes last,
+# under "Other rows". Shared by the book's tables, the README's headline and the paper-vs-book page.
+STUDY_GROUPS: dict[str, tuple[str, ...]] = {
+    "Floor and baselines": ("imagenet-features", "frozen-backbone-ce-head", "two-branch-triplet", "two-branch-ce"),
+    "The method": ("semi3net",),
+    "Ablations of Semi3-Net": ("shared-bottoms", "separate-bottoms", "no-coattention", "no-alignment-loss",
+                               "no-contrastive-loss", "no-edgemap-branch", "edgemaps-xdog", "edgemaps-sobel"),
+    "Tuned variants (label smoothing)": ("semi3net-label-smoothing", "two-branch-ce-label-smoothing"),
+}
+TUNING_GROUPS: dict[str, tuple[str, ...]] = {
+    "Untuned Semi3-Net": ("untuned", "untuned-photo+edge"),
+    "The tuned base": ("backbone-lr-1.0", "backbone-lr-1.0-photo+edge"),
+    "One change to the tuned base": ("backbone-lr-1.0-lr-2e-3", "loss-weights-0.1", "backbone-lr-1.0-label-smoothing-0.1",
+                                     "edgemaps-sobel", "edgemaps-xdog"),
+}
+OTHER_GROUP = "Other rows"
+BOOK_GROUP = "This book's run (chapter 4) and the ImageNet floor"
+
+
+def _grouped(rows: Sequence[str], groups: Mapping[str, Sequence[str]] | None) -> list[tuple[str, list[str]]]:
+    """``rows`` as ``(group title, rows)`` in the order of ``groups``; rows it does not name
+    come last under :data:`OTHER_GROUP`, empty groups are left out. No groups: one untitled group."""
+    if not groups:
+        return [("", list(rows))]
+    present = set(rows)
+    out = [(title, [r for r in names if r in present]) for title, names in groups.items()]
+    named = {r for _, names in out for r in names}
+    out.append((OTHER_GROUP, [r for r in rows if r not in named]))
+    return [(title, names) for title, names in out if names]
+
+
+class ReaderTable:
+    """A table laid out for a reader of the book: rows in titled groups, the best value of each
+    scored column in bold, counts as integers, ``mean ± std`` on one line (the std smaller),
+    the reference row marked. In a notebook it shows as HTML (``_repr_html_``) inside a framed
+    box that scrolls sideways on a narrow screen; :meth:`to_markdown` gives the same table
+    as GitHub Markdown (the README). ``values`` and ``std`` keep the numbers for code and tests.
+    """
+
+    def __init__(self, values: pd.DataFrame, std: pd.DataFrame | None, groups: list[tuple[str, list[str]]],
+                 integers: Sequence[str], best: Mapping[str, str], reference: str | None, digits: int,
+                 caption: str | None = None, column_digits: Mapping[str, int] | None = None):
+        self.values, self.std, self.groups = values, std, groups
+        self.integers, self.best, self.reference, self.digits = tuple(integers), dict(best), reference, digits
+        self.caption, self.column_digits = caption, dict(column_digits or {})
+
+    @property
+    def rows(self) -> list[str]:
+        """The row labels in display order."""
+        return [r for _, names in self.groups for r in names]
+
+    def bold_cells(self) -> set[tuple[str, str]]:
+        """``(row, column)`` of each column's best value (ties all bold)."""
+        cells = set()
+        for column, how in self.best.items():
+            numbers = pd.to_numeric(self.values[column], errors="coerce").round(self._digits(column))
+            if numbers.notna().sum() < 2:
+                continue
+            target = numbers.max() if how == "max" else numbers.min()
+            cells |= {(row, column) for row in numbers.index[numbers == target]}
+        return cells
+
+    def cell_text(self, row: str, column: str) -> tuple[str, str]:
+        """The cell as ``(value, spread)`` text; ``spread`` is ``"± 0.007"`` or ``""``."""
+        value = self.values.at[row, column]
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return "", ""
+        if isinstance(value, (bool, np.bool_)):
+            return ("yes" if value else "no"), ""
+        if column in self.integers:
+            return f"{int(round(float(value))):,}", ""
+        if isinstance(value, (int, np.integer)):
+            return f"{int(value):,}", ""
+        if isinstance(value, (float, np.floating)):
+            digits, spread = self._digits(column), ""
+            if self.std is not None and column in self.std.columns and row in self.std.index:
+                s = self.std.at[row, column]
+                spread = "" if pd.isna(s) else f"± {s:.{digits}f}"
+            return f"{value:.{digits}f}", spread
+        return str(value), ""
+
+    def text(self) -> pd.DataFrame:
+        """Every cell as plain text (``"0.582 ± 0.007"``), rows in display order."""
+        out = pd.DataFrame(index=pd.Index(self.rows, name=self.values.index.name), columns=self.values.columns, dtype=object)
+        for row in self.rows:
+            for column in self.values.columns:
+                value, spread = self.cell_text(row, column)
+                out.at[row, column] = f"{value} {spread}".strip()
+        return out
+
+    def _digits(self, column: str) -> int:
+        return self.column_digits.get(column, self.digits)
+
+    def _label(self, row: str) -> str:
+        return f"{row} (reference)" if row == self.reference else str(row)
+
+    def to_markdown(self) -> str:
+        """GitHub Markdown: the group titles as bold rows, best values in bold."""
+        bold = self.bold_cells()
+        header = [self.values.index.name or "", *map(str, self.values.columns)]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for title, names in self.groups:
+            if title and len(self.groups) > 1:
+                lines.append(f"| *{title}* |" + " |" * (len(header) - 1))
+            for row in names:
+                cells = []
+                for column in self.values.columns:
+                    text = " ".join(t for t in self.cell_text(row, column) if t)
+                    cells.append(f"**{text}**" if text and (row, column) in bold else text)
+                lines.append("| " + " | ".join([self._label(row), *cells]) + " |")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html as _html
+
+        bold = self.bold_cells()
+        esc = _html.escape
+        has_spread = self.std is not None and self.std.notna().to_numpy().any()
+        head = [f'<th class="row-label">{esc(self.values.index.name or "")}</th>']
+        for column in self.values.columns:
+            sub = ('<br><span class="col-unit">mean ± std</span>'
+                   if has_spread and self.std is not None and column in self.std.columns else "")
+            head.append(f"<th>{esc(str(column))}{sub}</th>")
+        body = []
+        width = len(self.values.columns) + 1
+        for title, names in self.groups:
+            if title and len(self.groups) > 1:
+                body.append(f'<tr class="group-row"><th colspan="{width}" scope="rowgroup">{esc(title)}</th></tr>')
+            for row in names:
+                is_ref = row == self.reference
+                mark = ' <span class="ref-mark">reference</span>' if is_ref else ""
+                cells = [f'<th scope="row" class="row-label">{esc(str(row))}{mark}</th>']
+                for column in self.values.columns:
+                    value, spread = self.cell_text(row, column)
+                    inner = esc(value) + (f' <span class="spread">{esc(spread)}</span>' if spread else "")
+                    cls = ' class="best"' if (row, column) in bold else ""
+                    inner = f"<strong>{inner}</strong>" if cls else inner
+                    cells.append(f"<td{cls}>{inner}</td>")
+                row_class = ' class="reference-row"' if is_ref else ""
+                body.append(f"<tr{row_class}>{''.join(cells)}</tr>")
+        caption = f"<caption>{esc(self.caption)}</caption>" if self.caption else ""
+        return ('<div class="reader-table-frame"><table class="dataframe reader-table">' + caption
+                + f'<thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+
+    def __repr__(self) -> str:
+        return self.text().to_string()
+
+
+def reader_table(values: pd.DataFrame, std: pd.DataFrame | None = None, *,
+                 groups: Mapping[str, Sequence[str]] | Sequence[tuple[str, Sequence[str]]] | None = None,
+                 integers: Sequence[str] = (), best: Mapping[str, str] | None = None,
+                 reference: str | None = None, digits: int | Mapping[str, int] = 3,
+                 caption: str | None = None) -> ReaderTable:
+    """The one table builder of the book (see :class:`ReaderTable`).
+
+    values: one row per labelled item (the index), numbers or text; std: the same shape (or
+    fewer columns) with each number's seed std, shown as ``± std``; groups: ``{title: rows}``
+    or ``[(title, rows)]``, the display order (rows not named come last); integers: columns
+    shown as whole numbers; best: ``{column: "max" | "min"}``, the columns whose best value is
+    bold; reference: the row the others are compared with, marked; digits: decimals, for all
+    columns or ``{column: decimals}`` (3 for the others)."""
+    if groups is None or isinstance(groups, Mapping):
+        group_rows = _grouped(list(values.index), groups)
+    else:
+        group_rows = [(str(t), [r for r in rows if r in values.index]) for t, rows in groups]
+        named = {r for _, rows in group_rows for r in rows}
+        group_rows += [(OTHER_GROUP, [r for r in values.index if r not in named])]
+        group_rows = [(t, rows) for t, rows in group_rows if rows]
+    if reference is not None and reference not in values.index:
+        reference = None
+    per_column = dict(digits) if isinstance(digits, Mapping) else {}
+    return ReaderTable(values, std, group_rows, integers, best or {}, reference,
+                       3 if isinstance(digits, Mapping) else digits, caption, per_column)
+
+
+def study_table(runs: pd.DataFrame, groups: Mapping[str, Sequence[str]] | None = STUDY_GROUPS,
+                reference: str | None = "semi3net", metrics: Sequence[str] = TABLE_METRICS,
+                minutes: bool = True) -> ReaderTable:
+    """A study (:func:`load_study`) for a reader: one row per study row in ``groups`` order,
+    its seeds, mean training minutes, then ``mean ± std`` of each metric (best in bold)."""
+    stats = study_statistics(runs)
+    metrics = [m for m in metrics if f"{m} mean" in stats]
+    values = pd.DataFrame({"seeds": stats["seeds"]}, index=stats.index)
+    if minutes and "wall_seconds mean" in stats:
+        values["train min"] = (stats["wall_seconds mean"] / 60).round(1)
+    for m in metrics:
+        values[m] = stats[f"{m} mean"]
+    std = pd.DataFrame({m: stats[f"{m} std"] for m in metrics}, index=stats.index)
+    return reader_table(values, std, groups=groups, integers=("seeds",), best={m: "max" for m in metrics},
+                        reference=reference, digits={"train min": 1})
+
+
+FLOOR_ROW, METHOD_ROW, NO_EDGE_ROW = "imagenet-features", "semi3net", "no-edgemap-branch"
+BASELINE_FAMILY = ("imagenet-features", "frozen-backbone-ce-head", "two-branch-")  # prefixes of non-Semi3-Net rows
+
+
+def _is_semi3net_variant(row: str) -> bool:
+    return row != NO_EDGE_ROW and not any(row.startswith(p) for p in BASELINE_FAMILY)
+
+
+def headline_rows(runs: pd.DataFrame, metric: str = "mAP@all") -> dict[str, str]:
+    """The study's rows that say most, chosen from the records by ``metric`` (the mean over
+    seeds): ``{what it is: row}`` for the ImageNet floor, the best baseline, Semi3-Net, its best
+    variant (an ablation or tuned row that keeps the edgemap branch), the network without the
+    edgemap branch, and the best baseline's tuned twin where it exists. Rows absent from the
+    records are left out."""
+    stats = study_statistics(runs)
+    mean = stats[f"{metric} mean"]
+    baselines = [r for r in STUDY_GROUPS["Floor and baselines"] if r in stats.index and r != FLOOR_ROW]
+    variants = [r for r in stats.index if r != METHOD_ROW and _is_semi3net_variant(r)]
+    best_baseline = max(baselines, key=mean.get) if baselines else None
+    chosen = {
+        "ImageNet features, no training (the floor)": FLOOR_ROW,
+        "the best baseline": best_baseline,
+        "Semi3-Net as in the paper": METHOD_ROW,
+        "Semi3-Net's best variant": max(variants, key=mean.get) if variants else None,
+        "Semi3-Net without its edgemap branch": NO_EDGE_ROW,
+        "the best baseline with the same tuning": f"{best_baseline}-label-smoothing" if best_baseline else None,
+    }
+    return {what: row for what, row in chosen.items() if row is not None and row in stats.index}
+
+
+def headline_table(runs: pd.DataFrame, metrics: Sequence[str] = ("mAP@all", "P@200")) -> ReaderTable:
+    """The README's headline: :func:`headline_rows` with seeds, training minutes and ``metrics``
+    (mean ± std), Semi3-Net the reference."""
+    rows = headline_rows(runs)
+    full = study_table(runs, groups=None, metrics=metrics)
+    order = list(rows.values())
+    values = full.values.loc[order].copy()
+    values.insert(0, "what", list(rows))
+    return reader_table(values, full.std.loc[order], integers=("seeds",), best={m: "max" for m in metrics},
+                        reference=METHOD_ROW, digits={"train min": 1})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m semi3lib.reporting headline [STUDY_DIR]``: the README's headline table."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m semi3lib.reporting", description=main.__doc__)
+    parser.add_argument("table", choices=["headline", "study"])
+    parser.add_argument("study_dir", nargs="?", default="results/sketchy-mini")
+    args = parser.parse_args(argv)
+    runs, note = load_study(args.study_dir)
+    if runs is None:
+        print(f"reporting: error: {note}")
+        return 1
+    print((headline_table(runs) if args.table == "headline" else study_table(runs)).to_markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
