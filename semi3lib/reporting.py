@@ -434,6 +434,49 @@ def headline_table(runs: pd.DataFrame, metrics: Sequence[str] = ("mAP@all", "P@2
                         reference=METHOD_ROW, digits={"train min": 1})
 
 
+def compare_rows(runs: pd.DataFrame, row: str, other: str, metric: str = "mAP@all") -> dict[str, Any]:
+    """``row`` against ``other`` by :func:`margin_over`'s rule, both ways: ``outcome`` is
+    ``"above"`` when ``row`` beats ``other`` by more than the larger seed std, ``"below"`` when
+    ``other`` beats ``row`` so, else ``"level"``; with ``gap`` (row's mean minus other's) and
+    ``spread``."""
+    forward = margin_over(runs, other, [row], metric).loc[row]
+    backward = margin_over(runs, row, [other], metric).loc[other]
+    outcome = "above" if forward["beats"] else "below" if backward["beats"] else "level"
+    stats = study_statistics(runs)  # unrounded, so the text agrees with the tables' "± std"
+    gap = stats.at[row, f"{metric} mean"] - stats.at[other, f"{metric} mean"]
+    spread = stats.loc[[row, other], f"{metric} std"].max(skipna=False)
+    return {"row": row, "other": other, "outcome": outcome, "gap": float(gap), "spread": float(spread),
+            "metric": metric}
+
+
+def describe_comparison(result: Mapping[str, Any]) -> str:
+    """One sentence for :func:`compare_rows`' result, with its numbers."""
+    row, other, gap, spread = f"`{result['row']}`", f"`{result['other']}`", result["gap"], result["spread"]
+    numbers = f"{result['metric']} {gap:+.3f} on the mean, seed spread {spread:.3f}"
+    if result["outcome"] == "above":
+        return f"{row} beats {other} by more than the seed spread ({numbers})"
+    if result["outcome"] == "below":
+        return f"{row} is below {other} by more than the seed spread ({numbers})"
+    return f"{row} and {other} are level: the gap is within the seed spread ({numbers})"
+
+
+def headline_findings(runs: pd.DataFrame) -> list[str]:
+    """The comparisons the README states, each computed from the records: Semi3-Net against
+    the best baseline, the network without the edgemap branch against Semi3-Net, and the best
+    variant against the best baseline tuned alike."""
+    rows = headline_rows(runs)
+    pairs = [("Semi3-Net as in the paper", "the best baseline"),
+             ("Semi3-Net without its edgemap branch", "Semi3-Net as in the paper"),
+             ("Semi3-Net's best variant", "the best baseline with the same tuning")]
+    return [describe_comparison(compare_rows(runs, rows[a], rows[b])) for a, b in pairs if a in rows and b in rows]
+
+
+def readme_headline(runs: pd.DataFrame) -> str:
+    """The README's generated block: :func:`headline_table` as Markdown, then
+    :func:`headline_findings` as a list."""
+    return headline_table(runs).to_markdown() + "\n\n" + "\n".join(f"- {line}." for line in headline_findings(runs))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m semi3lib.reporting headline [STUDY_DIR]``: the README's headline table."""
     import argparse
@@ -446,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if runs is None:
         print(f"reporting: error: {note}")
         return 1
-    print((headline_table(runs) if args.table == "headline" else study_table(runs)).to_markdown())
+    print(readme_headline(runs) if args.table == "headline" else study_table(runs).to_markdown())
     return 0
 
 
