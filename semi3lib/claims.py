@@ -33,7 +33,7 @@ def load_claims(path: str | Path = CLAIMS_FILE) -> list[dict[str, Any]]:
 
 def _value(stats: pd.DataFrame, row: str, metric: str = "mAP@all") -> str:
     mean, std, seeds = stats.at[row, f"{metric} mean"], stats.at[row, f"{metric} std"], int(stats.at[row, "seeds"])
-    spread = "" if pd.isna(std) else f" ± {std:.3f}"
+    spread = "" if pd.isna(std) else f"\u00a0±\u00a0{std:.3f}"
     return f"`{row}` {mean:.3f}{spread} ({seeds} seed{'s' if seeds != 1 else ''})"
 
 
@@ -46,8 +46,9 @@ def _why(result: dict[str, Any]) -> str:
     return f"level with `{result['other']}`: gap {gap:+.3f} within the seed spread {spread:.3f}"
 
 
-def setting(runs: pd.DataFrame, study_dir: str | Path = STUDY_DIR) -> str:
-    """The study's shared setting, read from one of its records."""
+def setting(runs: pd.DataFrame, study_dir: str | Path = STUDY_DIR, shown: str | Path = STUDY_DIR) -> str:
+    """The study's shared setting, read from one of its records (``shown``: the folder's name
+    on the page)."""
     import json
 
     records = sorted(Path(study_dir).glob("semi3net-seed*.json"))
@@ -56,7 +57,7 @@ def setting(runs: pd.DataFrame, study_dir: str | Path = STUDY_DIR) -> str:
     config = json.loads(records[0].read_text()).get("config", {})
     data, model, train = config.get("data", {}), config.get("model", {}), config.get("train", {})
     return (f"{data.get('dataset', '?')} query split, {model.get('backbone', '?')} at {data.get('image_size', '?')} px, "
-            f"{train.get('epochs', '?')} epochs, mAP@all over seeds, {len(runs)} records in `{study_dir}`")
+            f"{train.get('epochs', '?')} epochs, mAP@all over seeds, {len(runs)} records in `{shown}`")
 
 
 def paper_vs_book(runs: pd.DataFrame | None, claims: list[dict[str, Any]]) -> pd.DataFrame:

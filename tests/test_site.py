@@ -47,7 +47,8 @@ NOTEBOOK_TITLES = {
     "07_embeddings": "The joint embedding space",
     "08_benchmarks": "Performance: how fast the pieces run",
 }
-MARKDOWN_PAGES = {"/": "Introduction", "/reproduce/": "Reproduce", "/results/": "Results"}
+MARKDOWN_PAGES = {"/": "Introduction", "/reproduce/": "Reproduce", "/results/": "Results",
+                  "/paper-vs-book/": "Paper vs. this book"}
 RESULTS_ROWS = ["ImageNet baseline", "Two-branch, cross-entropy", "Semi3-Net", "Semi3-Net, no co-attention"]
 
 
@@ -170,6 +171,8 @@ def write_standin_project(dest: Path, install: bool = True) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "myst.yml", dest / "myst.yml")
     shutil.copytree(REPO / "book", dest / "book", ignore=shutil.ignore_patterns("node_modules"))
+    (dest / "results").mkdir(exist_ok=True)  # the study's records, for the generated pages
+    (dest / "results" / "sketchy-mini").symlink_to(REPO / "results" / "sketchy-mini", target_is_directory=True)
     if install:
         template = REPO / "book" / "site-template"
         ensure_template_installed(template)
@@ -209,8 +212,8 @@ def site(standin_project) -> Path:
 def test_myst_yml_lists_the_notebooks_in_order_between_intro_and_results():
     files = toc_files(read_config(REPO))
     assert files[:2] == ["book/intro.md", "book/reproduce.md"]
-    assert files[2:-1] == [f"_build/executed/{name}.ipynb" for name in NOTEBOOK_TITLES]
-    assert files[-1] == "book/results.md"
+    assert files[2:-2] == [f"_build/executed/{name}.ipynb" for name in NOTEBOOK_TITLES]
+    assert files[-2:] == ["book/results.md", "book/paper-vs-book.md"]
 
 
 def test_build_names_every_missing_notebook_before_running_myst(tmp_path):
@@ -351,7 +354,7 @@ def navigation_titles(page: str) -> list[str]:
 @pytest.mark.parametrize("path", ["/", "/evaluation/", "/results/"])
 def test_navigation_lists_every_chapter(chromium, served, path):
     titles = navigation_titles(dom(chromium, served + path))
-    expected = ["Introduction", "Reproduce", *NOTEBOOK_TITLES.values(), "Results"]
+    expected = ["Introduction", "Reproduce", *NOTEBOOK_TITLES.values(), "Results", "Paper vs. this book"]
     assert titles == expected
 
 
