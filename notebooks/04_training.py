@@ -38,7 +38,7 @@
 # stopped one continues where it stopped. The reproduction study trains the ablations; the
 # evaluation chapter shows those results beside this run.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 config = "configs/sketchy-mini-cpu.yaml"
 overrides = []
 run_dir = "runs/sketchy-mini-cpu"
@@ -47,7 +47,7 @@ resume = True
 results_dir = "results/book/cpu"
 figures_dir = "figures"
 
-# %%
+# %% tags=["hide-input"]
 import yaml
 
 from semi3lib import book, viz
@@ -80,7 +80,7 @@ print(f"{len(result.history)} epoch(s) in {result.wall_seconds:.0f} s; run folde
 # Mean loss terms per epoch (unweighted; `total` is the weighted sum that was minimised) and
 # the query split's mAP@all at the epochs where it was evaluated.
 
-# %%
+# %% tags=["hide-input"]
 history_table(result.history)
 
 # %% [markdown]
@@ -88,14 +88,14 @@ history_table(result.history)
 # mean over the `train.log_every` steps before it (the last point of an epoch over the steps
 # left since the previous one).
 
-# %%
+# %% tags=["hide-input"]
 steps = read_steps(result.out_dir)
 fig = viz.plot_training_curves(result.history, steps=steps,
                                title=f"Training {cfg.name} ({cfg.data.image_size} px, {cfg.train.epochs} epochs, "
                                      f"loss every {cfg.train.log_every} steps)")
 path = viz.save_figure(fig, "04_training_curves", figures_dir)
 
-# %%
+# %% tags=["remove-cell"]
 checkpoint = result.out_dir / "last.pt"
 results_path = book.write_results(results_dir, "04_training", {
     "config": cfg.to_dict(),

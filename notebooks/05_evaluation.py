@@ -35,7 +35,7 @@
 # sketches that chose that config, puts the paper's reported numbers beside them, and looks at
 # precision-recall curves and example rankings.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 checkpoint = "runs/sketchy-mini-cpu/last.pt"
 study_dir = "results/sketchy-mini"
 tuning_dir = "results/tuning"
@@ -47,7 +47,7 @@ pr_levels = 21
 results_dir = "results/book/cpu"
 figures_dir = "figures"
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 import numpy as np
@@ -97,13 +97,13 @@ book_table.round(4)
 # terms) and a two-branch baseline, with several seeds each, from `results/sketchy-mini/`.
 # Its rows come first when they exist; this book's run and the baseline follow.
 
-# %%
+# %% tags=["hide-input"]
 study_runs, study_note = load_study(study_dir)
 print(study_note if study_runs is not None else
       f"The reproduction study's results are not available: {study_note}. "
       f"Only this book's run and the baseline are shown; run the study to fill in the ablations.")
 
-# %%
+# %% tags=["hide-input"]
 #| label: tbl-results
 #| tbl-cap: Retrieval on the sketchy-mini query split (mean ± std over seeds where a run has several).
 results = results_table(book_table, summarise_study(study_runs) if study_runs is not None else None)
@@ -114,7 +114,7 @@ results
 # mean, and the dashed line is the mean of the two-branch cross-entropy network, the
 # strongest baseline.
 
-# %%
+# %% tags=["hide-input"]
 #| label: fig-study
 #| fig-cap: mAP@all of every row of the reproduction study on the sketchy-mini query split, seed by seed.
 if study_runs is not None:
@@ -129,7 +129,7 @@ else:
 # spread over several sessions and not every session had the same host, so compare training
 # times within one hardware only.
 
-# %%
+# %% tags=["hide-input"]
 #| label: tbl-study-runs
 #| tbl-cap: Each run of the reproduction study, its seed, training minutes, mAP@all and hardware.
 study_runs_table(study_runs) if study_runs is not None else study_note
@@ -146,18 +146,18 @@ study_runs_table(study_runs) if study_runs is not None else study_note
 # Most rows have one seed; the edgemap methods (Canny, the base's, against Sobel and XDoG) and
 # label smoothing are compared over three, because one seed could not tell them apart.
 
-# %%
+# %% tags=["hide-input"]
 tuning_runs, tuning_note = load_study(tuning_dir, split="val")
 print(tuning_note)
 
-# %%
+# %% tags=["hide-input"]
 #| label: tbl-tuning
 #| tbl-cap: The tuning search, scored on the validation sketches (one seed per row; three for the edge detectors and label smoothing).
 tuning_table = (summarise_study(tuning_runs) if tuning_runs is not None
                 else pd.DataFrame({"note": [f"No tuning results: {tuning_note}."]}))
 tuning_table
 
-# %%
+# %% tags=["hide-input"]
 #| label: fig-tuning
 #| fig-cap: The tuning search on the validation sketches; the dashed line is the untuned Semi3-Net.
 if tuning_runs is not None:
@@ -193,7 +193,7 @@ tuning_rule
 # of the `full` profile, not as a row of the table above.
 # :::
 
-# %%
+# %% tags=["hide-input"]
 paper_reported_table()
 
 # %% [markdown]
@@ -202,7 +202,7 @@ paper_reported_table()
 # Mean interpolated precision at evenly spaced recall levels over all queries. A random
 # ranking has precision equal to the share of relevant photos (dotted line).
 
-# %%
+# %% tags=["hide-input"]
 #| label: fig-pr-curves
 #| fig-cap: Mean precision-recall curves on the query split.
 curves = {name: precision_recall_curve_mean(e["query"], e["query_labels"], e["gallery"], e["gallery_labels"],
@@ -220,7 +220,7 @@ path = viz.save_figure(fig, "05_pr_curves", figures_dir)
 # row shows the query and its top photos, framed green when the photo is of the query's
 # category and red otherwise, with the cosine similarity under each photo.
 
-# %%
+# %% tags=["hide-input"]
 #| label: fig-retrieval-grid
 #| fig-cap: Top-ranked photos for query sketches of increasing difficulty; green frames are correct, red ones wrong.
 ap = per_query_ap(first["query"], first["query_labels"], first["gallery"], first["gallery_labels"])
@@ -233,7 +233,7 @@ fig = viz.retrieval_grid([load_image(s.path, "L") for s in sketches], photos, co
                          query_labels=[f"{s.category}\nAP {ap[p]:.2f}" for s, p in zip(sketches, picks)], scores=scores)
 path = viz.save_figure(fig, "05_retrieval_grid", figures_dir)
 
-# %%
+# %% tags=["remove-cell"]
 results_path = book.write_results(results_dir, "05_evaluation", {
     "checkpoint": str(checkpoint),
     "metrics": metrics,

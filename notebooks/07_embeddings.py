@@ -24,7 +24,7 @@
 # itself: among each point's nearest neighbours, the share of its own category and the share of
 # the other domain.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 checkpoint = "runs/sketchy-mini-cpu/last.pt"
 device = "auto"
 umap_categories = 10
@@ -34,7 +34,7 @@ seed = 0
 results_dir = "results/book/cpu"
 figures_dir = "figures"
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 
 from semi3lib import book, viz
@@ -52,7 +52,7 @@ names = [data.index.categories[c] for c in categories]
 print(f"{len(categories)} categories: {', '.join(names)}")
 print(f"{len(subset.split.query)} query sketches and {len(subset.split.gallery)} gallery photos")
 
-# %%
+# %% tags=["hide-input"]
 embeddings = {
     "before: ImageNet features": embed_split_imagenet(subset, cfg.data, cfg.model.backbone,
                                                         cfg.model.weights_path, dev),
@@ -66,7 +66,7 @@ points = {name: joint_points(emb, categories) for name, emb in embeddings.items(
 # Top row: coloured by category, sketches as crosses and photos as dots. Bottom row: the same
 # points coloured by domain.
 
-# %%
+# %% tags=["hide-input"]
 panels = {name: {**p, "xy": umap_2d(p["x"], seed=seed, n_neighbors=umap_neighbors)} for name, p in points.items()}
 fig = viz.plot_umap_panels(panels, names, title="Sketches and photos in the embedding space, before and after training")
 path = viz.save_figure(fig, "07_umap", figures_dir)
@@ -85,7 +85,7 @@ stats = pd.DataFrame({name: neighbourhood_stats(p["x"], p["category"], p["is_ske
                       for name, p in points.items()}).T
 stats.round(3)
 
-# %%
+# %% tags=["remove-cell"]
 results_path = book.write_results(results_dir, "07_embeddings", {
     "checkpoint": str(checkpoint),
     "categories": names,

@@ -28,12 +28,12 @@
 # numbers are those of the machine named in each file, often shared with other jobs (its
 # load average is recorded beside them).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 benchmarks_dir = "results/benchmarks"
 results_dir = "results/book/cpu"
 figures_dir = "figures"
 
-# %%
+# %% tags=["hide-input"]
 from semi3lib import book, viz
 from semi3lib.benchmark_results import (edges_table, load_benchmarks, machines_table, missing_benchmarks,
                                         search_table, targets_table, train_table)
@@ -55,7 +55,7 @@ machines_table(results)
 # `average_precision_score` over the whole gallery (timed on 250 queries and scaled
 # linearly: every query costs one sort of the gallery). Both must agree to 1e-6.
 
-# %%
+# %% tags=["hide-input"]
 if "eval" in results:
     e = results["eval"]
     fig = viz.plot_eval_benchmark(e)
@@ -78,7 +78,7 @@ if "eval" in results:
 # query, and HNSW walks a neighbour graph. The approximate indexes are scored by their
 # recall@10 against the exact answer.
 
-# %%
+# %% tags=["hide-input"]
 if "search" in results:
     fig = viz.plot_search_benchmark(results["search"])
     viz.save_figure(fig, "08_search_benchmark", figures_dir)
@@ -99,7 +99,7 @@ search_table(results)
 # timed alone: if it delivered fewer triplets per second than the model consumes, the data
 # pipeline would be the bottleneck.
 
-# %%
+# %% tags=["hide-input"]
 if "train_step" in results:
     fig = viz.plot_train_benchmark(results["train_step"])
     viz.save_figure(fig, "08_train_benchmark", figures_dir)
@@ -125,7 +125,7 @@ train_table(results)
 # decoding a compressed grey PNG cost a quarter of computing the map from the photo, which
 # held the cached pass to 5-8x faster.
 
-# %%
+# %% tags=["hide-input"]
 if "edges" in results:
     fig = viz.plot_edges_benchmark(results["edges"])
     viz.save_figure(fig, "08_edges_benchmark", figures_dir)
@@ -137,7 +137,7 @@ edges_table(results)
 # Each target of the performance issue, the value measured and whether it is met (`None`:
 # not measured on this machine).
 
-# %%
+# %% tags=["hide-input"]
 targets = targets_table(results)
 results_path = book.write_results(results_dir, "08_benchmarks", {
     "benchmarks_dir": benchmarks_dir,

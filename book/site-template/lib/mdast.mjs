@@ -96,7 +96,10 @@ export class MdastRenderer {
   async _block(node) {
     const kind = node.kind === 'notebook-code' ? ' cell-code' : node.kind === 'notebook-content' ? ' cell-markdown' : '';
     const cls = `block${kind}${node.class ? ` ${escapeHtml(node.class)}` : ''}`;
-    return `<div class="${cls}"${this.idAttr(node)}>${await this.children(node)}</div>`;
+    const html = `<div class="${cls}"${this.idAttr(node)}>${await this.children(node)}</div>`;
+    // A `hide-cell` tag: the whole cell, code and output, one click away.
+    if (node.visibility === 'hide') return `<details class="hidden-cell"><summary>Show cell</summary>${html}</details>`;
+    return html;
   }
 
   async _div(node) {
