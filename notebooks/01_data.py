@@ -42,6 +42,7 @@ from semi3lib.data import summary
 from semi3lib.data.images import load_image
 from semi3lib.data.layouts import read_dataset
 from semi3lib.experiment import load_experiment_data
+from semi3lib.reporting import reader_table
 
 viz.use_book_style()
 cfg = load_config(config, overrides)
@@ -85,10 +86,10 @@ for name, n in split.counts().items():
 
 # %% tags=["hide-input"]
 table = summary.category_table(index, split)
-table.describe().loc[["mean", "min", "max"]].round(1)
+reader_table(table.describe().loc[["mean", "min", "max"]], digits=1)
 
 # %% tags=["hide-input"]
-table.head(8)
+reader_table(table.head(8))
 
 # %% [markdown]
 # ## Sketches beside their photos
@@ -140,8 +141,8 @@ fig = viz.plot_histogram_panels(extent, "variant", {"bbox_area": "bounding-box a
                                                     "ink": "ink pixels / canvas pixels"},
                                 "How the two sketch renderings use the canvas")
 path = viz.save_figure(fig, "01_variant_extent", figures_dir)
-extent_summary = extent.groupby("variant").agg(["mean", "std"]).round(3)
-extent_summary
+by_variant = extent.groupby("variant")
+reader_table(by_variant.mean(), by_variant.std())
 
 # %% tags=["remove-cell"]
 results_path = book.write_results(results_dir, "01_data", {

@@ -48,6 +48,7 @@ from semi3lib.data.summary import sketch_photo_examples
 from semi3lib.edges import compute_edgemap, edgemap_speed
 from semi3lib.evaluation import edge_method_retrieval
 from semi3lib.experiment import load_experiment_data
+from semi3lib.reporting import reader_table
 from semi3lib.training import select_device
 
 viz.use_book_style()
@@ -96,7 +97,7 @@ print(f"{counts['query']} query sketches against {counts['gallery']} gallery ite
 comparison = edge_method_retrieval(data_r, cfg_r.data, methods, cfg_r.model.backbone,
                                    cfg_r.model.weights_path, select_device(device))
 chance = 1 / len(data_r.index.categories)
-comparison.round(4)
+reader_table(comparison, best={c: "max" for c in comparison.columns if c.startswith(("mAP", "P@"))})
 
 # %% tags=["hide-input"]
 fig = viz.plot_metric_bars({m: comparison[m].to_dict() for m in ("mAP@all", "P@10")},

@@ -52,7 +52,7 @@ import yaml
 
 from semi3lib import book, viz
 from semi3lib.config import load_config
-from semi3lib.reporting import history_table
+from semi3lib.reporting import history_table, reader_table
 from semi3lib.training import read_steps, select_device, train
 
 viz.use_book_style()
@@ -81,7 +81,7 @@ print(f"{len(result.history)} epoch(s) in {result.wall_seconds:.0f} s; run folde
 # the query split's mAP@all at the epochs where it was evaluated.
 
 # %% tags=["hide-input"]
-history_table(result.history)
+reader_table(history_table(result.history), digits=4, formats={"lr": "{:.1e}", "wall_seconds": "{:,.0f}"})
 
 # %% [markdown]
 # The curves follow the loss terms within each epoch, from the step log: each point is the

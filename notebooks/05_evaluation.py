@@ -57,8 +57,9 @@ from semi3lib import book, viz
 from semi3lib.data.images import load_image
 from semi3lib.evaluation import embed_split, embed_split_imagenet, load_trained
 from semi3lib.metrics import per_query_ap, precision_recall_curve_mean, retrieval_metrics
-from semi3lib.reporting import (PAPER_REPORTED, TABLE_METRICS, load_study, margin_over, paper_reported_table,
-                                results_table, spread_queries, study_runs_table, summarise_study)
+from semi3lib.reporting import (PAPER_REPORTED, TABLE_METRICS, TUNING_GROUPS, load_study, margin_over,
+                                paper_reported_table, reader_table, results_table, runs_reader_table,
+                                spread_queries, study_table)
 from semi3lib.retrieval import search_arrays
 from semi3lib.training import select_device
 
@@ -87,7 +88,7 @@ metrics = {name: retrieval_metrics(e["query"], e["query_labels"], e["gallery"], 
            for name, e in embeddings.items()}
 book_table = pd.DataFrame(metrics).T[list(TABLE_METRICS)]
 book_table.index.name = "model"
-book_table.round(4)
+reader_table(book_table, best={m: "max" for m in TABLE_METRICS})
 
 # %% [markdown]
 # ## The results table
@@ -95,7 +96,10 @@ book_table.round(4)
 # The reproduction study trains Semi3-Net with the full sketchy-mini config, its ablations
 # (no co-attention, no edgemap branch, fully shared or fully separate bottoms, single loss
 # terms) and a two-branch baseline, with several seeds each, from `results/sketchy-mini/`.
-# Its rows come first when they exist; this book's run and the baseline follow.
+# Its rows come first when they exist, grouped by what they are (the floor and the baselines,
+# the method, its ablations, the tuned variants), with Semi3-Net, the row the ablations are
+# compared with, marked; this book's run and the baseline follow. The best value of each
+# column is in bold.
 
 # %% tags=["hide-input"]
 study_runs, study_note = load_study(study_dir)
@@ -106,7 +110,7 @@ print(study_note if study_runs is not None else
 # %% tags=["hide-input"]
 #| label: tbl-results
 #| tbl-cap: Retrieval on the sketchy-mini query split (mean ± std over seeds where a run has several).
-results = results_table(book_table, summarise_study(study_runs) if study_runs is not None else None)
+results = results_table(book_table, study_runs)
 results
 
 # %% [markdown]
@@ -132,7 +136,7 @@ else:
 # %% tags=["hide-input"]
 #| label: tbl-study-runs
 #| tbl-cap: Each run of the reproduction study, its seed, training minutes, mAP@all and hardware.
-study_runs_table(study_runs) if study_runs is not None else study_note
+runs_reader_table(study_runs) if study_runs is not None else study_note
 
 # %% [markdown]
 # ## The tuning search
@@ -153,7 +157,7 @@ print(tuning_note)
 # %% tags=["hide-input"]
 #| label: tbl-tuning
 #| tbl-cap: The tuning search, scored on the validation sketches (one seed per row; three for the edge detectors and label smoothing).
-tuning_table = (summarise_study(tuning_runs) if tuning_runs is not None
+tuning_table = (study_table(tuning_runs, groups=TUNING_GROUPS, reference="backbone-lr-1.0") if tuning_runs is not None
                 else pd.DataFrame({"note": [f"No tuning results: {tuning_note}."]}))
 tuning_table
 
@@ -180,9 +184,10 @@ if tuning_runs is not None and reference in set(tuning_runs["run"]):
     tuning_rule = margin_over(tuning_runs, reference)  # every other row with several seeds
     winners = list(tuning_rule.index[tuning_rule["beats"]])
     print("Beat the base by more than the spread:", ", ".join(winners) if winners else "none")
+    shown = reader_table(tuning_rule, integers=("seeds",), digits=4)
 else:
-    tuning_rule = pd.DataFrame({"note": [f"No {reference} records in the tuning search."]})
-tuning_rule
+    shown = pd.DataFrame({"note": [f"No {reference} records in the tuning search."]})
+shown
 
 # %% [markdown]
 # :::{note} The paper's numbers are not comparable
@@ -194,7 +199,7 @@ tuning_rule
 # :::
 
 # %% tags=["hide-input"]
-paper_reported_table()
+reader_table(paper_reported_table())
 
 # %% [markdown]
 # ## Precision-recall curves

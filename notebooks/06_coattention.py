@@ -47,6 +47,7 @@ from semi3lib import book, viz
 from semi3lib.analysis import (activation_maps, boosted_channels, coattention_weights, discriminative_channels,
                                select_categories)
 from semi3lib.evaluation import embed_split, load_trained
+from semi3lib.reporting import reader_table
 from semi3lib.models import Semi3Net
 from semi3lib.training import select_device
 
@@ -108,7 +109,7 @@ path = viz.save_figure(fig, "06_channel_weights", figures_dir)
 
 # %%
 boosted = boosted_channels(weights, labels, data.index.categories, top=top_channels)
-boosted.loc[[data.index.categories[c] for c in shown]]
+reader_table(boosted.loc[[data.index.categories[c] for c in shown]])
 
 # %% [markdown]
 # ## Where the features respond, before and after recalibration

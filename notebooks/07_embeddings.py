@@ -41,6 +41,7 @@ from semi3lib import book, viz
 from semi3lib.analysis import joint_points, neighbourhood_stats, select_categories, umap_2d
 from semi3lib.evaluation import embed_split, embed_split_imagenet, load_trained
 from semi3lib.experiment import restrict_split
+from semi3lib.reporting import reader_table
 from semi3lib.training import select_device
 
 viz.use_book_style()
@@ -83,7 +84,7 @@ path = viz.save_figure(fig, "07_umap", figures_dir)
 # %%
 stats = pd.DataFrame({name: neighbourhood_stats(p["x"], p["category"], p["is_sketch"], k=neighbours_k)
                       for name, p in points.items()}).T
-stats.round(3)
+reader_table(stats)
 
 # %% tags=["remove-cell"]
 results_path = book.write_results(results_dir, "07_embeddings", {

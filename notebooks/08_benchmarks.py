@@ -35,6 +35,7 @@ figures_dir = "figures"
 
 # %% tags=["hide-input"]
 from semi3lib import book, viz
+from semi3lib.reporting import reader_table
 from semi3lib.benchmark_results import (edges_table, load_benchmarks, machines_table, missing_benchmarks,
                                         search_table, targets_table, train_table)
 
@@ -43,7 +44,7 @@ results = load_benchmarks(benchmarks_dir)
 print(f"benchmarks found in {benchmarks_dir}: {', '.join(results) or 'none'}")
 for name, command in missing_benchmarks(results).items():
     print(f"missing {name}: run `{command}`")
-machines_table(results)
+reader_table(machines_table(results))
 
 # %% [markdown]
 # ## Evaluation: chunked mAP against a per-query loop
@@ -82,7 +83,7 @@ if "eval" in results:
 if "search" in results:
     fig = viz.plot_search_benchmark(results["search"])
     viz.save_figure(fig, "08_search_benchmark", figures_dir)
-search_table(results)
+reader_table(search_table(results))
 
 # %% [markdown]
 # At a million embeddings the exact search sits just above the 50 ms line (one query streams
@@ -104,7 +105,7 @@ if "train_step" in results:
     fig = viz.plot_train_benchmark(results["train_step"])
     viz.save_figure(fig, "08_train_benchmark", figures_dir)
     print(f"GPU: {results['train_step']['gpu'] or results['train_step'].get('gpu_reason')}")
-train_table(results)
+reader_table(train_table(results))
 
 # %% [markdown]
 # On two CPU cores the model is the bottleneck by a wide margin: the loader alone delivers
@@ -129,7 +130,7 @@ train_table(results)
 if "edges" in results:
     fig = viz.plot_edges_benchmark(results["edges"])
     viz.save_figure(fig, "08_edges_benchmark", figures_dir)
-edges_table(results)
+reader_table(edges_table(results))
 
 # %% [markdown]
 # ## Targets
@@ -145,7 +146,7 @@ results_path = book.write_results(results_dir, "08_benchmarks", {
     "targets": targets.to_dict(orient="records"),
 })
 print(f"wrote {results_path}")
-targets
+reader_table(targets)
 
 # %% [markdown]
 # ## Summary

@@ -241,10 +241,13 @@ class ReaderTable:
 
     def __init__(self, values: pd.DataFrame, std: pd.DataFrame | None, groups: list[tuple[str, list[str]]],
                  integers: Sequence[str], best: Mapping[str, str], reference: str | None, digits: int,
-                 caption: str | None = None, column_digits: Mapping[str, int] | None = None):
+                 caption: str | None = None, column_digits: Mapping[str, int] | None = None,
+                 formats: Mapping[str, str] | None = None):
         self.values, self.std, self.groups = values, std, groups
         self.integers, self.best, self.reference, self.digits = tuple(integers), dict(best), reference, digits
-        self.caption, self.column_digits = caption, dict(column_digits or {})
+        self.caption, self.column_digits, self.formats = caption, dict(column_digits or {}), dict(formats or {})
+        # A plain 0..n-1 index labels nothing: the table then has no row-label column.
+        self.show_index = not isinstance(values.index, pd.RangeIndex)
 
     @property
     def rows(self) -> list[str]:
@@ -269,6 +272,8 @@ class ReaderTable:
             return "", ""
         if isinstance(value, (bool, np.bool_)):
             return ("yes" if value else "no"), ""
+        if column in self.formats:
+            return self.formats[column].format(value), ""
         if column in self.integers:
             return f"{int(round(float(value))):,}", ""
         if isinstance(value, (int, np.integer)):
@@ -299,7 +304,7 @@ class ReaderTable:
     def to_markdown(self) -> str:
         """GitHub Markdown: the group titles as bold rows, best values in bold."""
         bold = self.bold_cells()
-        header = [self.values.index.name or "", *map(str, self.values.columns)]
+        header = [self.values.index.name or "", *map(str, self.values.columns)][0 if self.show_index else 1:]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for title, names in self.groups:
             if title and len(self.groups) > 1:
@@ -309,7 +314,7 @@ class ReaderTable:
                 for column in self.values.columns:
                     text = " ".join(t for t in self.cell_text(row, column) if t)
                     cells.append(f"**{text}**" if text and (row, column) in bold else text)
-                lines.append("| " + " | ".join([self._label(row), *cells]) + " |")
+                lines.append("| " + " | ".join([self._label(row)] * self.show_index + cells) + " |")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -318,20 +323,20 @@ class ReaderTable:
         bold = self.bold_cells()
         esc = _html.escape
         has_spread = self.std is not None and self.std.notna().to_numpy().any()
-        head = [f'<th class="row-label">{esc(self.values.index.name or "")}</th>']
+        head = [f'<th class="row-label">{esc(self.values.index.name or "")}</th>'] if self.show_index else []
         for column in self.values.columns:
             sub = ('<br><span class="col-unit">mean ± std</span>'
                    if has_spread and self.std is not None and column in self.std.columns else "")
             head.append(f"<th>{esc(str(column))}{sub}</th>")
         body = []
-        width = len(self.values.columns) + 1
+        width = len(self.values.columns) + self.show_index
         for title, names in self.groups:
             if title and len(self.groups) > 1:
                 body.append(f'<tr class="group-row"><th colspan="{width}" scope="rowgroup">{esc(title)}</th></tr>')
             for row in names:
                 is_ref = row == self.reference
                 mark = ' <span class="ref-mark">reference</span>' if is_ref else ""
-                cells = [f'<th scope="row" class="row-label">{esc(str(row))}{mark}</th>']
+                cells = [f'<th scope="row" class="row-label">{esc(str(row))}{mark}</th>'] if self.show_index else []
                 for column in self.values.columns:
                     value, spread = self.cell_text(row, column)
                     inner = esc(value) + (f' <span class="spread">{esc(spread)}</span>' if spread else "")
@@ -352,7 +357,7 @@ def reader_table(values: pd.DataFrame, std: pd.DataFrame | None = None, *,
                  groups: Mapping[str, Sequence[str]] | Sequence[tuple[str, Sequence[str]]] | None = None,
                  integers: Sequence[str] = (), best: Mapping[str, str] | None = None,
                  reference: str | None = None, digits: int | Mapping[str, int] = 3,
-                 caption: str | None = None) -> ReaderTable:
+                 formats: Mapping[str, str] | None = None, caption: str | None = None) -> ReaderTable:
     """The one table builder of the book (see :class:`ReaderTable`).
 
     values: one row per labelled item (the index), numbers or text; std: the same shape (or
@@ -360,7 +365,8 @@ def reader_table(values: pd.DataFrame, std: pd.DataFrame | None = None, *,
     or ``[(title, rows)]``, the display order (rows not named come last); integers: columns
     shown as whole numbers; best: ``{column: "max" | "min"}``, the columns whose best value is
     bold; reference: the row the others are compared with, marked; digits: decimals, for all
-    columns or ``{column: decimals}`` (3 for the others)."""
+    columns or ``{column: decimals}`` (3 for the others); formats: ``{column: "{:.1e}"}`` for
+    columns a decimal count does not suit. A plain ``RangeIndex`` is not shown."""
     if groups is None or isinstance(groups, Mapping):
         group_rows = _grouped(list(values.index), groups)
     else:
@@ -372,7 +378,7 @@ def reader_table(values: pd.DataFrame, std: pd.DataFrame | None = None, *,
         reference = None
     per_column = dict(digits) if isinstance(digits, Mapping) else {}
     return ReaderTable(values, std, group_rows, integers, best or {}, reference,
-                       3 if isinstance(digits, Mapping) else digits, caption, per_column)
+                       3 if isinstance(digits, Mapping) else digits, caption, per_column, formats)
 
 
 def study_table(runs: pd.DataFrame, groups: Mapping[str, Sequence[str]] | None = STUDY_GROUPS,
@@ -495,3 +501,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def runs_reader_table(runs: pd.DataFrame, groups: Mapping[str, Sequence[str]] | None = STUDY_GROUPS) -> ReaderTable:
+    """Every run of a study on its own line (``row, seed k``), grouped as :func:`study_table`
+    groups the rows: training minutes, mAP@all and the hardware it ran on."""
+    order = study_table(runs, groups=groups).rows
+    table = study_runs_table(runs, order)
+    labels = [f"{run}, seed {seed}" for run, seed in zip(table.index, table["seed"])]
+    values = pd.DataFrame({"train min": table["train min"].astype(float).to_numpy(),
+                           "mAP@all": table["mAP@all"].astype(float).to_numpy(),
+                           "hardware": table["hardware"].to_numpy()}, index=pd.Index(labels, name="run"))
+    by_run: dict[str, list[str]] = {}
+    for run, label in zip(table.index, labels):
+        by_run.setdefault(run, []).append(label)
+    grouped = [(title, [label for run in rows for label in by_run[run]]) for title, rows in _grouped(order, groups)]
+    return reader_table(values, groups=grouped, best={"mAP@all": "max"}, digits={"train min": 1})
