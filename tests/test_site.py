@@ -526,6 +526,8 @@ def test_plumbing_is_collapsed_removed_cells_are_gone_and_the_method_shows(chrom
     assert any("PLUMBING-CELL" in d for d in collapsed) and any("tbl-results" in d or "results_table" in d for d in collapsed)
     assert not any("METHOD-CELL" in d for d in collapsed) and "METHOD-CELL" in page
     assert "checkpoint runs/x/last.pt" in visible_text(page)  # a collapsed cell's output still shows
+    summaries = re.findall(r"<summary>(.*?)</summary>", page)
+    assert {"Show the default parameters", "Show the parameters this page was run with", "Show code"} <= set(summaries)
 
 
 def test_paper_vs_book_page_has_a_verdict_for_every_claim(chromium, served):
