@@ -46,3 +46,14 @@ def test_readme_links_and_figure_exist():
     assert "figures/05_study.png" in local and "book/results.md" in local
     missing = [t for t in local if not (REPO / t).exists()]
     assert not missing, missing
+
+
+def test_the_readme_counts_are_the_data_chapters():
+    import json
+
+    data = json.loads((REPO / "results" / "book" / "cpu" / "01_data.json").read_text())
+    text = README.read_text()
+    split = data["split"]
+    assert f"{split['train']:,} training sketches" in text
+    assert f"all {split['gallery']:,} photos for {split['query']:,} query" in text
+    assert f"({data['categories']} Sketchy categories" in text
