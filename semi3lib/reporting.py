@@ -1,5 +1,11 @@
 """Results as tables: a training history, the reproduction study's runs summarised over seeds,
-the book's main results table and the paper's reported numbers; choosing example queries."""
+the book's main results table and the paper's reported numbers; choosing example queries.
+
+Every table the book shows goes through one builder, :func:`reader_table` (a
+:class:`ReaderTable`: rows grouped by meaning, the best value of each column in bold, counts as
+integers, ``mean ± std`` on one line, the reference row marked, HTML for the site and Markdown
+for the README). The README's headline (:func:`readme_headline`, ``python -m
+semi3lib.reporting headline``) is computed here from the study's records."""
 
 from __future__ import annotations
 
