@@ -138,6 +138,8 @@ def evaluation_notebook() -> nbformat.NotebookNode:
             outputs=[new_output("execute_result", execution_count=5,
                                 data={"text/html": table._repr_html_(), "text/plain": repr(table)})],
         ),
+        new_code_cell('print("HIDDEN-CELL")', metadata={"tags": ["hide-cell"]}, execution_count=9,
+                      outputs=[new_output("stream", name="stdout", text="HIDDEN-CELL output\n")]),
         new_code_cell('results_path = book.write_results(results_dir, "05_evaluation", {})\nprint("REMOVED-CELL")',
                       metadata={"tags": ["remove-cell"]}, execution_count=6,
                       outputs=[new_output("stream", name="stdout", text="REMOVED-CELL wrote results\n")]),
@@ -510,7 +512,7 @@ def test_no_page_scrolls_sideways_and_nothing_is_wider_than_the_screen(chromium,
 def test_collapsed_code_opens_and_closes_with_its_toggle(chromium, served, width):
     evaluation = next(p for p in layout(chromium, served, width) if p["src"] == "/evaluation/")
     toggles = evaluation["toggles"]
-    assert len(toggles) >= 4, toggles  # parameters, injected parameters, imports, the table's code
+    assert len(toggles) >= 5, toggles  # parameters, injected parameters, imports, the table's code, a hidden cell
     for toggle in toggles:
         assert toggle["closed"]["open"] is False and toggle["closed"]["shown"] is False, toggle
         assert toggle["closed"]["summary"] > 0 and toggle["closed"]["label"].strip(), "the toggle is visible"
@@ -525,6 +527,8 @@ def test_plumbing_is_collapsed_removed_cells_are_gone_and_the_method_shows(chrom
     collapsed = re.findall(r'<details class="hidden-input">.*?</details>', page, re.S)
     assert any("PLUMBING-CELL" in d for d in collapsed) and any("tbl-results" in d or "results_table" in d for d in collapsed)
     assert not any("METHOD-CELL" in d for d in collapsed) and "METHOD-CELL" in page
+    hidden = re.findall(r'<details class="hidden-cell">.*?</details>', page, re.S)
+    assert len(hidden) == 1 and "HIDDEN-CELL output" in hidden[0]  # a hide-cell cell: code and output
     assert "checkpoint runs/x/last.pt" in visible_text(page)  # a collapsed cell's output still shows
     summaries = re.findall(r"<summary>(.*?)</summary>", page)
     assert {"Show the default parameters", "Show the parameters this page was run with", "Show code"} <= set(summaries)
