@@ -25,7 +25,7 @@
 # The dataset is read in place (from `$SEMI3_DATA`, `./data` or `../shared/data`); nothing is
 # copied into the project.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 config = "configs/sketchy-mini-cpu.yaml"
 overrides = []
 example_categories = 6
@@ -35,13 +35,14 @@ seed = 0
 results_dir = "results/book/cpu"
 figures_dir = "figures"
 
-# %%
+# %% tags=["hide-input"]
 from semi3lib import book, viz
 from semi3lib.config import load_config
 from semi3lib.data import summary
 from semi3lib.data.images import load_image
 from semi3lib.data.layouts import read_dataset
 from semi3lib.experiment import load_experiment_data
+from semi3lib.reporting import reader_table
 
 viz.use_book_style()
 cfg = load_config(config, overrides)
@@ -56,7 +57,7 @@ print(f"dataset {index.name!r} read from {index.root}")
 # order that the split files refer to by position. Sketchy stores each sketch in several
 # renderings; sketchy-mini keeps two of them (compared at the end of this chapter).
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 print(f"categories: {len(index.categories)}")
 print(f"photos:     {len(index.photos)}")
@@ -73,7 +74,7 @@ for variant, n in index.sketch_counts().items():
 # *sketches*, not to new photos. A query drawing's rendering in the other variant is left
 # out entirely, so no query drawing is ever seen in training.
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_CHECK_OUTPUT
 print(f"protocol: {split.protocol}, seed: {split.seed}, queries per category: {split.queries_per_category}")
 for name, n in split.counts().items():
@@ -83,12 +84,12 @@ for name, n in split.counts().items():
 # Per category, the counts are the same everywhere in sketchy-mini, which the summary below
 # shows (the full table has one row per category and is written to the results file).
 
-# %%
+# %% tags=["hide-input"]
 table = summary.category_table(index, split)
-table.describe().loc[["mean", "min", "max"]].round(1)
+reader_table(table.describe().loc[["mean", "min", "max"]], digits=1)
 
-# %%
-table.head(8)
+# %% tags=["hide-input"]
+reader_table(table.head(8))
 
 # %% [markdown]
 # ## Sketches beside their photos
@@ -98,7 +99,7 @@ table.head(8)
 # matching a sketch to a photo is a cross-domain problem. Only 578 of the 3,125 photos have
 # a sketch of their own; the others matter only through their category.
 
-# %%
+# %% tags=["hide-input"]
 categories = index.categories[:: max(1, len(index.categories) // example_categories)][:example_categories]
 pairs = summary.sketch_photo_examples(index, categories, per_category=2, seed=seed)
 rows = [[load_image(p.path, "RGB"), load_image(s.path, "L")] for s, p in pairs]
@@ -117,7 +118,7 @@ path = viz.save_figure(fig, "01_sketch_photo_pairs", figures_dir)
 # largest side to 200 pixels. Only 196 drawings exist in both renderings here; some of them,
 # one per category:
 
-# %%
+# %% tags=["hide-input"]
 full_index = read_dataset(cfg.data.dataset, root=cfg.data.root)  # all categories: few drawings have both
 vpairs = summary.variant_pairs(full_index, variant_examples, seed=seed)
 fig = viz.image_table([[load_image(a.path, "L") for a, _ in vpairs], [load_image(b.path, "L") for _, b in vpairs]],
@@ -134,16 +135,16 @@ path = viz.save_figure(fig, "01_sketch_variants", figures_dir)
 # drawings, and two scales of the same strokes); queries use only the whole-canvas one, as on
 # Sketchy.
 
-# %%
+# %% tags=["hide-input"]
 extent = summary.variant_extent_table(index, max_per_variant=extent_sample, seed=seed)
 fig = viz.plot_histogram_panels(extent, "variant", {"bbox_area": "bounding-box area / canvas area",
                                                     "ink": "ink pixels / canvas pixels"},
                                 "How the two sketch renderings use the canvas")
 path = viz.save_figure(fig, "01_variant_extent", figures_dir)
-extent_summary = extent.groupby("variant").agg(["mean", "std"]).round(3)
-extent_summary
+by_variant = extent.groupby("variant")
+reader_table(by_variant.mean(), by_variant.std())
 
-# %%
+# %% tags=["remove-cell"]
 results_path = book.write_results(results_dir, "01_data", {
     "dataset": index.name,
     "categories": len(index.categories),

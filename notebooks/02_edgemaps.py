@@ -26,7 +26,7 @@
 # measures how sketch-like each one is to a network that has never seen a sketch, and times
 # them.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 config = "configs/sketchy-mini-cpu.yaml"
 overrides = []
 methods = ["canny", "xdog", "sobel"]
@@ -38,7 +38,7 @@ seed = 0
 results_dir = "results/book/cpu"
 figures_dir = "figures"
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 
 from semi3lib import book, viz
@@ -48,6 +48,7 @@ from semi3lib.data.summary import sketch_photo_examples
 from semi3lib.edges import compute_edgemap, edgemap_speed
 from semi3lib.evaluation import edge_method_retrieval
 from semi3lib.experiment import load_experiment_data
+from semi3lib.reporting import reader_table
 from semi3lib.training import select_device
 
 viz.use_book_style()
@@ -64,7 +65,7 @@ print(f"edge methods: {', '.join(methods)}; the training config uses {cfg.data.e
 # Canny gives thin, binary contours, including texture edges a person would not draw; XDoG
 # gives thicker, ink-like lines and fills dark regions; Sobel keeps graded edge strength.
 
-# %%
+# %% tags=["hide-input"]
 step = max(1, len(index.categories) // example_photos)
 pairs = sketch_photo_examples(index, index.categories[::step][:example_photos], per_category=1, seed=seed)
 rows = []
@@ -96,9 +97,9 @@ print(f"{counts['query']} query sketches against {counts['gallery']} gallery ite
 comparison = edge_method_retrieval(data_r, cfg_r.data, methods, cfg_r.model.backbone,
                                    cfg_r.model.weights_path, select_device(device))
 chance = 1 / len(data_r.index.categories)
-comparison.round(4)
+reader_table(comparison, best={c: "max" for c in comparison.columns if c.startswith(("mAP", "P@"))})
 
-# %%
+# %% tags=["hide-input"]
 fig = viz.plot_metric_bars({m: comparison[m].to_dict() for m in ("mAP@all", "P@10")},
                            title=f"Sketch queries vs gallery renderings, ImageNet features (chance mAP ~ {chance:.3f})",
                            ylabel="score")
@@ -111,13 +112,13 @@ path = viz.save_figure(fig, "02_edge_retrieval", figures_dir)
 # and parameters), so their cost matters only for the first epoch and for indexing a new
 # gallery. Timed here on one OpenCV thread, decoding excluded:
 
-# %%
+# %% tags=["hide-input"]
 speed_paths = [p.path for p in index.photos[:: max(1, len(index.photos) // speed_photos)][:speed_photos]]
 speed = edgemap_speed(speed_paths, methods)
 fig = viz.plot_speed(speed, title=f"Edgemap extraction speed ({len(speed_paths)} photos)")
 path = viz.save_figure(fig, "02_edge_speed", figures_dir)
 
-# %%
+# %% tags=["remove-cell"]
 results_path = book.write_results(results_dir, "02_edgemaps", {
     "methods": methods,
     "retrieval": comparison.to_dict(orient="index"),

@@ -27,14 +27,14 @@
 # This chapter builds the model of the training config, counts the parameters of each block
 # and traces one forward pass with the shape of every intermediate tensor.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 config = "configs/sketchy-mini-cpu.yaml"
 overrides = []
 batch_size = 2
 results_dir = "results/book/cpu"
 figures_dir = "figures"
 
-# %%
+# %% tags=["hide-input"]
 from semi3lib import book, viz
 import pandas as pd
 import torch
@@ -101,7 +101,7 @@ print(sharing.to_string(index=False))
 #    s = \sigma\!\left(W_2\, \mathrm{ReLU}(W_1 z)\right), \qquad
 #    X'_\mathrm{photo} = s \odot X_\mathrm{photo}, \quad X'_\mathrm{edge} = s \odot X_\mathrm{edge}. $$
 
-# %%
+# %% tags=["hide-input"]
 triplets = train_dataset(data, cfg.data, seed=0)
 batch = torch.utils.data.default_collate([triplets[i] for i in range(batch_size)])
 print({k: tuple(v.shape) for k, v in batch.items() if torch.is_tensor(v)})
@@ -117,7 +117,7 @@ print("outputs:", ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())
 # %% [markdown]
 # The triplet's three images, as the network receives them (before normalisation):
 
-# %%
+# %% tags=["hide-input"]
 fig = viz.image_table([[batch["sketch"][i], batch["photo"][i], batch["edge"][i]] for i in range(batch_size)],
                       col_labels=["sketch", "photo", "edgemap"],
                       row_labels=[f"{data.index.categories[int(batch['sketch_label'][i])]}"
@@ -126,7 +126,7 @@ fig = viz.image_table([[batch["sketch"][i], batch["photo"][i], batch["edge"][i]]
                       title="Training triplets")
 path = viz.save_figure(fig, "03_training_triplets", figures_dir)
 
-# %%
+# %% tags=["remove-cell"]
 results_path = book.write_results(results_dir, "03_model", {
     "backbone": model.backbone_name,
     "backbone_source": model.backbone_source,

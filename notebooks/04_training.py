@@ -38,7 +38,7 @@
 # stopped one continues where it stopped. The reproduction study trains the ablations; the
 # evaluation chapter shows those results beside this run.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 config = "configs/sketchy-mini-cpu.yaml"
 overrides = []
 run_dir = "runs/sketchy-mini-cpu"
@@ -47,12 +47,12 @@ resume = True
 results_dir = "results/book/cpu"
 figures_dir = "figures"
 
-# %%
+# %% tags=["hide-input"]
 import yaml
 
 from semi3lib import book, viz
 from semi3lib.config import load_config
-from semi3lib.reporting import history_table
+from semi3lib.reporting import history_table, reader_table
 from semi3lib.training import read_steps, select_device, train
 
 viz.use_book_style()
@@ -80,22 +80,22 @@ print(f"{len(result.history)} epoch(s) in {result.wall_seconds:.0f} s; run folde
 # Mean loss terms per epoch (unweighted; `total` is the weighted sum that was minimised) and
 # the query split's mAP@all at the epochs where it was evaluated.
 
-# %%
-history_table(result.history)
+# %% tags=["hide-input"]
+reader_table(history_table(result.history), digits=4, formats={"lr": "{:.1e}", "wall_seconds": "{:,.0f}"})
 
 # %% [markdown]
 # The curves follow the loss terms within each epoch, from the step log: each point is the
 # mean over the `train.log_every` steps before it (the last point of an epoch over the steps
 # left since the previous one).
 
-# %%
+# %% tags=["hide-input"]
 steps = read_steps(result.out_dir)
 fig = viz.plot_training_curves(result.history, steps=steps,
                                title=f"Training {cfg.name} ({cfg.data.image_size} px, {cfg.train.epochs} epochs, "
                                      f"loss every {cfg.train.log_every} steps)")
 path = viz.save_figure(fig, "04_training_curves", figures_dir)
 
-# %%
+# %% tags=["remove-cell"]
 checkpoint = result.out_dir / "last.pt"
 results_path = book.write_results(results_dir, "04_training", {
     "config": cfg.to_dict(),

@@ -25,7 +25,7 @@
 # distribution, which channels each category boosts, and the spatial activation maps of the
 # bottom features before and after recalibration.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 checkpoint = "runs/sketchy-mini-cpu/last.pt"
 device = "auto"
 show_categories = 10
@@ -36,7 +36,7 @@ seed = 0
 results_dir = "results/book/cpu"
 figures_dir = "figures"
 
-# %%
+# %% tags=["hide-input"]
 import dataclasses
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from semi3lib import book, viz
 from semi3lib.analysis import (activation_maps, boosted_channels, coattention_weights, discriminative_channels,
                                select_categories)
 from semi3lib.evaluation import embed_split, load_trained
+from semi3lib.reporting import reader_table
 from semi3lib.models import Semi3Net
 from semi3lib.training import select_device
 
@@ -95,7 +96,7 @@ print(f"untrained: mean {init_weights.mean():.3f}, std {init_weights.std():.3f} 
 # The mean weight per category for the channels whose weight varies most between categories:
 # if the recalibration were the same for every photo, the columns would be flat.
 
-# %%
+# %% tags=["hide-input"]
 channels = discriminative_channels(weights, labels, show_channels)
 means = np.stack([weights[labels == c][:, channels].mean(0) for c in shown])
 fig = viz.plot_channel_weights(means, [data.index.categories[c] for c in shown], channels,
@@ -108,7 +109,7 @@ path = viz.save_figure(fig, "06_channel_weights", figures_dir)
 
 # %%
 boosted = boosted_channels(weights, labels, data.index.categories, top=top_channels)
-boosted.loc[[data.index.categories[c] for c in shown]]
+reader_table(boosted.loc[[data.index.categories[c] for c in shown]])
 
 # %% [markdown]
 # ## Where the features respond, before and after recalibration
@@ -118,7 +119,7 @@ boosted.loc[[data.index.categories[c] for c in shown]]
 # Recalibration changes the maps only through the channel weights, so the differences are
 # modest; they show which parts of the image the boosted channels respond to.
 
-# %%
+# %% tags=["hide-input"]
 from semi3lib.data.datasets import GalleryPhotos
 from semi3lib.experiment import edge_cache_dir
 
@@ -133,7 +134,7 @@ fig = viz.plot_activation_maps(list(batch["photo"]), maps, [data.index.photos[j]
                                title="Bottom-feature activation before and after co-attention")
 path = viz.save_figure(fig, "06_activation_maps", figures_dir)
 
-# %%
+# %% tags=["remove-cell"]
 results_path = book.write_results(results_dir, "06_coattention", {
     "checkpoint": str(checkpoint),
     "channels": int(weights.shape[1]),

@@ -24,7 +24,7 @@
 # itself: among each point's nearest neighbours, the share of its own category and the share of
 # the other domain.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 checkpoint = "runs/sketchy-mini-cpu/last.pt"
 device = "auto"
 umap_categories = 10
@@ -34,13 +34,14 @@ seed = 0
 results_dir = "results/book/cpu"
 figures_dir = "figures"
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 
 from semi3lib import book, viz
 from semi3lib.analysis import joint_points, neighbourhood_stats, select_categories, umap_2d
 from semi3lib.evaluation import embed_split, embed_split_imagenet, load_trained
 from semi3lib.experiment import restrict_split
+from semi3lib.reporting import reader_table
 from semi3lib.training import select_device
 
 viz.use_book_style()
@@ -52,7 +53,7 @@ names = [data.index.categories[c] for c in categories]
 print(f"{len(categories)} categories: {', '.join(names)}")
 print(f"{len(subset.split.query)} query sketches and {len(subset.split.gallery)} gallery photos")
 
-# %%
+# %% tags=["hide-input"]
 embeddings = {
     "before: ImageNet features": embed_split_imagenet(subset, cfg.data, cfg.model.backbone,
                                                         cfg.model.weights_path, dev),
@@ -66,7 +67,7 @@ points = {name: joint_points(emb, categories) for name, emb in embeddings.items(
 # Top row: coloured by category, sketches as crosses and photos as dots. Bottom row: the same
 # points coloured by domain.
 
-# %%
+# %% tags=["hide-input"]
 panels = {name: {**p, "xy": umap_2d(p["x"], seed=seed, n_neighbors=umap_neighbors)} for name, p in points.items()}
 fig = viz.plot_umap_panels(panels, names, title="Sketches and photos in the embedding space, before and after training")
 path = viz.save_figure(fig, "07_umap", figures_dir)
@@ -83,9 +84,9 @@ path = viz.save_figure(fig, "07_umap", figures_dir)
 # %%
 stats = pd.DataFrame({name: neighbourhood_stats(p["x"], p["category"], p["is_sketch"], k=neighbours_k)
                       for name, p in points.items()}).T
-stats.round(3)
+reader_table(stats)
 
-# %%
+# %% tags=["remove-cell"]
 results_path = book.write_results(results_dir, "07_embeddings", {
     "checkpoint": str(checkpoint),
     "categories": names,

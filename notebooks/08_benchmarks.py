@@ -28,13 +28,14 @@
 # numbers are those of the machine named in each file, often shared with other jobs (its
 # load average is recorded beside them).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 benchmarks_dir = "results/benchmarks"
 results_dir = "results/book/cpu"
 figures_dir = "figures"
 
-# %%
+# %% tags=["hide-input"]
 from semi3lib import book, viz
+from semi3lib.reporting import reader_table
 from semi3lib.benchmark_results import (edges_table, load_benchmarks, machines_table, missing_benchmarks,
                                         search_table, targets_table, train_table)
 
@@ -43,7 +44,7 @@ results = load_benchmarks(benchmarks_dir)
 print(f"benchmarks found in {benchmarks_dir}: {', '.join(results) or 'none'}")
 for name, command in missing_benchmarks(results).items():
     print(f"missing {name}: run `{command}`")
-machines_table(results)
+reader_table(machines_table(results))
 
 # %% [markdown]
 # ## Evaluation: chunked mAP against a per-query loop
@@ -55,7 +56,7 @@ machines_table(results)
 # `average_precision_score` over the whole gallery (timed on 250 queries and scaled
 # linearly: every query costs one sort of the gallery). Both must agree to 1e-6.
 
-# %%
+# %% tags=["hide-input"]
 if "eval" in results:
     e = results["eval"]
     fig = viz.plot_eval_benchmark(e)
@@ -78,11 +79,11 @@ if "eval" in results:
 # query, and HNSW walks a neighbour graph. The approximate indexes are scored by their
 # recall@10 against the exact answer.
 
-# %%
+# %% tags=["hide-input"]
 if "search" in results:
     fig = viz.plot_search_benchmark(results["search"])
     viz.save_figure(fig, "08_search_benchmark", figures_dir)
-search_table(results)
+reader_table(search_table(results))
 
 # %% [markdown]
 # At a million embeddings the exact search sits just above the 50 ms line (one query streams
@@ -99,12 +100,12 @@ search_table(results)
 # timed alone: if it delivered fewer triplets per second than the model consumes, the data
 # pipeline would be the bottleneck.
 
-# %%
+# %% tags=["hide-input"]
 if "train_step" in results:
     fig = viz.plot_train_benchmark(results["train_step"])
     viz.save_figure(fig, "08_train_benchmark", figures_dir)
     print(f"GPU: {results['train_step']['gpu'] or results['train_step'].get('gpu_reason')}")
-train_table(results)
+reader_table(train_table(results))
 
 # %% [markdown]
 # On two CPU cores the model is the bottleneck by a wide margin: the loader alone delivers
@@ -125,11 +126,11 @@ train_table(results)
 # decoding a compressed grey PNG cost a quarter of computing the map from the photo, which
 # held the cached pass to 5-8x faster.
 
-# %%
+# %% tags=["hide-input"]
 if "edges" in results:
     fig = viz.plot_edges_benchmark(results["edges"])
     viz.save_figure(fig, "08_edges_benchmark", figures_dir)
-edges_table(results)
+reader_table(edges_table(results))
 
 # %% [markdown]
 # ## Targets
@@ -137,7 +138,7 @@ edges_table(results)
 # Each target of the performance issue, the value measured and whether it is met (`None`:
 # not measured on this machine).
 
-# %%
+# %% tags=["hide-input"]
 targets = targets_table(results)
 results_path = book.write_results(results_dir, "08_benchmarks", {
     "benchmarks_dir": benchmarks_dir,
@@ -145,7 +146,7 @@ results_path = book.write_results(results_dir, "08_benchmarks", {
     "targets": targets.to_dict(orient="records"),
 })
 print(f"wrote {results_path}")
-targets
+reader_table(targets)
 
 # %% [markdown]
 # ## Summary

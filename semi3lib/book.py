@@ -232,6 +232,23 @@ def execute_notebook(name: str, source: Path, executed: Path, parameters: dict[s
                                  f"{err.ename}: {err.evalue}") from None
         except Exception as err:  # kernel died, timeout, unreadable notebook
             raise NotebookFailed(name, executed, error=f"{type(err).__name__}: {err}") from err
+    collapse_injected_parameters(executed)
+
+
+def collapse_injected_parameters(executed: Path) -> None:
+    """Tag papermill's injected-parameters cell ``hide-input``, as the notebook's own
+    parameters cell is: the book shows how each page was made one click away, not inline."""
+    import nbformat
+
+    notebook = nbformat.read(str(executed), as_version=4)
+    changed = False
+    for cell in notebook.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-input"]
+            changed = True
+    if changed:
+        nbformat.write(notebook, str(executed))
 
 
 def hardware_summary() -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Render the book's website offline and refuse to pass a broken one.
 
-``build_site`` runs ``myst build --html --strict`` with the site template shipped in
-``book/site-template`` (installed from the npm registry with ``npm ci`` when needed), then
-checks ``_build/html``: every page of the table of contents and every image the pages show
+``build_site`` writes the generated parts of pages (the table of "Paper vs. this book", from
+the study's records: :mod:`semi3lib.claims`), runs ``myst build --html --strict`` with the site
+template shipped in ``book/site-template`` (installed from the npm registry with ``npm ci``
+when needed), then checks ``_build/html``: every page of the table of contents and every image the pages show
 must be there. mystmd exits 0 when a page or a downloaded theme is missing, so this check is
 what makes the build loud.
 
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import yaml
+
+from semi3lib.claims import write_page
 
 MYSTMD_PIN = "1.11.0"
 MIN_MYSTMD = (1, 9, 0)  # the first mystmd whose site templates may render themselves (build.render)
@@ -204,6 +207,7 @@ def build_site(root: str | os.PathLike = ".", strict: bool = True, template: str
     root = Path(root).resolve()
     config_text = (root / "myst.yml").read_text() if (root / "myst.yml").is_file() else ""
     config = read_config(root)
+    write_page(root)  # the generated table of the "Paper vs. this book" page, from the records
     absent = [f for f in toc_files(config) if not (root / f).is_file()]
     if absent and strict:
         raise SiteBuildError(

@@ -114,6 +114,8 @@ def test_runner_executes_with_injected_parameters_and_names_the_failing_cell(tmp
     assert semi3_main(["book", "run", "--profile", "smoke", "--root", str(root), "--only", "data"]) == 0
     text = executed.read_text()
     assert "value is 1" in text and '"injected-parameters"' in text
+    injected = [c for c in json.loads(text)["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected[0]["metadata"]["tags"] == ["injected-parameters", "hide-input"]  # collapsed in the site
 
 
 def test_write_results_converts_numpy_and_refuses_nan(tmp_path):
@@ -130,3 +132,28 @@ def test_a_missing_checkpoint_says_which_notebook_makes_it(tmp_path):
         book.require_checkpoint(tmp_path / "last.pt")
     (tmp_path / "last.pt").write_bytes(b"")
     assert book.require_checkpoint(tmp_path / "last.pt") == tmp_path / "last.pt"
+
+
+# The cells that are the method stay visible in the site: (notebook, a line of the cell).
+METHOD_CELLS = [("03_model", "model.bottom(\"sketch\") is model.bottom(\"edge\")"),
+                ("03_model", "trace = trace_forward("), ("04_training", "result = train(cfg"),
+                ("05_evaluation", "metrics = {name: retrieval_metrics("),
+                ("05_evaluation", "tuning_rule = margin_over("),
+                ("06_coattention", "weights, labels = gallery[\"gallery_attention\"]")]
+
+
+def test_plumbing_cells_are_collapsed_or_removed_and_method_cells_stay_visible():
+    for name in book.NOTEBOOKS:
+        nb = jupytext.read(REPO / "notebooks" / f"{name}.py")
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        tags = [set(c.metadata.get("tags", [])) for c in code]
+        assert {"parameters", "hide-input"} <= tags[0], f"{name}: the parameters cell is collapsed"
+        assert "hide-input" in tags[1], f"{name}: the imports cell is collapsed"
+        for cell, cell_tags in zip(code, tags):
+            assert cell_tags <= {"parameters", "hide-input", "remove-cell"}, f"{name}: unexpected tags {cell_tags}"
+            if "book.write_results(" in cell.source and "remove-cell" not in cell_tags:
+                assert "hide-input" in cell_tags, f"{name}: the results-writing cell is plumbing"
+    for name, line in METHOD_CELLS:
+        nb = jupytext.read(REPO / "notebooks" / f"{name}.py")
+        cell = next(c for c in nb.cells if c.cell_type == "code" and line in c.source)
+        assert not cell.metadata.get("tags"), f"{name}: the cell with {line!r} is the method and stays visible"

@@ -26,8 +26,10 @@ def test_study_table_reads_run_files_and_summarises_seeds(tmp_path):
     import pandas as pd
 
     ours = pd.DataFrame({"mAP@all": [0.3], "P@200": [0.1]}, index=["book"])
-    table = reporting.results_table(ours, summary)
-    assert list(table["source"]) == ["reproduction study", "reproduction study", "this book"]
+    table = reporting.results_table(ours, runs)
+    assert table.rows == ["semi3net", "imagenet", "book"]  # a row the groups do not name goes last
+    assert [title for title, _ in table.groups] == ["The method", reporting.OTHER_GROUP, reporting.BOOK_GROUP]
+    assert table.text().loc["semi3net", "mAP@all"] == "0.550 ± 0.071" and table.text().loc["book", "seeds"] == "1"
 
 
 def test_a_tuning_study_is_read_on_its_validation_split_and_written_as_markdown(tmp_path):
@@ -119,3 +121,50 @@ def test_a_row_beats_the_reference_only_by_more_than_the_larger_seed_std():
     assert list(reporting.margin_over(runs, "canny").index) == ["sobel", "xdog"]
     with pytest.raises(KeyError, match="no runs of sobol"):
         reporting.margin_over(runs, "canny", ["sobol"])
+
+
+def _study_runs():
+    import pandas as pd
+
+    rows = {"semi3net": [0.58, 0.59, 0.57], "two-branch-ce": [0.60, 0.58, 0.59], "imagenet-features": [0.04],
+            "edgemaps-sobel": [0.61, 0.60, 0.60], "no-edgemap-branch": [0.61, 0.62, 0.61], "custom-row": [0.3, 0.2]}
+    return pd.DataFrame([{"run": run, "seed": seed, "mAP@all": v, "P@200": v / 5, "wall_seconds": 600.0 + seed}
+                         for run, values in rows.items() for seed, v in enumerate(values)])
+
+
+def test_reader_table_groups_rows_by_meaning_bolds_the_best_and_marks_the_reference():
+    table = reporting.study_table(_study_runs())
+    assert table.rows == ["imagenet-features", "two-branch-ce", "semi3net", "no-edgemap-branch", "edgemaps-sobel",
+                          "custom-row"]
+    assert [title for title, _ in table.groups] == ["Floor and baselines", "The method", "Ablations of Semi3-Net",
+                                                     reporting.OTHER_GROUP]
+    assert table.bold_cells() >= {("no-edgemap-branch", "mAP@all"), ("no-edgemap-branch", "P@200")}
+    text = table.text()
+    assert text.loc["semi3net", "seeds"] == "3" and text.loc["imagenet-features", "seeds"] == "1"  # counts, not 3.0
+    assert text.loc["semi3net", "train min"] == "10.0" and text.loc["semi3net", "mAP@all"] == "0.580 ± 0.010"
+    html = table._repr_html_()
+    assert html.startswith('<div class="reader-table-frame">') and html.count('class="group-row"') == 4
+    assert '<tr class="reference-row"><th scope="row" class="row-label">semi3net <span class="ref-mark">' in html
+    assert '<td class="best"><strong>0.613 <span class="spread">± 0.006</span></strong></td>' in html
+    markdown = table.to_markdown().splitlines()
+    assert "| semi3net (reference) | 3 | 10.0 | 0.580 ± 0.010 | 0.116 ± 0.002 |" in markdown
+    assert "| *The method* | | | | |" in markdown
+
+
+def test_reader_table_formats_any_frame_with_integer_counts_and_text():
+    import pandas as pd
+
+    frame = pd.DataFrame({"photos": [3125.0, 25.0], "ok": [True, False], "note": ["a", None]},
+                         index=pd.Index(["all", "one"], name="set"))
+    table = reporting.reader_table(frame, integers=("photos",), best={"photos": "min"})
+    assert table.text().to_dict(orient="index") == {"all": {"photos": "3,125", "ok": "yes", "note": "a"},
+                                                    "one": {"photos": "25", "ok": "no", "note": ""}}
+    assert table.bold_cells() == {("one", "photos")} and table.groups == [("", ["all", "one"])]
+
+
+def test_headline_rows_are_chosen_from_the_records():
+    rows = reporting.headline_rows(_study_runs())
+    assert rows == {"ImageNet features, no training (the floor)": "imagenet-features",
+                    "the best baseline": "two-branch-ce", "Semi3-Net as in the paper": "semi3net",
+                    "Semi3-Net's best variant": "edgemaps-sobel",
+                    "Semi3-Net without its edgemap branch": "no-edgemap-branch"}

@@ -48,8 +48,10 @@ NOTEBOOK_TITLES = {
     "08_benchmarks": "Performance: how fast the pieces run",
     "09_bridge": "Where the bridge should help",
 }
-MARKDOWN_PAGES = {"/": "Introduction", "/reproduce/": "Reproduce", "/results/": "Results"}
-RESULTS_ROWS = ["ImageNet baseline", "Two-branch, cross-entropy", "Semi3-Net", "Semi3-Net, no co-attention"]
+MARKDOWN_PAGES = {"/": "Introduction", "/reproduce/": "Reproduce", "/results/": "Results",
+                  "/paper-vs-book/": "Paper vs. this book"}
+RESULTS_ROWS = ["imagenet-features", "two-branch-ce", "no-coattention", "two-branch-ce-label-smoothing"]
+WIDTHS = (1400, 390)  # a laptop and a phone
 
 
 # ---- the stand-in book ------------------------------------------------------------------------
@@ -103,13 +105,17 @@ def _metadata(name: str) -> dict:
 
 
 def evaluation_notebook() -> nbformat.NotebookNode:
+    """The evaluation chapter's kinds of content, its results table built as the real one is
+    (``reporting.results_table`` over the study's records), its cells tagged as the real ones."""
     import pandas as pd
 
-    table = pd.DataFrame(
-        [(RESULTS_ROWS[0], 0.045, 0.081, 0.102, 0.090), (RESULTS_ROWS[1], 0.521, 0.603, 0.640, 0.598),
-         (RESULTS_ROWS[2], 0.584, 0.655, 0.688, 0.650), (RESULTS_ROWS[3], 0.561, 0.637, 0.671, 0.633)],
-        columns=["model", "mAP@all", "mAP@200", "P@100", "P@200"],
-    ).set_index("model")
+    from semi3lib import reporting
+
+    runs, note = reporting.load_study(REPO / "results" / "sketchy-mini")
+    assert runs is not None, note
+    ours = pd.DataFrame([[0.577, 0.584, 0.604, 0.536, 0.199, 0.110]], columns=list(reporting.TABLE_METRICS),
+                        index=pd.Index(["Semi3-Net (this book's run)"], name="model"))
+    table = reporting.results_table(ours, runs)
     pr_png, grid_png = _figures()
     cells = [
         new_markdown_cell(
@@ -120,15 +126,24 @@ def evaluation_notebook() -> nbformat.NotebookNode:
             "is reported for every model in [](#tbl-results), with precision-recall curves in "
             "[](#fig-pr-curves) and example rankings in [](#fig-retrieval-grid)."
         ),
-        new_code_cell('profile = "cpu"', metadata={"tags": ["parameters"]}, execution_count=1),
-        new_code_cell('# Parameters\nprofile = "smoke"\n', metadata={"tags": ["injected-parameters"]},
+        new_code_cell('profile = "cpu"', metadata={"tags": ["parameters", "hide-input"]}, execution_count=1),
+        new_code_cell('# Parameters\nprofile = "smoke"\n', metadata={"tags": ["injected-parameters", "hide-input"]},
                       execution_count=2),
+        new_code_cell(PLUMBING_SOURCE, metadata={"tags": ["hide-input"]}, execution_count=3,
+                      outputs=[new_output("stream", name="stdout", text="checkpoint runs/x/last.pt: 1250 queries\n")]),
+        new_code_cell(METHOD_SOURCE, execution_count=4,
+                      outputs=[new_output("stream", name="stdout", text="mAP@all 0.577\n")]),
         new_code_cell(
-            "#| label: tbl-results\n#| tbl-cap: Retrieval on the query split (stand-in numbers).\nresults",
-            execution_count=3,
-            outputs=[new_output("execute_result", execution_count=3,
-                                data={"text/html": table._repr_html_(), "text/plain": table.to_string()})],
+            "#| label: tbl-results\n#| tbl-cap: Retrieval on the query split.\nresults = results_table(book_table, runs)\nresults",
+            metadata={"tags": ["hide-input"]}, execution_count=5,
+            outputs=[new_output("execute_result", execution_count=5,
+                                data={"text/html": table._repr_html_(), "text/plain": repr(table)})],
         ),
+        new_code_cell('print("HIDDEN-CELL")', metadata={"tags": ["hide-cell"]}, execution_count=9,
+                      outputs=[new_output("stream", name="stdout", text="HIDDEN-CELL output\n")]),
+        new_code_cell('results_path = book.write_results(results_dir, "05_evaluation", {})\nprint("REMOVED-CELL")',
+                      metadata={"tags": ["remove-cell"]}, execution_count=6,
+                      outputs=[new_output("stream", name="stdout", text="REMOVED-CELL wrote results\n")]),
         new_markdown_cell(
             ":::{note} The paper's numbers\nThe paper reports mAP 0.916 on the full Sketchy; these runs "
             "use sketchy-mini, so compare the rows with each other. The metric is [](#eq-map).\n:::"
@@ -136,7 +151,7 @@ def evaluation_notebook() -> nbformat.NotebookNode:
         new_code_cell(
             "#| label: fig-pr-curves\n#| fig-cap: Precision-recall curves on the query split.\n"
             "plot_pr_curves(curves)",
-            execution_count=4,
+            execution_count=7,
             outputs=[
                 new_output("stream", name="stdout", text="evaluated 1250 queries against 3125 photos\n"),
                 new_output("display_data", data={"image/png": pr_png, "text/plain": "<Figure size 550x360>"}),
@@ -145,12 +160,18 @@ def evaluation_notebook() -> nbformat.NotebookNode:
         new_code_cell(
             "#| label: fig-retrieval-grid\n#| fig-cap: Top-5 photos for two query sketches; green frames "
             "are correct, red ones wrong.\nplot_retrieval_grid(ranking)",
-            execution_count=5,
+            execution_count=8,
             outputs=[new_output("display_data", data={"image/png": grid_png, "text/plain": "<Figure size 800x300>"})],
         ),
         new_markdown_cell("## Summary\n\nSemi3-Net ranks above both baselines on every metric."),
     ]
     return new_notebook(cells=cells, metadata=_metadata("05_evaluation"))
+
+
+PLUMBING_SOURCE = ("from semi3lib.reporting import (PAPER_REPORTED, TABLE_METRICS, TUNING_GROUPS, load_study, "
+                   "margin_over, paper_reported_table, reader_table, results_table, runs_reader_table, spread_queries, "
+                   "study_table)  # PLUMBING-CELL, a long line that must wrap")
+METHOD_SOURCE = "metrics = retrieval_metrics(query, query_labels, gallery, gallery_labels)  # METHOD-CELL"
 
 
 def plain_notebook(name: str) -> nbformat.NotebookNode:
@@ -171,6 +192,8 @@ def write_standin_project(dest: Path, install: bool = True) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "myst.yml", dest / "myst.yml")
     shutil.copytree(REPO / "book", dest / "book", ignore=shutil.ignore_patterns("node_modules"))
+    (dest / "results").mkdir(exist_ok=True)  # the study's records, for the generated pages
+    (dest / "results" / "sketchy-mini").symlink_to(REPO / "results" / "sketchy-mini", target_is_directory=True)
     if install:
         template = REPO / "book" / "site-template"
         ensure_template_installed(template)
@@ -210,8 +233,8 @@ def site(standin_project) -> Path:
 def test_myst_yml_lists_the_notebooks_in_order_between_intro_and_results():
     files = toc_files(read_config(REPO))
     assert files[:2] == ["book/intro.md", "book/reproduce.md"]
-    assert files[2:-1] == [f"_build/executed/{name}.ipynb" for name in NOTEBOOK_TITLES]
-    assert files[-1] == "book/results.md"
+    assert files[2:-2] == [f"_build/executed/{name}.ipynb" for name in NOTEBOOK_TITLES]
+    assert files[-2:] == ["book/results.md", "book/paper-vs-book.md"]
 
 
 def test_build_names_every_missing_notebook_before_running_myst(tmp_path):
@@ -238,7 +261,7 @@ def test_strict_build_fails_on_a_broken_cross_reference(standin_project, tmp_pat
 def test_built_site_has_every_page_and_figure(site):
     assert check_site(site.parents[1]) == []
     for slug in ["reproduce", "data", "edgemaps", "model", "training", "evaluation", "coattention",
-                 "embeddings", "results"]:
+                 "embeddings", "results", "paper-vs-book"]:
         assert (site / slug / "index.html").is_file(), slug
     assert len(list((site / "build").glob("*.png"))) == 2
     assert (site / "_static" / "katex" / "katex.min.css").is_file()
@@ -269,10 +292,74 @@ document.getElementById('page').addEventListener('load', () => {{
 </script></body></html>"""
 
 
+# Loads each page in turn in a frame as wide as a screen and reports how it lays out: whether
+# the page scrolls sideways, any table, figure, image, code block or formula wider than the
+# screen (a box that scrolls inside a framed parent counts as that parent), and what each
+# collapse toggle does when clicked.
+LAYOUT_PROBE = """<!DOCTYPE html><html><body style="margin:0"><script>
+const pages = {pages}, width = {width}, report = [];
+const scroller = (win, el) => {{
+  for (let e = el.parentElement; e && e.tagName !== 'BODY'; e = e.parentElement) {{
+    const o = win.getComputedStyle(e).overflowX;
+    if ((o === 'auto' || o === 'scroll') && !e.classList.contains('sidebar')) return e;
+  }}
+  return null;
+}};
+const height = (el) => (el ? el.getBoundingClientRect().height : -1);
+// A closed <details> keeps its content laid out but hidden (content-visibility), so ask.
+const shown = (el) => (el ? (el.checkVisibility ? el.checkVisibility() : el.getClientRects().length > 0) : null);
+async function check(src) {{
+  const frame = document.createElement('iframe');
+  frame.style.cssText = `width:${{width}}px;height:2400px;border:0;display:block`;
+  document.body.appendChild(frame);
+  await new Promise((done) => {{ frame.onload = done; frame.src = src; }});
+  const doc = frame.contentDocument, win = frame.contentWindow, vw = doc.documentElement.clientWidth;
+  const wide = [];
+  for (const el of doc.querySelectorAll('table, figure, img, pre, .katex-display, .reader-table-frame, .table-wrap')) {{
+    const box = scroller(win, el) || el, r = box.getBoundingClientRect();
+    if (r.width === 0) continue;  // inside a closed toggle
+    if (r.left < -1 || r.right > vw + 1) wide.push(`${{el.tagName}}.${{el.className}} ${{Math.round(r.left)}}..${{Math.round(r.right)}}`);
+  }}
+  const toggles = [];
+  for (const d of doc.querySelectorAll('details.hidden-input, details.hidden-output, details.hidden-cell')) {{
+    const summary = d.querySelector(':scope > summary'), body = d.querySelector(':scope > :not(summary)');
+    const closed = {{open: d.open, shown: shown(body), summary: height(summary), label: summary.textContent}};
+    summary.click();
+    const opened = {{open: d.open, shown: shown(body), body: height(body),
+                     overflows: body ? body.scrollWidth > body.clientWidth + 1 : null}};
+    summary.click();
+    toggles.push({{closed, opened}});
+  }}
+  report.push({{src, vw, scrollWidth: doc.documentElement.scrollWidth, wide, toggles}});
+  frame.remove();
+}}
+(async () => {{
+  for (const src of pages) await check(src);
+  const pre = document.createElement('pre');
+  pre.id = 'probe';
+  pre.textContent = JSON.stringify(report);
+  document.body.appendChild(pre);
+}})();
+</script></body></html>"""
+
+
 class _Handler(SimpleHTTPRequestHandler):
-    """Serves the site, plus /__probe__?src=PAGE: a page that loads PAGE and reports on it."""
+    """Serves the site, plus /__probe__?src=PAGE: a page that loads PAGE and reports on it, and
+    /__layout__?width=W&pages=P1,P2: :data:`LAYOUT_PROBE` for those pages at that width."""
 
     def do_GET(self):  # noqa: N802 (http.server's name)
+        if self.path.startswith("/__layout__?"):
+            from urllib.parse import parse_qs, urlsplit
+
+            query = parse_qs(urlsplit(self.path).query)
+            body = LAYOUT_PROBE.format(pages=json.dumps(query["pages"][0].split(",")),
+                                       width=int(query["width"][0])).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path.startswith("/__probe__?src="):
             body = PROBE.format(src=html.escape(self.path.split("=", 1)[1])).encode()
             self.send_response(200)
@@ -307,13 +394,13 @@ def chromium():
     return CHROMIUM
 
 
-def run_chromium(chromium: str, url: str, *args: str) -> str:
+def run_chromium(chromium: str, url: str, *args: str, budget_ms: int = 5000) -> str:
     profile = tempfile.mkdtemp(prefix="semi3-chromium-")
     try:
         result = subprocess.run(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--hide-scrollbars", f"--user-data-dir={profile}", "--virtual-time-budget=5000", *args, url],
+             "--hide-scrollbars", f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", *args, url],
             capture_output=True, text=True, timeout=120, check=False,
         )
     finally:
@@ -352,7 +439,7 @@ def navigation_titles(page: str) -> list[str]:
 @pytest.mark.parametrize("path", ["/", "/evaluation/", "/results/"])
 def test_navigation_lists_every_chapter(chromium, served, path):
     titles = navigation_titles(dom(chromium, served + path))
-    expected = ["Introduction", "Reproduce", *NOTEBOOK_TITLES.values(), "Results"]
+    expected = ["Introduction", "Reproduce", *NOTEBOOK_TITLES.values(), "Results", "Paper vs. this book"]
     assert titles == expected
 
 
@@ -369,11 +456,17 @@ def test_math_is_rendered_by_katex_not_left_as_tex(chromium, served, path):
 @pytest.mark.parametrize("path", ["/evaluation/", "/results/"])
 def test_results_table_and_figures_are_shown(chromium, served, path):
     page = dom(chromium, served + path)
-    table = re.search(r'<table[^>]*class="dataframe".*?</table>', page, re.S)
+    table = re.search(r'<table[^>]*class="dataframe reader-table".*?</table>', page, re.S)
     assert table, f"no results table on {path}"
-    for row in RESULTS_ROWS:
-        assert f">{row}<" in table.group(0)
-    assert "mAP@all" in table.group(0)
+    table = table.group(0)
+    positions = [table.index(f">{row}<") for row in RESULTS_ROWS]
+    assert positions == sorted(positions), "the rows are grouped by meaning: baselines, ablations, tuned"
+    groups = re.findall(r'<tr class="group-row"><th[^>]*>(.*?)</th>', table)
+    assert groups[:2] == ["Floor and baselines", "The method"] and len(groups) == 5
+    assert re.search(r'<tr class="reference-row"><th scope="row" class="row-label">semi3net <span class="ref-mark">', table)
+    assert '<td class="best"><strong>0.661' in table  # the best mAP@all, in bold
+    assert ">3<" in table and "3.0" not in table  # seeds are counts
+    assert "mAP@all" in table
     text = visible_text(page)
     assert "Table 1:" in text and "Figure 1:" in text and "Figure 2:" in text
     assert "Precision-recall curves on the query split." in text
@@ -389,6 +482,74 @@ def test_cross_references_link_to_their_targets(chromium, served):
     for target, text in [("tbl-results", "Table"), ("fig-pr-curves", "Figure"), ("eq-map", "(1)")]:
         assert re.search(rf'<a class="xref" href="#{target}">[^<]*{re.escape(text)}', page), target
         assert f'id="{target}"' in page
+
+
+ALL_PAGES = ["/", "/reproduce/", *(f"/{slug}/" for slug in ("data", "edgemaps", "model", "training", "evaluation",
+                                                            "coattention", "embeddings", "benchmarks")),
+             "/results/", "/paper-vs-book/"]
+
+
+@functools.lru_cache(maxsize=None)
+def layout(chromium: str, served: str, width: int) -> list[dict]:
+    """:data:`LAYOUT_PROBE`'s report on every page at ``width`` (one browser run per width)."""
+    page = run_chromium(chromium, f"{served}/__layout__?width={width}&pages={','.join(ALL_PAGES)}", "--dump-dom",
+                        f"--window-size={width + 40},900", budget_ms=30000)
+    match = re.search(r'<pre id="probe">(.*?)</pre>', page, re.S)
+    assert match, f"the layout probe did not report at {width} px"
+    report = json.loads(html.unescape(match.group(1)))
+    assert [r["src"] for r in report] == ALL_PAGES
+    return report
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_no_page_scrolls_sideways_and_nothing_is_wider_than_the_screen(chromium, served, width):
+    for page in layout(chromium, served, width):
+        assert page["vw"] == width, page
+        assert page["scrollWidth"] <= page["vw"], f"{page['src']} scrolls sideways at {width} px"
+        assert page["wide"] == [], f"{page['src']} at {width} px: wider than the screen: {page['wide']}"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_collapsed_code_opens_and_closes_with_its_toggle(chromium, served, width):
+    evaluation = next(p for p in layout(chromium, served, width) if p["src"] == "/evaluation/")
+    toggles = evaluation["toggles"]
+    assert len(toggles) >= 5, toggles  # parameters, injected parameters, imports, the table's code, a hidden cell
+    for toggle in toggles:
+        assert toggle["closed"]["open"] is False and toggle["closed"]["shown"] is False, toggle
+        assert toggle["closed"]["summary"] > 0 and toggle["closed"]["label"].strip(), "the toggle is visible"
+        assert toggle["opened"]["open"] is True and toggle["opened"]["shown"] is True, toggle
+        assert toggle["opened"]["body"] > 0, toggle
+        assert toggle["opened"]["overflows"] is False, "long code lines wrap instead of scrolling"
+
+
+def test_plumbing_is_collapsed_removed_cells_are_gone_and_the_method_shows(chromium, served):
+    page = dom(chromium, served + "/evaluation/")
+    assert "REMOVED-CELL" not in page
+    collapsed = re.findall(r'<details class="hidden-input">.*?</details>', page, re.S)
+    assert any("PLUMBING-CELL" in d for d in collapsed) and any("tbl-results" in d or "results_table" in d for d in collapsed)
+    assert not any("METHOD-CELL" in d for d in collapsed) and "METHOD-CELL" in page
+    hidden = re.findall(r'<details class="hidden-cell">.*?</details>', page, re.S)
+    assert len(hidden) == 1 and "HIDDEN-CELL output" in hidden[0]  # a hide-cell cell: code and output
+    assert "checkpoint runs/x/last.pt" in visible_text(page)  # a collapsed cell's output still shows
+    summaries = re.findall(r"<summary>(.*?)</summary>", page)
+    assert {"Show the default parameters", "Show the parameters this page was run with", "Show code"} <= set(summaries)
+
+
+def test_paper_vs_book_page_has_a_verdict_for_every_claim(chromium, served):
+    text = visible_text(dom(chromium, served + "/paper-vs-book/"))
+    assert "full text was not available" in text
+    for verdict in ("supported", "not supported here", "untested here"):
+        assert verdict in text
+    assert "Sketchy: mAP@all 0.916, P@200 0.930" in text and "semi3net 0.582" in text
+
+
+def test_screenshots_of_the_results_page_at_both_widths(chromium, served):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width in WIDTHS:
+        shot = SCREENSHOTS / f"results-{width}.png"
+        shot.unlink(missing_ok=True)
+        run_chromium(chromium, served + "/results/", f"--screenshot={shot}", f"--window-size={width},3000")
+        assert shot.is_file() and shot.stat().st_size > 20_000, f"{shot} is missing or blank"
 
 
 def test_screenshots_of_the_rendered_book(chromium, served):

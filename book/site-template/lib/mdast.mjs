@@ -96,7 +96,15 @@ export class MdastRenderer {
   async _block(node) {
     const kind = node.kind === 'notebook-code' ? ' cell-code' : node.kind === 'notebook-content' ? ' cell-markdown' : '';
     const cls = `block${kind}${node.class ? ` ${escapeHtml(node.class)}` : ''}`;
-    return `<div class="${cls}"${this.idAttr(node)}>${await this.children(node)}</div>`;
+    // Papermill's parameter cells keep their tags: name what their toggle hides.
+    const tags = node.data?.tags ?? [];
+    const label = tags.includes('injected-parameters') ? 'Show the parameters this page was run with'
+      : tags.includes('parameters') ? 'Show the default parameters' : null;
+    if (label) for (const child of node.children ?? []) if (child.type === 'code') child.toggleLabel = label;
+    const html = `<div class="${cls}"${this.idAttr(node)}>${await this.children(node)}</div>`;
+    // A `hide-cell` tag: the whole cell, code and output, one click away.
+    if (node.visibility === 'hide') return `<details class="hidden-cell"><summary>Show cell</summary>${html}</details>`;
+    return html;
   }
 
   async _div(node) {
@@ -272,7 +280,7 @@ export class MdastRenderer {
     const lang = node.lang ? ` class="language-${escapeHtml(node.lang)}"` : '';
     const cls = node.executable ? 'code-cell-input' : 'code-block';
     const pre = `<pre class="${cls}"${this.idAttr(node)}><code${lang}>${escapeHtml(String(node.value ?? '').replace(/\n+$/, ''))}</code></pre>\n`;
-    if (node.visibility === 'hide') return `<details class="hidden-input"><summary>Show code</summary>${pre}</details>`;
+    if (node.visibility === 'hide') return `<details class="hidden-input"><summary>${escapeHtml(node.toggleLabel ?? 'Show code')}</summary>${pre}</details>`;
     return pre;
   }
 

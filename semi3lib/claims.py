@@ -1,0 +1,113 @@
+"""The paper's claims beside this book's measurements ("Paper vs. this book").
+
+The claims and the study rows that test them are written in ``book/paper-claims.yaml``; the
+measurements and verdicts are computed here from the study's records (``results/sketchy-mini``)
+with :func:`semi3lib.reporting.compare_rows`, so the page changes when the records do.
+:func:`write_page` writes the page's table as Markdown for the site build
+(``_build/generated/paper-vs-book.md``, included by ``book/paper-vs-book.md``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from semi3lib.reporting import PAPER_REPORTED, compare_rows, load_study, study_statistics
+
+CLAIMS_FILE = Path("book") / "paper-claims.yaml"
+STUDY_DIR = Path("results") / "sketchy-mini"
+GENERATED = Path("_build") / "generated" / "paper-vs-book.md"
+SUPPORTED, NOT_SUPPORTED, UNTESTED = "supported", "not supported here", "untested here"
+
+
+def load_claims(path: str | Path = CLAIMS_FILE) -> list[dict[str, Any]]:
+    claims = (yaml.safe_load(Path(path).read_text()) or {}).get("claims") or []
+    for claim in claims:
+        if not claim.get("claim") or not (claim.get("compare") or claim.get("untested")):
+            raise ValueError(f"{path}: every claim needs 'claim' and either 'compare' or 'untested': {claim}")
+    return claims
+
+
+def _value(stats: pd.DataFrame, row: str, metric: str = "mAP@all") -> str:
+    mean, std, seeds = stats.at[row, f"{metric} mean"], stats.at[row, f"{metric} std"], int(stats.at[row, "seeds"])
+    spread = "" if pd.isna(std) else f"\u00a0±\u00a0{std:.3f}"
+    return f"`{row}` {mean:.3f}{spread} ({seeds} seed{'s' if seeds != 1 else ''})"
+
+
+def _why(result: dict[str, Any]) -> str:
+    gap, spread = result["gap"], result["spread"]
+    if result["outcome"] == "above":
+        return f"ahead of `{result['other']}` by {gap:.3f}, more than the seed spread {spread:.3f}"
+    if result["outcome"] == "below":
+        return f"behind `{result['other']}` by {-gap:.3f}, more than the seed spread {spread:.3f}"
+    return f"level with `{result['other']}`: gap {gap:+.3f} within the seed spread {spread:.3f}"
+
+
+def setting(runs: pd.DataFrame, study_dir: str | Path = STUDY_DIR, shown: str | Path = STUDY_DIR) -> str:
+    """The study's shared setting, read from one of its records (``shown``: the folder's name
+    on the page)."""
+    import json
+
+    records = sorted(Path(study_dir).glob("semi3net-seed*.json"))
+    if not records:
+        return f"{len(runs)} records in {study_dir}"
+    config = json.loads(records[0].read_text()).get("config", {})
+    data, model, train = config.get("data", {}), config.get("model", {}), config.get("train", {})
+    return (f"{data.get('dataset', '?')} query split, {model.get('backbone', '?')} at {data.get('image_size', '?')} px, "
+            f"{train.get('epochs', '?')} epochs, mAP@all over seeds, {len(runs)} records in `{shown}`")
+
+
+def paper_vs_book(runs: pd.DataFrame | None, claims: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per claim: the claim, the paper's evidence, this book's measurement, the verdict
+    and why. Without records every claim is untested."""
+    stats = study_statistics(runs) if runs is not None else None
+    rows = []
+    for claim in claims:
+        text = claim["claim"]
+        if "reported" in claim:
+            text = text.format(**PAPER_REPORTED[int(claim["reported"])])
+        pairs = [tuple(p) for p in claim.get("compare") or []]
+        missing = [r for p in pairs for r in p if stats is None or r not in stats.index]
+        if claim.get("untested") or missing:
+            why = claim.get("untested") or f"no records of {', '.join(dict.fromkeys(missing))}"
+            rows.append({"claim": text, "the paper's evidence": claim.get("paper", ""),
+                         "this book's measurement": "not measured", "verdict": UNTESTED, "why": why})
+            continue
+        results = [compare_rows(runs, row, other) for row, other in pairs]
+        shown = list(dict.fromkeys(r for p in pairs for r in p))
+        verdict = SUPPORTED if all(r["outcome"] == "above" for r in results) else NOT_SUPPORTED
+        rows.append({"claim": text, "the paper's evidence": claim.get("paper", ""),
+                     "this book's measurement": "; ".join(_value(stats, r) for r in shown),
+                     "verdict": verdict, "why": "; ".join(f"`{r['row']}` {_why(r)}" for r in results)})
+    return pd.DataFrame(rows)
+
+
+def page_markdown(root: str | Path = ".") -> str:
+    """The generated part of the page: the setting and the table, as MyST Markdown."""
+    root = Path(root)
+    runs, note = load_study(root / STUDY_DIR)
+    table = paper_vs_book(runs, load_claims(root / CLAIMS_FILE))
+    lines = [f"Measured on: {setting(runs, root / STUDY_DIR) if runs is not None else note}.", "",
+             "| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    for row in table.itertuples(index=False):
+        cells = [str(v).replace("|", "\\|") for v in row]
+        cells[3] = f"**{cells[3]}**"
+        lines.append("| " + " | ".join(cells) + " |")
+    counts = table["verdict"].value_counts()
+    lines += ["", "In all: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in (SUPPORTED, NOT_SUPPORTED, UNTESTED)) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def write_page(root: str | Path = ".") -> Path | None:
+    """Write ``_build/generated/paper-vs-book.md`` under ``root``; None when the project has no
+    claims file."""
+    root = Path(root)
+    if not (root / CLAIMS_FILE).is_file():
+        return None
+    out = root / GENERATED
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page_markdown(root))
+    return out

@@ -1,0 +1,59 @@
+"""The README is a front page: short, its links alive, and every score in it computed from the
+study's records (results/sketchy-mini), not typed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from semi3lib import reporting
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+BLOCK = re.compile(r"<!-- headline:[^\n]*-->\n(.*?)\n<!-- /headline -->", re.S)
+
+
+def test_readme_is_a_front_page_of_at_most_120_lines():
+    text = README.read_text()
+    assert len(text.splitlines()) <= 120
+    headings = re.findall(r"^## (.+)$", text, re.M)
+    assert headings[:2] == ["Quick start", "Results"] or "Results" in headings
+    assert "make book" in text and "make test" in text
+
+
+def test_readme_headline_is_the_one_the_records_give():
+    match = BLOCK.search(README.read_text())
+    assert match, "the README has no generated headline block"
+    runs, note = reporting.load_study(REPO / "results" / "sketchy-mini")
+    assert runs is not None, note
+    expected = reporting.readme_headline(runs)
+    assert match.group(1).strip() == expected.strip(), (
+        "the README's headline differs from the records: paste the output of "
+        "`.venv/bin/python -m semi3lib.reporting headline` between its headline markers")
+    assert 5 <= len([line for line in expected.splitlines() if line.startswith("| ")]) - 1 <= 7
+
+
+def test_every_score_in_the_readme_comes_from_the_generated_block():
+    text = README.read_text()
+    outside = BLOCK.sub("", text)
+    assert not re.findall(r"\b0\.\d{3}\b", outside), "a score outside the generated block is typed by hand"
+
+
+def test_readme_links_and_figure_exist():
+    text = README.read_text()
+    targets = re.findall(r"\]\(([^)#]+?)\)", text)
+    local = [t for t in targets if not re.match(r"[a-z]+://", t)]
+    assert "figures/05_study.png" in local and "book/results.md" in local
+    missing = [t for t in local if not (REPO / t).exists()]
+    assert not missing, missing
+
+
+def test_the_readme_counts_are_the_data_chapters():
+    import json
+
+    data = json.loads((REPO / "results" / "book" / "cpu" / "01_data.json").read_text())
+    text = README.read_text()
+    split = data["split"]
+    assert f"{split['train']:,} training sketches" in text
+    assert f"all {split['gallery']:,} photos for {split['query']:,} query" in text
+    assert f"({data['categories']} Sketchy categories" in text
