@@ -44,16 +44,16 @@
 # without it, **costs** when the network without it beats Semi3-Net, and is **level**
 # otherwise. Nothing was tuned on the zero-shot queries.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "hide-input"]
 results_dir = "results/book/cpu"
 figures_dir = "figures"
 metric = "mAP@all"
 
-# %%
+# %% tags=["hide-input"]
 import json
 
 from semi3lib import book, bridge, viz
-from semi3lib.reporting import study_runs_table
+from semi3lib.reporting import reader_table, runs_reader_table
 
 viz.use_book_style()
 runs = bridge.load_settings()
@@ -79,7 +79,7 @@ bridge.bridge_summary(runs) if len(runs) else "No runs yet: run the plans named 
 # Each dot is one seed: its mAP@all minus the two-branch network's with the same seed, in the
 # same setting. Above zero, the row beats the baseline with that seed.
 
-# %%
+# %% tags=["hide-input"]
 #| label: fig-bridge
 #| fig-cap: mAP@all of Semi3-Net and of Semi3-Net without the edgemap branch minus the two-branch network's, per setting and seed.
 gaps = bridge.gaps_to_baseline(runs, metric)
@@ -97,22 +97,20 @@ viz.save_figure(fig, "09_bridge", figures_dir)
 #| label: tbl-bridge-verdicts
 #| tbl-cap: The rule applied per setting. A verdict with fewer than three seeds is provisional.
 verdicts = bridge.bridge_verdicts(runs, metric=metric)
-verdicts
+reader_table(verdicts, digits=4)
 
 # %% [markdown]
 # Each run, its training time and the hardware it ran on. Runs of one setting are compared
 # on one host type where that was possible; the table says where it was not.
 
-# %%
+# %% tags=["hide-input"]
 #| label: tbl-bridge-runs
 #| tbl-cap: Each run of the comparison with its training minutes and hardware.
-if len(runs):
-    table = study_runs_table(runs.assign(run=runs["setting"] + " / " + runs["row"]).drop(columns=["setting", "row"]))
-else:
-    table = "No runs yet."
-table
+by_setting = {s: [f"{r}, {s}" for r in bridge.ROLES] for s in runs["setting"].unique()} if len(runs) else {}
+(runs_reader_table(runs.assign(run=runs["row"] + ", " + runs["setting"]), groups=by_setting)
+ if len(runs) else "No runs yet.")
 
-# %%
+# %% tags=["remove-cell"]
 book.write_results(results_dir, "09_bridge", {
     "metric": metric, "available": bool(len(runs)),
     "verdicts": json.loads(verdicts.to_json(orient="index")),

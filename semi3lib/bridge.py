@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from semi3lib.reporting import load_study
+from semi3lib.reporting import ReaderTable, load_study, reader_table
 
 ROLES = ("semi3net", "two-branch-ce", "no-edgemap-branch")
 BASELINE = "two-branch-ce"  # the best baseline of the main study: the figure's zero line
@@ -96,17 +96,21 @@ def _by_seed(runs: pd.DataFrame, setting: str, row: str, metric: str) -> dict[in
     return {int(s): float(v) for s, v in zip(sel["seed"], sel[metric])}
 
 
-def bridge_summary(runs: pd.DataFrame, metrics: Sequence[str] = ("mAP@all", "mAP@200", "P@200")) -> pd.DataFrame:
-    """One line per setting and row: seeds, and "mean ± std" of each metric (one seed: the
-    value alone)."""
-    lines = []
-    for (setting, row), group in runs.groupby(["setting", "row"], sort=False):
-        line = {"setting": setting, "row": row, "seeds": len(group)}
-        for m in metrics:
-            v = group[m].astype(float)
-            line[m] = f"{v.mean():.3f}" + (f" ± {v.std(ddof=1):.3f}" if len(v) > 1 else "")
-        lines.append(line)
-    return pd.DataFrame(lines).set_index(["setting", "row"]) if lines else pd.DataFrame()
+def bridge_summary(runs: pd.DataFrame, metrics: Sequence[str] = ("mAP@all", "mAP@200", "P@200")) -> ReaderTable:
+    """For a reader: one group per setting, one line per row (``"<row>, <setting>"``): seeds,
+    and mean ± std of each metric; Semi3-Net of the first setting is the reference."""
+    values, std, groups = [], [], []
+    for setting, in_setting in runs.groupby("setting", sort=False):
+        labels = []
+        for row, group in in_setting.groupby("row", sort=False):
+            label = f"{row}, {setting}"
+            labels.append(label)
+            values.append({"run": label, "seeds": len(group), **{m: group[m].astype(float).mean() for m in metrics}})
+            std.append({"run": label, **{m: group[m].astype(float).std(ddof=1) for m in metrics}})
+        groups.append((setting, labels))
+    values_df = pd.DataFrame(values, columns=["run", "seeds", *metrics]).set_index("run")
+    std_df = pd.DataFrame(std, columns=["run", *metrics]).set_index("run")
+    return reader_table(values_df, std_df, groups=groups, integers=("seeds",))
 
 
 def bridge_verdicts(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS,

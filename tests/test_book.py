@@ -60,7 +60,7 @@ def test_resolve_notebooks_accepts_numbers_and_names():
     assert book.resolve_notebooks(["7", "data"]) == ["01_data", "07_embeddings"]
     assert book.resolve_notebooks(None) == list(book.NOTEBOOKS)
     with pytest.raises(book.BookError, match="unknown notebook"):
-        book.resolve_notebooks(["09"])
+        book.resolve_notebooks(["10"])
 
 
 def _project(tmp_path: Path, cell: str, profile: str = "common: {}\nnotebooks: {}\n") -> Path:

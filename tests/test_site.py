@@ -485,7 +485,8 @@ def test_cross_references_link_to_their_targets(chromium, served):
 
 
 ALL_PAGES = ["/", "/reproduce/", *(f"/{slug}/" for slug in ("data", "edgemaps", "model", "training", "evaluation",
-                                                            "coattention", "embeddings", "benchmarks")),
+                                                            "coattention", "embeddings", "benchmarks",
+                                                            "bridge")),
              "/results/", "/paper-vs-book/"]
 
 
