@@ -5,6 +5,7 @@ before the work that makes them, so none replaces an input or an earlier result 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -74,6 +75,19 @@ def _debug_kill_during_write(path: Path) -> None:
 _WRITES: dict[str, int] = {}
 
 
+def _write_error(err: BaseException, path: Path) -> OSError:
+    """An OSError naming ``path`` for a failed write (torch's writer raises RuntimeError, and
+    a full disk's OSError carries no file name)."""
+    free = shutil.disk_usage(path.parent).free
+    if isinstance(err, OSError) and err.strerror:
+        number, reason = err.errno, err.strerror
+    elif free < 2**20:
+        number, reason = errno.ENOSPC, os.strerror(errno.ENOSPC)
+    else:
+        number, reason = errno.EIO, f"write failed ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+    return OSError(number, f"{reason} ({free} bytes free) writing", str(path))
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
     """Call ``write(handle)`` on a temporary file beside ``path``, fsync, then rename it over
     ``path``.
@@ -96,9 +110,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
                 write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            except RuntimeError as err:
-                free = shutil.disk_usage(path.parent).free
-                raise OSError(f"could not write {path}: {err} ({free} bytes free on its file system)") from err
+            except (OSError, RuntimeError) as err:
+                if isinstance(err, OSError) and err.filename:
+                    raise
+                raise _write_error(err, path) from err
         _debug_kill_during_write(path)
         os.replace(tmp, path)
     except BaseException:
