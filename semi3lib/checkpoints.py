@@ -73,6 +73,8 @@ def _debug_kill_during_write(path: Path) -> None:
 
 
 _WRITES: dict[str, int] = {}
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def _write_error(err: BaseException, path: Path) -> OSError:
@@ -105,6 +107,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
     remove_stale_temporaries(path.parent, path.name)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from the other users
         with os.fdopen(fd, "wb") as handle:
             try:
                 write(handle)
