@@ -32,6 +32,9 @@ def _yaml_problem(err: yaml.YAMLError) -> tuple[int | None, str]:
     """The 1-based line and a one-line description of a YAML error."""
     mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+    if context and context_mark is not None and mark is not None and context_mark.line != mark.line:
+        problem += f" ({context} from line {context_mark.line + 1})"  # e.g. an unclosed [ or {
     return (mark.line + 1 if mark is not None else None), problem
 
 
