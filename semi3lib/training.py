@@ -47,6 +47,7 @@ from semi3lib.checkpoints import (
     atomic_write_text,
     clear_run_folder,
     load_checkpoint_file,
+    remove_stale_temporaries,
     rng_state,
     run_files,
     run_lock,
@@ -289,6 +290,7 @@ def prepare_run_folder(out_dir: Path, cfg: ExperimentConfig, resume: bool, overw
     ``resume`` (under the same config: checked against ``last.pt``, or ``config.yaml`` when the
     run stopped before its first epoch) and replaced only with ``overwrite``; otherwise refused.
     """
+    remove_stale_temporaries(out_dir)  # of a process killed mid-write; the lock says none is alive here
     existing = run_files(out_dir)
     if not existing:
         return None
