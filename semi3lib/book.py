@@ -283,6 +283,8 @@ def run_book(profile: str, only: Sequence[str] | None = None, out: str | Path = 
     """
     root = Path(root).resolve()
     out = Path(out) if Path(out).is_absolute() else root / out
+    if out.exists() and not out.is_dir():
+        raise BookError(f"build folder {out} is a file, not a folder")
     names = resolve_notebooks(only)
     profile_values = load_profile(profile, root)
     book = BookRun(profile=profile, hardware=hardware_summary())

@@ -495,3 +495,23 @@ def test_pack_into_a_folder_that_is_not_empty_is_refused(tmp_path, capsys):
     refused(capsys, "data", "pack", root, "--dataset", "sketchy", "--out", out, "--no-progress",
             match="is not an empty folder")
     assert unchanged(before)
+
+
+def test_an_edgemap_cache_path_that_is_a_file_is_one_line(tmp_path, capsys):
+    root = make_sketchy(tmp_path / "sketchy", photos_per_category=1, sketches_per_photo=1)
+    cache = tmp_path / "cache"
+    cache.write_text("not a folder\n")
+    refused(capsys, "data", "edgemaps", root, "--dataset", "sketchy", "--cache", cache, "--no-progress",
+            match="Not a directory")
+    assert cache.read_text() == "not a folder\n"
+
+
+def test_a_book_build_folder_that_is_a_file_is_refused_before_any_notebook_runs(tmp_path, capsys, monkeypatch):
+    from semi3lib import book
+
+    monkeypatch.setattr(book, "execute_notebook", lambda *a, **k: pytest.fail("a notebook ran"))
+    out = tmp_path / "build"
+    out.write_text("a file\n")
+    refused(capsys, "book", "run", "--profile", "smoke", "--root", REPO, "--out", out, "--only", "01_data",
+            match="is a file, not a folder")
+    assert out.read_text() == "a file\n"
