@@ -516,3 +516,18 @@ def test_a_book_build_folder_that_is_a_file_is_refused_before_any_notebook_runs(
     refused(capsys, "book", "run", "--profile", "smoke", "--root", REPO, "--out", out, "--only", "01_data",
             match="is a file, not a folder")
     assert out.read_text() == "a file\n"
+
+
+@pytest.mark.parametrize("args, match", [
+    (["search", "--index", "i.npz", "s.png", "-k", "0"], "argument -k: 0 is out of range (valid: >= 1)"),
+    (["data", "pack", "--out", "p", "--quality", "0"], "argument --quality: 0 is out of range (valid: in [1, 100])"),
+    (["data", "info", "--queries-per-category", "-2"], "-2 is out of range (valid: >= 1)"),
+    (["backbone-check", "--batch-size", "0"], "argument --batch-size: 0 is out of range"),
+    (["study", "--seeds", "x"], "expected a whole number, got 'x'"),
+])
+def test_a_bad_command_line_number_is_one_line_with_its_range(args, match, capsys):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and match in err[0], err

@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 import traceback
+import typing
 
 # Modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES = ["data", "model", "engine", "study", "book"]
@@ -27,8 +28,31 @@ EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (not usage + error)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def int_at_least(low: int, high: int | None = None) -> typing.Callable[[str], int]:
+    """An argparse type: a whole number in ``[low, high]``; the message gives the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            valid = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"{value} is out of range (valid: {valid})")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="semi3", description="Semi3-Net sketch-based image retrieval",
+    parser = _Parser(prog="semi3", description="Semi3-Net sketch-based image retrieval",
                                      epilog="Exit status: 0 done, 2 a user or environment error (one line on "
                                             "stderr), 1 an internal error.")
     parser.add_argument("--debug", action="store_true",

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from semi3lib.cli import UserError
+from semi3lib.cli import UserError, int_at_least
 
 
 def _print_metrics(metrics: dict, as_json: bool) -> None:
@@ -143,7 +143,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("search", help="top-k photos of an index for one sketch")
     p.add_argument("--index", required=True)
     p.add_argument("sketch", help="sketch image (any size or mode)")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=int_at_least(1), default=10)
     p.add_argument("--checkpoint", help="override the checkpoint recorded in the index")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
