@@ -98,40 +98,39 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 # Numeric ranges: (low, high, low inclusive, high inclusive); None is unbounded. A field that
 # may be None (``int | None``) is checked only when set.
-_INF = None
 RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
-    "data.queries_per_category": (1, _INF, True, False),
-    "data.unseen_categories": (1, _INF, True, False),
-    "data.val_sketches_per_category": (0, _INF, True, False),
-    "data.split_seed": (0, _INF, True, False),
-    "data.max_categories": (1, _INF, True, False),
+    "data.queries_per_category": (1, None, True, False),
+    "data.unseen_categories": (1, None, True, False),
+    "data.val_sketches_per_category": (0, None, True, False),
+    "data.split_seed": (0, None, True, False),
+    "data.max_categories": (1, None, True, False),
     "data.image_size": (32, 4096, True, True),
     "data.positive_fraction": (0, 1, True, True),
     "data.num_workers": (0, 256, True, True),
-    "model.split_stage": (1, _INF, True, False),
-    "model.coattention_reduction": (1, _INF, True, False),
-    "model.embed_dim": (1, _INF, True, False),
-    "model.hidden_dim": (1, _INF, True, False),
+    "model.split_stage": (1, None, True, False),
+    "model.coattention_reduction": (1, None, True, False),
+    "model.embed_dim": (1, None, True, False),
+    "model.hidden_dim": (1, None, True, False),
     "model.dropout": (0, 1, True, False),
-    "loss.ce_weight": (0, _INF, True, False),
-    "loss.alignment_weight": (0, _INF, True, False),
-    "loss.contrastive_weight": (0, _INF, True, False),
-    "loss.contrastive_margin": (0, _INF, False, False),
-    "loss.triplet_weight": (0, _INF, True, False),
-    "loss.triplet_margin": (0, _INF, False, False),
+    "loss.ce_weight": (0, None, True, False),
+    "loss.alignment_weight": (0, None, True, False),
+    "loss.contrastive_weight": (0, None, True, False),
+    "loss.contrastive_margin": (0, None, False, False),
+    "loss.triplet_weight": (0, None, True, False),
+    "loss.triplet_margin": (0, None, False, False),
     "loss.label_smoothing": (0, 1, True, False),
-    "train.epochs": (1, _INF, True, False),
-    "train.batch_size": (2, _INF, True, False),  # BatchNorm needs 2 items per batch
-    "train.lr": (0, _INF, False, False),
-    "train.backbone_lr_scale": (0, _INF, True, False),
-    "train.weight_decay": (0, _INF, True, False),
+    "train.epochs": (1, None, True, False),
+    "train.batch_size": (2, None, True, False),  # BatchNorm needs 2 items per batch
+    "train.lr": (0, None, False, False),
+    "train.backbone_lr_scale": (0, None, True, False),
+    "train.weight_decay": (0, None, True, False),
     "train.momentum": (0, 1, True, False),
     "train.warmup_fraction": (0, 1, True, False),
-    "train.grad_clip": (0, _INF, True, False),  # 0: no clipping
-    "train.eval_every": (0, _INF, True, False),  # 0: only after the last epoch
+    "train.grad_clip": (0, None, True, False),  # 0: no clipping
+    "train.eval_every": (0, None, True, False),  # 0: only after the last epoch
     "train.seed": (0, 2**32 - 1, True, True),
-    "train.max_steps_per_epoch": (1, _INF, True, False),
-    "train.log_every": (1, _INF, True, False),
+    "train.max_steps_per_epoch": (1, None, True, False),
+    "train.log_every": (1, None, True, False),
 }
 NON_EMPTY = ("name", "train.out_dir")
 
