@@ -231,8 +231,12 @@ def _restart_steps_log(out_dir: Path, step: int) -> None:
 
 
 def _append_step(out_dir: Path, row: dict[str, Any]) -> None:
-    with open(out_dir / STEPS_FILE, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    path = out_dir / STEPS_FILE
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+    except OSError as err:  # a full disk's error names no file
+        raise OSError(err.errno, err.strerror, str(path)) from err
 
 
 def model_identity(model: Semi3Net, cfg: ExperimentConfig) -> dict[str, Any]:
