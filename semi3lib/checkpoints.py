@@ -49,7 +49,7 @@ def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None)
     folder = Path(folder)
     if not folder.is_dir():
         return removed
-    for tmp in folder.glob(f".{name or '*'}.*.tmp"):
+    for tmp in folder.glob(".*.tmp"):
         match = _TMP_PATTERN.match(tmp.name)
         if match and (name is None or match["name"] == name) and not _pid_alive(int(match["pid"])):
             tmp.unlink(missing_ok=True)
