@@ -125,16 +125,39 @@ def load_profile(profile: str, root: str | Path = ".") -> dict[str, dict[str, An
     if not path.is_file():
         known = sorted(p.stem for p in (Path(root) / PROFILE_DIR).glob("*.yaml"))
         raise BookError(f"no profile {profile!r} ({path} is missing); profiles: {', '.join(known) or 'none'}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    from semi3lib.config import ConfigError, load_yaml
+
+    raw, lines = load_yaml(path, "book profile")
     unknown = sorted(set(raw) - set(PROFILE_SECTIONS))
     if unknown:
-        raise BookError(f"{path}: unknown section {unknown[0]!r} (valid: {', '.join(PROFILE_SECTIONS)})")
+        raise BookError(f"{path}:{lines[unknown[0]]}: unknown section {unknown[0]!r} "
+                        f"(valid: {', '.join(PROFILE_SECTIONS)})")
+    for section in PROFILE_SECTIONS:
+        if not isinstance(raw.get(section) or {}, dict):
+            raise ConfigError(f"{path}:{lines[section]}: {section!r} must be a mapping of names to values")
     per_notebook = raw.get("notebooks") or {}
     bad = sorted(set(per_notebook) - set(NOTEBOOKS))
     if bad:
-        raise BookError(f"{path}: unknown notebook {bad[0]!r} (notebooks: {', '.join(NOTEBOOKS)})")
+        raise BookError(f"{path}:{lines[f'notebooks.{bad[0]}']}: unknown notebook {bad[0]!r} "
+                        f"(notebooks: {', '.join(NOTEBOOKS)})")
+    for name, values in per_notebook.items():
+        if not isinstance(values or {}, dict):
+            raise ConfigError(f"{path}:{lines[f'notebooks.{name}']}: notebook {name!r} must map parameters to values")
     common = raw.get("common") or {}
-    return {"__common__": dict(common), **{n: dict(per_notebook.get(n) or {}) for n in NOTEBOOKS}}
+    return {"__common__": dict(common), "__lines__": {k: f"{path}:{v}" for k, v in lines.items()},
+            **{n: dict(per_notebook.get(n) or {}) for n in NOTEBOOKS}}
+
+
+def check_common_parameters(profile: Mapping[str, Mapping[str, Any]], declared: Mapping[str, Mapping[str, Any]]
+                            ) -> None:
+    """Every key of a profile's ``common`` section must be a parameter of some notebook
+    (``declared``: every notebook's parameters), so a misspelt key is an error, never ignored."""
+    known = set().union(*(set(d) for d in declared.values()))
+    unknown = sorted(set(profile.get("__common__", {})) - known)
+    if unknown:
+        where = profile.get("__lines__", {}).get(f"common.{unknown[0]}", "profile")
+        raise BookError(f"{where}: common parameter {unknown[0]!r} is not a parameter of any notebook "
+                        f"(they are: {', '.join(sorted(known))})")
 
 
 def notebook_parameters(profile: Mapping[str, Mapping[str, Any]], name: str, declared: Mapping[str, Any],
@@ -278,19 +301,27 @@ def run_book(profile: str, only: Sequence[str] | None = None, out: str | Path = 
     """
     root = Path(root).resolve()
     out = Path(out) if Path(out).is_absolute() else root / out
+    if out.exists() and not out.is_dir():
+        raise BookError(f"build folder {out} is a file, not a folder")
     names = resolve_notebooks(only)
     profile_values = load_profile(profile, root)
     book = BookRun(profile=profile, hardware=hardware_summary())
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="semi3-book-") as tmp:
         prepared: dict[str, tuple[Path, dict[str, Any]]] = {}
-        for name in names:  # check every notebook's parameters before running anything
+        declared: dict[str, dict[str, Any]] = {}
+        for name in NOTEBOOKS:  # check every notebook's parameters before running anything
             source = root / NOTEBOOK_DIR / f"{name}.py"
             if not source.is_file():
-                raise BookError(f"notebook source {source} is missing")
+                if name in names:
+                    raise BookError(f"notebook source {source} is missing")
+                continue
             ipynb = to_ipynb(source, Path(tmp) / f"{name}.ipynb")
-            params = notebook_parameters(profile_values, name, declared_parameters(ipynb), extra_parameters)
-            prepared[name] = (ipynb, params)
+            declared[name] = declared_parameters(ipynb)
+            if name in names:
+                params = notebook_parameters(profile_values, name, declared[name], extra_parameters)
+                prepared[name] = (ipynb, params)
+        check_common_parameters(profile_values, declared)
         for name in names:
             ipynb, params = prepared[name]
             executed = out / "executed" / f"{name}.ipynb"
@@ -301,9 +332,10 @@ def run_book(profile: str, only: Sequence[str] | None = None, out: str | Path = 
             log(f"[book:{profile}] {name} done in {seconds:.1f} s -> {executed.relative_to(root) if executed.is_relative_to(root) else executed}")
             book.notebooks.append(NotebookRun(name, str(executed), params, round(seconds, 2)))
     book.seconds = round(time.perf_counter() - started, 2)
+    from semi3lib.checkpoints import atomic_write_text
+
     summary = out / f"book-{profile}.json"
-    summary.parent.mkdir(parents=True, exist_ok=True)
-    summary.write_text(json.dumps(asdict(book), indent=2, default=str) + "\n")
+    atomic_write_text(summary, json.dumps(asdict(book), indent=2, default=str) + "\n")
     log(f"[book:{profile}] {len(names)} notebook(s) in {book.seconds:.1f} s; timings in {summary}")
     return book
 
@@ -365,9 +397,10 @@ def write_results(results_dir: str | Path, name: str, payload: Mapping[str, Any]
             return str(value)
         return value
 
+    from semi3lib.checkpoints import atomic_write_text
+
     path = Path(results_dir) / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(plain(payload), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(plain(payload), indent=2) + "\n")
     return path
 
 

@@ -1,51 +1,217 @@
-"""Checkpoint files: written atomically, so a crash never leaves a truncated file."""
+"""Checkpoint files and the other outputs of a command: written atomically, so a crash never
+leaves a truncated file; run folders locked while a process trains in them; outputs checked
+before the work that makes them, so none replaces an input or an earlier result by surprise."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import os
 import random
+import re
+import shutil
+import signal
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """Save to a temporary file in the same folder, fsync, then rename over ``path``.
+class OutputError(ValueError):
+    """An output path is refused before any work: it is a folder, an input of the same command,
+    an existing file (without ``overwrite``), or a run folder in use or holding another run."""
 
-    ``os.replace`` is atomic on POSIX within one file system, so readers see either the
-    old complete file or the new complete file, never a partial one.
+
+# The temporary file of an atomic write is ``.<name>.<pid>.<random>.tmp`` beside its target: a
+# process killed mid-write (SIGKILL, power loss) leaves one, and the next write of the same
+# target removes it once its process is gone.
+_TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Delete the temporary files that killed processes left in ``folder`` (of target ``name``
+    only, if given); returns them."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for tmp in folder.glob(".*.tmp"):
+        match = _TMP_PATTERN.match(tmp.name)
+        if match and (name is None or match["name"] == name) and not _pid_alive(int(match["pid"])):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _debug_kill_during_write(path: Path) -> None:
+    """Fault injection for the tests: ``SEMI3_DEBUG_KILL_IN_WRITE=<file name>[:<n>]`` SIGKILLs this
+    process during the n-th (default first) atomic write of that file, after the temporary file
+    is written and before it replaces the target."""
+    spec = os.environ.get("SEMI3_DEBUG_KILL_IN_WRITE")
+    if not spec:
+        return
+    name, _, nth = spec.partition(":")
+    if name != path.name:
+        return
+    _WRITES[name] = _WRITES.get(name, 0) + 1
+    if _WRITES[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_WRITES: dict[str, int] = {}
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _write_error(err: BaseException, path: Path) -> OSError:
+    """An OSError naming ``path`` for a failed write (torch's writer raises RuntimeError, and
+    a full disk's OSError carries no file name)."""
+    free = shutil.disk_usage(path.parent).free
+    if isinstance(err, OSError) and err.strerror:
+        number, reason = err.errno, err.strerror
+    elif free < 2**20:
+        number, reason = errno.ENOSPC, os.strerror(errno.ENOSPC)
+    else:
+        number, reason = errno.EIO, f"write failed ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+    return OSError(number, f"{reason} ({free} bytes free) writing", str(path))
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
+    """Call ``write(handle)`` on a temporary file beside ``path``, fsync, then rename it over
+    ``path``.
+
+    ``os.replace`` is atomic on POSIX within one file system, so readers see either the old
+    complete file or the new complete file, never a partial one. On any failure (disk full,
+    an exception in ``write``) the temporary file is removed and ``path`` is left as it was; a
+    failure inside ``write`` that is not an OSError (torch's writer raises RuntimeError on a
+    full disk) is raised as an OSError naming ``path``.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(21, "Is a directory (give a file name)", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from the other users
         with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+            try:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except (OSError, RuntimeError) as err:
+                if isinstance(err, OSError) and err.filename:
+                    raise
+                raise _write_error(err, path) from err
+        _debug_kill_during_write(path)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+# --------------------------------------------------------------------------- outputs and run folders
+
+LOCK_FILE = ".semi3.lock"
+# What a training run writes to its folder; any of them makes the folder "a run".
+RUN_FILES = ("config.yaml", "split.json", "metrics.jsonl", "metrics.csv", "steps.jsonl", "last.pt", "best.pt",
+             "embeddings")
+
+
+def check_output_file(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (),
+                      overwrite: bool = False, what: str = "output") -> Path:
+    """Refuse, before any work, an output file that is a folder, is one of the command's
+    ``inputs`` (even with ``overwrite``), or already exists (unless ``overwrite``)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a directory; give a file name")
+    for item in inputs:
+        if path.resolve() == Path(item).resolve():
+            raise OutputError(f"{what} {path} is an input of this command ({item}); refusing to replace it")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{what} {path} already exists; pass --overwrite to replace it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{what} {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
+def run_files(folder: str | os.PathLike) -> list[str]:
+    """The run files (:data:`RUN_FILES`) present in ``folder``."""
+    folder = Path(folder)
+    return [name for name in RUN_FILES if (folder / name).exists()]
+
+
+def clear_run_folder(folder: str | os.PathLike) -> None:
+    """Delete a run's files from ``folder`` (for ``--overwrite``); other files are kept."""
+    folder = Path(folder)
+    for name in run_files(folder):
+        target = folder / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    remove_stale_temporaries(folder)
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on run folder ``folder`` (created if missing) for the block.
+
+    The lock is an OS file lock (``flock``) on ``<folder>/.semi3.lock``: it dies with the
+    process, however it ends, so it is never stale. A second process gets an
+    :class:`OutputError` naming the holder's PID.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"run folder {folder} is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise OutputError(f"run folder {folder} is in use: process {holder} is training in it "
+                              f"(lock {path}); wait for it to finish or use another train.out_dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def rng_state() -> dict[str, Any]:

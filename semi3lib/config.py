@@ -12,6 +12,8 @@ paper is silent (see the book's introduction); each is an option, one flag away.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,7 +24,143 @@ import yaml
 
 
 class ConfigError(ValueError):
-    """A configuration file or override is invalid (unknown key, wrong type)."""
+    """A configuration file, override, book profile or study plan is invalid (YAML syntax, unknown
+    key, wrong type, value out of range). The message names the file and line where known."""
+
+
+def _yaml_problem(err: yaml.YAMLError) -> tuple[int | None, str]:
+    """The 1-based line and a one-line description of a YAML error."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+    if context and context_mark is not None and mark is not None and context_mark.line != mark.line:
+        problem += f" ({context} from line {context_mark.line + 1})"  # e.g. an unclosed [ or {
+    return (mark.line + 1 if mark is not None else None), problem
+
+
+def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+    """``{"section.key": line}`` for every mapping key of a composed YAML document."""
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = f"{prefix}{key.value}"
+            lines[name] = key.start_mark.line + 1
+            lines.update(_key_lines(value, name + "."))
+    return lines
+
+
+def load_yaml(path: str | Path, what: str = "config") -> tuple[dict[str, Any], dict[str, int]]:
+    """Read a YAML mapping (a config, a book profile, a study plan): ``(values, key lines)``.
+
+    The one loader of every YAML file the project reads. A missing or unreadable file, a syntax
+    error, or a top level that is not a mapping is a :class:`ConfigError` naming the file (and
+    the line); ``key lines`` maps dotted keys to their line, for later messages.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a directory, not a YAML file")
+    if not path.is_file():
+        raise ConfigError(f"{what} file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text (UTF-8) file: byte {err.start} cannot be decoded") from None
+    except OSError as err:
+        raise ConfigError(f"{what} {path} cannot be read: {err.strerror}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        line, problem = _yaml_problem(err)
+        raise ConfigError(f"{path}:{line}: YAML syntax error: {problem}" if line
+                          else f"{path}: YAML syntax error: {problem}") from None
+    if values is None:
+        return {}, {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}:1: a {what} must be a mapping of keys to values, "
+                          f"not a {type(values).__name__}")
+    return values, _key_lines(node)
+
+
+# Valid values of the config's choice fields. (The modules that implement them keep the same
+# tuples: data.layouts.DATASET_NAMES, data.splits.PROTOCOLS / ZEROSHOT_SPLITS / ZEROSHOT_GALLERIES, edges.EDGE_METHODS,
+# models.BACKBONES, models.SHARING_MODES; the config stays importable without torch.)
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.dataset": ("sketchy", "sketchy-mini", "tuberlin-ext"),
+    "data.protocol": ("category", "zeroshot"),
+    "data.zeroshot_split": ("random", "yelamarthi"),
+    "data.zeroshot_gallery": ("unseen", "all"),
+    "data.edge_method": ("canny", "xdog", "sobel"),
+    "model.backbone": ("efficientnet_lite0", "vgg19"),
+    "model.sharing": ("semi", "shared", "separate"),
+    "model.gallery_embedding": ("photo", "photo+edge"),
+    "train.optimizer": ("adamw", "sgd"),
+    "train.schedule": ("onecycle", "cosine", "constant"),
+}
+
+# Numeric ranges: (low, high, low inclusive, high inclusive); None is unbounded. A field that
+# may be None (``int | None``) is checked only when set.
+RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "data.queries_per_category": (1, None, True, False),
+    "data.unseen_categories": (1, None, True, False),
+    "data.val_sketches_per_category": (0, None, True, False),
+    "data.split_seed": (0, None, True, False),
+    "data.max_categories": (1, None, True, False),
+    "data.image_size": (32, 4096, True, True),
+    "data.positive_fraction": (0, 1, True, True),
+    "data.num_workers": (0, 256, True, True),
+    "model.split_stage": (1, None, True, False),
+    "model.coattention_reduction": (1, None, True, False),
+    "model.embed_dim": (1, None, True, False),
+    "model.hidden_dim": (1, None, True, False),
+    "model.dropout": (0, 1, True, False),
+    "loss.ce_weight": (0, None, True, False),
+    "loss.alignment_weight": (0, None, True, False),
+    "loss.contrastive_weight": (0, None, True, False),
+    "loss.contrastive_margin": (0, None, False, False),
+    "loss.triplet_weight": (0, None, True, False),
+    "loss.triplet_margin": (0, None, False, False),
+    "loss.label_smoothing": (0, 1, True, False),
+    "train.epochs": (1, None, True, False),
+    "train.batch_size": (2, None, True, False),  # BatchNorm needs 2 items per batch
+    "train.lr": (0, None, False, False),
+    "train.backbone_lr_scale": (0, None, True, False),
+    "train.weight_decay": (0, None, True, False),
+    "train.momentum": (0, 1, True, False),
+    "train.warmup_fraction": (0, 1, True, False),
+    "train.grad_clip": (0, None, True, False),  # 0: no clipping
+    "train.eval_every": (0, None, True, False),  # 0: only after the last epoch
+    "train.seed": (0, 2**32 - 1, True, True),
+    "train.max_steps_per_epoch": (1, None, True, False),
+    "train.log_every": (1, None, True, False),
+}
+NON_EMPTY = ("name", "train.out_dir")
+
+
+def _range_text(low: float | None, high: float | None, low_in: bool, high_in: bool) -> str:
+    if high is None:
+        return f"{'>=' if low_in else '>'} {low}"
+    return f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
+
+
+def check_value(key: str, value: Any) -> None:
+    """Raise :class:`ConfigError` when ``value`` is out of ``key``'s valid range or choices."""
+    if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: expected a finite number, got {value}")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(CHOICES[key])}")
+    if key in RANGES:
+        low, high, low_in, high_in = RANGES[key]
+        ok = (low is None or (value >= low if low_in else value > low)) and \
+             (high is None or (value <= high if high_in else value < high))
+        if not ok:
+            raise ConfigError(f"{key}: {value} is out of range (valid: {_range_text(low, high, low_in, high_in)})")
+    if key in NON_EMPTY and not str(value).strip():
+        raise ConfigError(f"{key}: must not be empty")
+    if key == "train.device" and not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", str(value)):
+        raise ConfigError(f"{key}: {value!r} is not one of auto, cpu, cuda, cuda:N, mps")
 
 
 @dataclass
@@ -153,7 +291,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
 
 def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     if not isinstance(values, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {values!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping (a section of key: value lines), "
+                          f"got {values!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
@@ -169,6 +308,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
             kwargs[name] = _build(hint, value or {}, f"{prefix}{name}.")
         else:
             kwargs[name] = _coerce(value, hint, f"{prefix}{name}")
+            check_value(f"{prefix}{name}", kwargs[name])
     return cls(**kwargs)
 
 
@@ -176,8 +316,13 @@ def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
     return _build(ExperimentConfig, values, "")
 
 
-def _parse_override_value(text: str) -> Any:
-    return yaml.safe_load(text) if text != "" else ""
+def _parse_override_value(item: str, text: str) -> Any:
+    if text == "":
+        return ""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {item!r}: the value is not valid YAML ({_yaml_problem(err)[1]})") from None
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -188,25 +333,55 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
             raise ConfigError(f"override {item!r} is not of the form section.key=value")
         key, raw = item.split("=", 1)
         parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: {key!r} is not a dotted key such as train.epochs")
         target = out
         for part in parts[:-1]:
-            target = target.setdefault(part, {})
+            if target.get(part) is None:
+                target[part] = {}
+            target[part] = target[part] if not isinstance(target[part], dict) else dict(target[part])
+            target = target[part]
             if not isinstance(target, dict):
                 raise ConfigError(f"override {key!r}: {part!r} is not a section")
-        target[parts[-1]] = _parse_override_value(raw)
+        target[parts[-1]] = _parse_override_value(item, raw)
     return out
 
 
+def _failing_key(message: str) -> str | None:
+    match = re.match(r"(?:unknown config key )?([A-Za-z_][\w.]*)", message)
+    return match.group(1) if match else None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load a YAML config (or the defaults when ``path`` is None) and apply overrides."""
+    """Load a YAML config (or the defaults when ``path`` is None) and apply overrides.
+
+    Every value is checked against its type and valid range here; an error names the file and
+    line of the offending key, or the override that set it."""
     values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        values = yaml.safe_load(path.read_text()) or {}
-    return config_from_dict(apply_overrides(values, overrides or []))
+        values, lines = load_yaml(path, "config")
+    overrides = list(overrides or [])
+    merged = apply_overrides(values, overrides)
+    try:
+        return config_from_dict(merged)
+    except ConfigError as err:
+        key = _failing_key(str(err))
+        setting = [o for o in overrides if key and o.split("=", 1)[0].strip() in (key, *_parents(key))]
+        if setting:
+            raise ConfigError(f"override {setting[-1]!r}: {err}") from None
+        if path is not None:
+            line = next((lines[k] for k in (key, *_parents(key or "")) if k in lines), None)
+            raise ConfigError(f"{path}:{line}: {err}" if line else f"{path}: {err}") from None
+        raise
+
+
+def _parents(key: str) -> list[str]:
+    parts = key.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
 
 
 def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    from semi3lib.checkpoints import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

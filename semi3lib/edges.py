@@ -144,13 +144,16 @@ def _write_entry(entry: Path, edge: np.ndarray) -> None:
     binary = bool(np.all((edge == 0) | (edge == 255)))
     target = entry.with_suffix(".png" if binary else ".npy")
     tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp{target.suffix}")
-    if binary:
-        if not cv2.imwrite(str(tmp), edge, _BILEVEL_PNG):
-            return
-    else:
-        with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(edge), allow_pickle=False)
-    os.replace(tmp, target)
+    try:
+        if binary:
+            if not cv2.imwrite(str(tmp), edge, _BILEVEL_PNG):
+                return
+        else:
+            with open(tmp, "wb") as f:
+                np.save(f, np.ascontiguousarray(edge), allow_pickle=False)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves no half-written file
 
 
 # The header np.save writes for a C-ordered (H, W) uint8 array, version 1.0.

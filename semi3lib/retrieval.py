@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -113,18 +112,9 @@ def save_index(index: RetrievalIndex, path: str | os.PathLike) -> Path:
     }
     # Serialise first: a non-JSON model identity fails before any file is touched.
     meta_bytes = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, embeddings=index.embeddings, meta=meta_bytes)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from semi3lib.checkpoints import atomic_write
+
+    return atomic_write(path, lambda f: np.savez(f, embeddings=index.embeddings, meta=meta_bytes))
 
 
 def load_index(path: str | os.PathLike) -> RetrievalIndex:

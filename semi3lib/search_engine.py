@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from semi3lib.checkpoints import check_output_file
 from semi3lib.data.images import UnreadableImageError, load_image
 from semi3lib.data.transforms import image_to_tensor
 from semi3lib.edges import compute_edgemap
@@ -35,9 +36,14 @@ def find_images(folder: str | Path) -> list[Path]:
 
 @torch.no_grad()
 def index_photo_folder(checkpoint: str | Path, photos: str | Path, out: str | Path, device: str = "auto",
-                       batch_size: int = 32, progress: bool = True) -> RetrievalIndex:
+                       batch_size: int = 32, progress: bool = True, overwrite: bool = False) -> RetrievalIndex:
     """Embed every readable image under ``photos`` (each with its own edgemap, as in
-    training) and write the index to ``out``. Unreadable files are skipped and counted."""
+    training) and write the index to ``out``. Unreadable files are skipped and counted.
+
+    ``out`` is checked first: it may not be a folder, the checkpoint or an image under
+    ``photos``, nor (unless ``overwrite``) an existing file."""
+    images = find_images(photos)
+    check_output_file(out, inputs=[checkpoint, *images], overwrite=overwrite, what="index")
     dev = select_device(device)
     model, cfg, _ = load_model(checkpoint, dev)
     size, method = cfg.data.image_size, cfg.data.edge_method
@@ -53,7 +59,7 @@ def index_photo_folder(checkpoint: str | Path, photos: str | Path, out: str | Pa
         paths.extend(batch_paths)
         batch_photos.clear(), batch_edges.clear(), batch_paths.clear()
 
-    for path in tqdm(find_images(photos), desc="index photos", disable=not progress, dynamic_ncols=True):
+    for path in tqdm(images, desc="index photos", disable=not progress, dynamic_ncols=True):
         try:
             image = load_image(path, "RGB")
         except UnreadableImageError as err:

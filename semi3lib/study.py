@@ -40,9 +40,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
-import yaml
 
-from semi3lib.config import ConfigError, ExperimentConfig, load_config
+from semi3lib.config import ConfigError, ExperimentConfig, load_config, load_yaml
 from semi3lib.data.splits import with_gallery
 from semi3lib.reporting import load_study, ordered_runs, study_statistics
 
@@ -98,20 +97,40 @@ class StudyPlan:
         return seeds[:1] if row.baseline else seeds
 
 
+def _check_list(value: Any, where: str, what: str) -> None:
+    """``value`` is None or a list (of ints, for seeds)."""
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: {what} must be a list, e.g. [0, 1], not {value!r}")
+    if what.endswith("seeds") and not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        raise ConfigError(f"{where}: {what} must be whole numbers >= 0, got {value!r}")
+
+
 def load_plan(path: str | Path) -> StudyPlan:
     """Read and check a plan: known keys only, unique row names, a known baseline."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"study plan not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw, lines = load_yaml(path, "study plan")
+
+    def at(key: str) -> str:
+        return f"{path}:{lines[key]}" if key in lines else str(path)
+
     unknown = set(raw) - {"base", "overrides", "split", "out_dir", "runs_dir", "seeds", "rows"}
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+        raise ConfigError(f"{at(sorted(unknown)[0])}: unknown key(s) {', '.join(sorted(unknown))}")
     if "base" not in raw or not raw.get("rows"):
         raise ConfigError(f"{path}: a plan needs 'base' (a config file) and 'rows'")
+    if not isinstance(raw["rows"], dict):
+        raise ConfigError(f"{at('rows')}: 'rows' must map row names to their settings")
+    for key in ("overrides", "seeds"):
+        _check_list(raw.get(key), at(key), key)
     rows = []
     for name, spec in raw["rows"].items():
         spec = spec or {}
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{at(f'rows.{name}')}: row {name!r} must be a mapping (what, overrides, ...)")
+        for key in ("overrides", "seeds"):
+            _check_list(spec.get(key), at(f"rows.{name}.{key}"), f"row {name!r}: {key}")
         bad = set(spec) - {"what", "overrides", "baseline", "rescore", "seeds"}
         if bad:
             raise ConfigError(f"{path}: row {name!r} has unknown key(s) {', '.join(sorted(bad))}")
@@ -143,7 +162,10 @@ def load_plan(path: str | Path) -> StudyPlan:
                 raise ConfigError(f"{path}: row {row.name!r}: a rescore row may only override "
                                   f"{', '.join(k.rstrip('=') for k in RESCORE_KEYS)}")
     for row in plan.rows:  # every row's config must be valid before hours are spent on the first
-        cfg = plan.config(row, plan.seeds[0])
+        try:
+            cfg = plan.config(row, plan.seeds[0])
+        except ConfigError as err:
+            raise ConfigError(f"{at(f'rows.{row.name}')}: row {row.name!r}: {err}") from None
         if plan.split == "val" and not cfg.data.val_sketches_per_category:
             raise ConfigError(f"{path}: split val needs validation sketches: set "
                               f"data.val_sketches_per_category in the plan's overrides (row {row.name!r} has none)")
@@ -235,8 +257,10 @@ def write_summary(out_dir: str | Path, order: Iterable[str] = (), split: str = "
         return None
     runs = ordered_runs(runs, order)
     table = study_statistics(runs)
-    table.round(4).to_csv(Path(out_dir) / SUMMARY_FILE)
-    runs.round(4).to_csv(Path(out_dir) / RUNS_FILE, index=False)
+    from semi3lib.checkpoints import atomic_write_text
+
+    atomic_write_text(Path(out_dir) / SUMMARY_FILE, table.round(4).to_csv())
+    atomic_write_text(Path(out_dir) / RUNS_FILE, runs.round(4).to_csv(index=False))
     return table
 
 

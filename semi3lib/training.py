@@ -10,6 +10,10 @@ What a run writes to ``train.out_dir``:
 - ``embeddings/query-<key>.npz``: the final model's query and gallery embeddings (and
   co-attention weights), read back by ``evaluation.embed_split(..., cache_dir=out_dir)``.
 
+The folder is locked (``.semi3.lock``, an OS file lock) while a process trains in it. One that
+already holds a run is continued only with ``resume=True`` and replaced only with
+``overwrite=True``; anything else is refused before a file is touched.
+
 Resuming (``resume=True``) restores model, optimiser, scheduler, epoch, history and the
 RNG states saved at the end of the last finished epoch, and cuts ``steps.jsonl`` back to that
 epoch's last step. Batches are drawn from a permutation seeded by ``(seed, epoch)`` and every
@@ -38,14 +42,19 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from semi3lib.checkpoints import (
+    OutputError,
     atomic_torch_save,
     atomic_write_text,
+    clear_run_folder,
     load_checkpoint_file,
+    remove_stale_temporaries,
     rng_state,
+    run_files,
+    run_lock,
     set_rng_state,
     weights_digest,
 )
-from semi3lib.config import ExperimentConfig, save_config
+from semi3lib.config import ConfigError, ExperimentConfig, load_yaml, save_config
 from semi3lib.evaluation import evaluate_model
 from semi3lib.experiment import ExperimentData, load_experiment_data, train_dataset
 from semi3lib.losses import HybridLoss
@@ -222,8 +231,12 @@ def _restart_steps_log(out_dir: Path, step: int) -> None:
 
 
 def _append_step(out_dir: Path, row: dict[str, Any]) -> None:
-    with open(out_dir / STEPS_FILE, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    path = out_dir / STEPS_FILE
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+    except OSError as err:  # a full disk's error names no file
+        raise OSError(err.errno, err.strerror, str(path)) from err
 
 
 def model_identity(model: Semi3Net, cfg: ExperimentConfig) -> dict[str, Any]:
@@ -272,19 +285,66 @@ def _kill_hook(step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def prepare_run_folder(out_dir: Path, cfg: ExperimentConfig, resume: bool, overwrite: bool
+                       ) -> dict[str, Any] | None:
+    """Decide, before anything is written, what happens to a run folder; returns the checkpoint
+    to resume from (None: start afresh).
+
+    An empty or new folder starts a run. A folder that holds a run is continued only with
+    ``resume`` (under the same config: checked against ``last.pt``, or ``config.yaml`` when the
+    run stopped before its first epoch) and replaced only with ``overwrite``; otherwise refused.
+    """
+    remove_stale_temporaries(out_dir)  # of a process killed mid-write; the lock says none is alive here
+    existing = run_files(out_dir)
+    if not existing:
+        return None
+    if overwrite:
+        clear_run_folder(out_dir)
+        return None
+    if not resume:
+        raise OutputError(f"{out_dir} already holds a run ({', '.join(existing)}): pass --resume to continue it, "
+                          "--overwrite to replace it, or use another train.out_dir")
+    last_path = out_dir / "last.pt"
+    if last_path.is_file():
+        ckpt = load_checkpoint_file(last_path)
+        _check_resumable(ckpt["config"], cfg, last_path)
+        return ckpt
+    if (out_dir / "config.yaml").is_file():
+        try:
+            saved, _ = load_yaml(out_dir / "config.yaml", "run config")
+        except ConfigError as err:
+            raise OutputError(f"cannot resume {out_dir}: {err}; use --overwrite to replace it") from None
+        _check_resumable(saved, cfg, out_dir / "config.yaml")
+    return None
+
+
 def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
-          data: ExperimentData | None = None) -> TrainResult:
-    """Train ``cfg`` end to end; returns the history and the last evaluation's metrics."""
+          data: ExperimentData | None = None, overwrite: bool = False) -> TrainResult:
+    """Train ``cfg`` end to end; returns the history and the last evaluation's metrics.
+
+    The run folder ``train.out_dir`` is locked while this runs (a second process is refused);
+    one that already holds a run is continued with ``resume``, replaced with ``overwrite`` and
+    otherwise refused, before anything is loaded or written (see :func:`prepare_run_folder`).
+    """
+    dist_info = init_distributed(cfg.train.device)
+    out_dir = Path(cfg.train.out_dir)
+    select_device(cfg.train.device)  # an unavailable device is refused before the folder is touched
+    if not dist_info.is_main:
+        return _train(cfg, dist_info, resume, progress, data, None)
+    with run_lock(out_dir):
+        ckpt = prepare_run_folder(out_dir, cfg, resume, overwrite)
+        save_config(cfg, out_dir / "config.yaml")
+        return _train(cfg, dist_info, resume, progress, data, ckpt)
+
+
+def _train(cfg: ExperimentConfig, dist_info: DistInfo, resume: bool, progress: bool,
+           data: ExperimentData | None, ckpt: dict[str, Any] | None) -> TrainResult:
     t = cfg.train
-    dist_info = init_distributed(t.device)
     device = select_device(t.device)
     if device.type == "cuda" and dist_info.world > 1:
         device = torch.device("cuda", dist_info.local_rank)
     seed_everything(t.seed, t.deterministic)
     out_dir = Path(t.out_dir)
-    if dist_info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out_dir / "config.yaml")
     if dist_info.world > 1:
         dist.barrier()
     data = data or load_experiment_data(cfg.data, out_dir / "split.json" if dist_info.is_main else None)
@@ -306,9 +366,9 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
     history: list[dict[str, Any]] = []
     start_epoch, best = 0, -math.inf
     last_path = out_dir / "last.pt"
-    if resume and last_path.is_file():
-        ckpt = load_checkpoint_file(last_path)
-        _check_resumable(ckpt["config"], cfg, last_path)
+    if resume and ckpt is None and not dist_info.is_main and last_path.is_file():
+        ckpt = load_checkpoint_file(last_path)  # rank 0 checked it (prepare_run_folder)
+    if resume and ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])

@@ -33,9 +33,12 @@ def test_every_notebook_source_has_a_title_a_literal_parameters_cell_and_the_pyt
 @pytest.mark.parametrize("profile", book.PROFILES)
 def test_every_profile_sets_only_parameters_the_notebooks_declare(profile, tmp_path):
     values = book.load_profile(profile, REPO)
+    declared = {}
     for name in book.NOTEBOOKS:
         ipynb = book.to_ipynb(REPO / "notebooks" / f"{name}.py", tmp_path / f"{name}.ipynb")
-        book.notebook_parameters(values, name, book.declared_parameters(ipynb))
+        declared[name] = book.declared_parameters(ipynb)
+        book.notebook_parameters(values, name, declared[name])
+    book.check_common_parameters(values, declared)
 
 
 def test_checkpoint_consumers_default_to_the_training_notebooks_output():

@@ -44,3 +44,25 @@ def test_save_and_reload_round_trip(tmp_path):
     cfg = load_config(REPO / "configs" / "sketchy-mini-cpu.yaml", ["train.seed=7"])
     save_config(cfg, tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
+
+
+def test_config_choices_are_the_implementing_modules_choices():
+    from semi3lib.config import CHOICES
+    from semi3lib.data.layouts import DATASET_NAMES
+    from semi3lib.data.splits import PROTOCOLS, ZEROSHOT_GALLERIES, ZEROSHOT_SPLITS
+    from semi3lib.edges import EDGE_METHODS
+    from semi3lib.models import BACKBONES, SHARING_MODES
+    from semi3lib.models.semi3net import GALLERY_EMBEDDINGS
+
+    assert CHOICES["data.dataset"] == DATASET_NAMES and CHOICES["data.protocol"] == PROTOCOLS
+    assert CHOICES["data.zeroshot_split"] == ZEROSHOT_SPLITS and CHOICES["data.zeroshot_gallery"] == ZEROSHOT_GALLERIES
+    assert CHOICES["data.edge_method"] == EDGE_METHODS and CHOICES["model.backbone"] == BACKBONES
+    assert CHOICES["model.sharing"] == SHARING_MODES and CHOICES["model.gallery_embedding"] == GALLERY_EMBEDDINGS
+
+
+def test_out_of_range_values_are_errors_that_give_the_valid_range():
+    with pytest.raises(ConfigError, match=r"train.batch_size: 0 is out of range \(valid: >= 2\)"):
+        load_config(None, ["train.batch_size=0"])
+    with pytest.raises(ConfigError, match=r"model.dropout: 1.0 is out of range \(valid: in \[0, 1\)\)"):
+        load_config(None, ["model.dropout=1.0"])
+    assert load_config(None, ["train.eval_every=0", "train.grad_clip=0", "loss.triplet_weight=0"]).train.eval_every == 0

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from semi3lib.cli import int_at_least
 from semi3lib.data.layouts import DATASET_NAMES, read_dataset
 from semi3lib.paths import DEFAULT_DATASET
 
@@ -122,9 +123,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_dataset_args(info)
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.add_argument("--verify", action="store_true", help="decode every file; count unreadable ones (slow)")
-    info.add_argument("--queries-per-category", type=int, default=None, help="default: the dataset's standard")
-    info.add_argument("--unseen", type=int, default=None, help="zero-shot unseen categories; default: standard")
-    info.add_argument("--seed", type=int, default=0, help="split seed")
+    info.add_argument("--queries-per-category", type=int_at_least(1), default=None, help="default: the dataset's standard")
+    info.add_argument("--unseen", type=int_at_least(1), default=None, help="zero-shot unseen categories; default: standard")
+    info.add_argument("--seed", type=int_at_least(0), default=0, help="split seed")
     info.set_defaults(func=cmd_info)
 
     edges = sub.add_parser("edgemaps", help="precompute the edgemap cache of every photo")
@@ -138,8 +139,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     pack = sub.add_parser("pack", help="write a compact copy (same layout, resized images)")
     _add_dataset_args(pack)
-    pack.add_argument("--size", type=int, default=224, help="shorter side in pixels (never enlarged)")
+    pack.add_argument("--size", type=int_at_least(8), default=224, help="shorter side in pixels (never enlarged)")
     pack.add_argument("--out", required=True, help="output folder")
-    pack.add_argument("--quality", type=int, default=90, help="JPEG quality of photos")
+    pack.add_argument("--quality", type=int_at_least(1, 100), default=90, help="JPEG quality of photos")
     pack.add_argument("--no-progress", action="store_true")
     pack.set_defaults(func=cmd_pack)

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from semi3lib.cli import UserError
+from semi3lib.cli import UserError, int_at_least
 
 
 def _print_metrics(metrics: dict, as_json: bool) -> None:
@@ -24,7 +24,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from semi3lib.training import train
 
     cfg = load_config(args.config, args.overrides)
-    result = train(cfg, resume=args.resume, progress=not args.quiet)
+    if args.results:  # refused before hours of training, not after
+        from semi3lib.checkpoints import RUN_FILES, check_output_file
+
+        check_output_file(args.results, inputs=[args.config, *(Path(cfg.train.out_dir) / n for n in RUN_FILES)],
+                          overwrite=args.overwrite, what="--results file")
+    result = train(cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     summary = {"out_dir": str(result.out_dir), "epochs": len(result.history),
                "wall_seconds": round(result.wall_seconds, 1), "query": result.final_metrics}
     print(json.dumps(summary))
@@ -82,7 +87,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from semi3lib.search_engine import index_photo_folder
 
     index = index_photo_folder(args.checkpoint, args.photos, args.out, device=args.device,
-                               progress=not args.quiet)
+                               progress=not args.quiet, overwrite=args.overwrite)
     print(json.dumps({"index": str(args.out), "photos": len(index.paths),
                       "skipped": index.model_identity.get("skipped", 0)}))
     return 0
@@ -103,7 +108,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train a model from a YAML config")
     p.add_argument("--config", required=True, help="YAML config, e.g. configs/sketchy-mini-cpu.yaml")
-    p.add_argument("--resume", action="store_true", help="continue from <out_dir>/last.pt if it exists")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in train.out_dir (same config) from its last.pt, if any")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the run in train.out_dir and the --results file, if they exist")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--results", help="also write a JSON record (metrics, history, config, machine) here")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.epochs=2 model.coattention=false")
@@ -123,7 +132,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("index", help="embed a folder of photos (any layout) into an index file")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--photos", required=True, help="folder searched recursively for images")
-    p.add_argument("--out", required=True, help="index file to write (.npz)")
+    p.add_argument("--out", required=True, help="index file to write (.npz); never a photo or the checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_index)
@@ -131,7 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("search", help="top-k photos of an index for one sketch")
     p.add_argument("--index", required=True)
     p.add_argument("sketch", help="sketch image (any size or mode)")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=int_at_least(1), default=10)
     p.add_argument("--checkpoint", help="override the checkpoint recorded in the index")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")

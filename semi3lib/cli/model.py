@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from semi3lib.cli import UserError
+from semi3lib.cli import UserError, int_at_least
 
 # Below this top-1 on sketchy-mini's ImageNet-class photos the weights are not loaded right
 # (about 0.82 when they are).
@@ -43,9 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", metavar="ROOT", default=None,
                         help="sketchy-mini folder (default: search $SEMI3_DATA, ./data, ../shared/data)")
     parser.add_argument("--json", action="store_true", help='print {"images": N, "top1": x, "top5": y}')
-    parser.add_argument("--size", type=int, default=224, help="input size in pixels (default 224)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--limit", type=int, default=None,
+    parser.add_argument("--size", type=int_at_least(32), default=224, help="input size in pixels (default 224)")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=32)
+    parser.add_argument("--limit", type=int_at_least(1), default=None,
                         help="use a fixed, evenly spread subset of this many photos (quick checks)")
     parser.add_argument("--weights", metavar="PTH", default=None,
                         help="EfficientNet-Lite0 state dict to check instead of the packaged one")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from semi3lib.cli import int_at_least
+
 
 def cmd_study(args: argparse.Namespace) -> int:
     from semi3lib.study import load_plan, run_study, write_summary
@@ -41,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("study", help="run the reproduction study: every row of a plan for every seed")
     p.add_argument("--plan", default="configs/study-sketchy-mini.yaml", help="study plan (YAML)")
     p.add_argument("--only", nargs="+", metavar="ROW", help="run only these rows")
-    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+    p.add_argument("--seeds", nargs="+", type=int_at_least(0), metavar="SEED",
                    help="run only these of a row's seeds (the plan's, or the row's own)")
     p.add_argument("--list", action="store_true", help="list the rows and how many seeds are done, run nothing")
     p.add_argument("--summary-only", action="store_true", help="rewrite summary.csv from the records, run nothing")

@@ -40,6 +40,9 @@ def pack_dataset(root: str | os.PathLike | None, out: str | os.PathLike, size: i
     out = Path(out).resolve()
     if out == index.root or index.root in out.parents:
         raise ValueError(f"pack output {out} must be outside the dataset folder {index.root}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        # packing into another pack or dataset would mix the two
+        raise ValueError(f"pack output {out} exists and is not an empty folder; give a new or empty folder")
     jobs = [(p.path, "photo") for p in index.photos] + [(s.path, "sketch") for s in index.sketches]
     skipped = [str(s.path) for s in index.skipped]
     written = 0

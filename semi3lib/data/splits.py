@@ -45,6 +45,7 @@ UNSEEN_CATEGORY_SETS = {
                    "raccoon", "rhinoceros", "saw", "scissors", "seagull", "skyscraper", "songbird", "sword",
                    "tree", "wheelchair", "windmill", "window"),
 }
+ZEROSHOT_SPLITS = ("random", *UNSEEN_CATEGORY_SETS)  # data.zeroshot_split
 ZEROSHOT_GALLERIES = ("unseen", "all")
 SPLIT_FORMAT = 1
 

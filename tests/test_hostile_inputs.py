@@ -1,0 +1,533 @@
+"""Hostile inputs and faults against the `semi3` commands (issue 20): a careless operator's
+mistakes, broken files, SIGKILL, a full disk, two processes on one run folder.
+
+Every case asserts the exit status (2: a user or environment error; 1: an internal error), a
+one-line message on stderr, and that no file that existed before the command changed (sha256
+before and after). Training runs are tiny (2 categories, 32 px, 2 steps) and share one edgemap
+cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from semi3lib.checkpoints import LOCK_FILE
+from semi3lib.cli import main
+from data_fixtures import make_sketchy, write_photo
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = str(REPO / "configs" / "smoke.yaml")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def snapshot(*roots: Path) -> dict[str, str]:
+    """sha256 of every file under ``roots`` (files or folders)."""
+    digests = {}
+    for root in roots:
+        for path in [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()):
+            digests[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+def unchanged(before: dict[str, str]) -> bool:
+    """Every file of a :func:`snapshot` is still there, byte for byte (new files may exist)."""
+    return all(Path(path).is_file() and hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest
+               for path, digest in before.items())
+
+
+def semi3(capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``semi3 ARGS`` in this process: (exit status, stdout, stderr)."""
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def refused(capsys, *args: str, match: str, code: int = 2) -> str:
+    """Run ``semi3 ARGS``; assert the exit status and one line on stderr containing ``match``."""
+    status, _, err = semi3(capsys, *args)
+    assert status == code, f"exit {status}, stderr: {err}"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
+    assert lines[0].startswith("semi3 "), lines[0]
+    assert match in lines[0], lines[0]
+    return lines[0]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **extra}
+
+
+def spawn(*args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "semi3lib.cli", *map(str, args)], cwd=REPO,
+                            env=subprocess_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def temporaries(folder: Path) -> list[Path]:
+    return sorted(folder.glob(".*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def edge_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("edges")
+
+
+@pytest.fixture(scope="module")
+def tiny(sketchy_mini_root, edge_cache):
+    """Overrides for a training run of a few seconds (2 categories, 32 px, 2 steps)."""
+
+    def overrides(out_dir: Path, *extra: str) -> list[str]:
+        return [f"data.root={sketchy_mini_root}", "data.max_categories=2", f"data.cache_dir={edge_cache}",
+                "data.image_size=32", "train.max_steps_per_epoch=2", "model.pretrained=false",
+                f"train.out_dir={out_dir}", *extra]
+
+    return overrides
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny, tmp_path_factory) -> Path:
+    """A finished tiny run (read-only for the tests: copy it with :func:`copy_run`)."""
+    from semi3lib.config import load_config
+    from semi3lib.training import train
+
+    out = tmp_path_factory.mktemp("finished") / "run"
+    train(load_config(SMOKE, tiny(out)), progress=False)
+    return out
+
+
+def copy_run(run: Path, dest: Path) -> Path:
+    shutil.copytree(run, dest)
+    return dest
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    folder = tmp_path / "photos"
+    for k in range(3):
+        write_photo(folder / "cat" / f"p{k}.jpg", seed=k)
+    return folder
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A 2 MB tmpfs: a disk that fills up. Skipped, with the reason, where it cannot be mounted."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("tmpfs is Linux-only")
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def fill(disk: Path, leave: int = 0) -> None:
+    """Fill ``disk`` with a filler file until fewer than ``leave`` bytes are free."""
+    free = shutil.disk_usage(disk).free - leave
+    with open(disk / "filler", "wb") as f:
+        try:
+            f.write(b"\0" * max(0, free))
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------- semi3 index: outputs never replace inputs
+
+
+def test_index_refuses_to_write_over_its_own_checkpoint(finished_run, photos, tmp_path, capsys):
+    run = copy_run(finished_run, tmp_path / "run")
+    before = snapshot(run, photos)
+    for flag in ([], ["--overwrite"]):
+        refused(capsys, "index", "--checkpoint", run / "best.pt", "--photos", photos, "--out", run / "best.pt",
+                "--quiet", *flag, match="is an input of this command")
+    assert unchanged(before)
+
+
+def test_index_refuses_to_write_over_one_of_its_photos(finished_run, photos, capsys):
+    before = snapshot(photos, finished_run)
+    photo = photos / "cat" / "p1.jpg"
+    for flag in ([], ["--overwrite"]):
+        refused(capsys, "index", "--checkpoint", finished_run / "last.pt", "--photos", photos, "--out", photo,
+                "--quiet", *flag, match="is an input of this command")
+    assert unchanged(before)
+
+
+def test_index_refuses_an_existing_index_without_overwrite(finished_run, photos, tmp_path, capsys):
+    index = tmp_path / "g.npz"
+    assert semi3(capsys, "index", "--checkpoint", finished_run / "last.pt", "--photos", photos, "--out", index,
+                 "--quiet")[0] == 0
+    before = snapshot(index)
+    refused(capsys, "index", "--checkpoint", finished_run / "last.pt", "--photos", photos, "--out", index, "--quiet",
+            match="already exists; pass --overwrite")
+    assert unchanged(before)
+    assert semi3(capsys, "index", "--checkpoint", finished_run / "last.pt", "--photos", photos, "--out", index,
+                 "--quiet", "--overwrite")[0] == 0
+
+
+def test_index_out_naming_a_directory_is_refused_before_any_photo_is_embedded(finished_run, photos, tmp_path,
+                                                                              capsys, monkeypatch):
+    import semi3lib.search_engine as engine
+
+    monkeypatch.setattr(engine, "load_model", lambda *a, **k: pytest.fail("embedded photos before checking --out"))
+    (tmp_path / "out").mkdir()
+    refused(capsys, "index", "--checkpoint", finished_run / "last.pt", "--photos", photos, "--out", tmp_path / "out",
+            "--quiet", match="is a directory")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+# --------------------------------------------------------------------------- semi3 train: run folders
+
+
+def test_train_into_a_finished_run_without_resume_is_refused_and_overwrite_replaces_it(finished_run, tiny, tmp_path,
+                                                                                       capsys):
+    run = copy_run(finished_run, tmp_path / "run")
+    before = snapshot(run)
+    refused(capsys, "train", "--quiet", "--config", SMOKE, *tiny(run), match="already holds a run")
+    assert unchanged(before)
+    assert semi3(capsys, "train", "--quiet", "--overwrite", "--config", SMOKE, *tiny(run, "train.seed=3"))[0] == 0
+    assert torch.load(run / "last.pt", weights_only=False)["config"]["train"]["seed"] == 3
+
+
+def test_resume_with_a_changed_config_is_refused_before_config_yaml_is_written(finished_run, tiny, tmp_path,
+                                                                               capsys):
+    run = copy_run(finished_run, tmp_path / "run")
+    before = snapshot(run)
+    refused(capsys, "train", "--quiet", "--resume", "--config", SMOKE, *tiny(run, "train.lr=0.5"),
+            match="train.lr: 0.001 -> 0.5")
+    assert unchanged(before)
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_checks_its_config_yaml(tiny, tmp_path, capsys):
+    from semi3lib.config import load_config, save_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_config(load_config(SMOKE, tiny(run)), run / "config.yaml")
+    before = snapshot(run)
+    refused(capsys, "train", "--quiet", "--resume", "--config", SMOKE, *tiny(run, "model.embed_dim=32"),
+            match="model.embed_dim: 64 -> 32")
+    assert unchanged(before)
+
+
+def test_train_out_dir_that_is_a_file_is_refused(tiny, tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("precious\n")
+    refused(capsys, "train", "--quiet", "--config", SMOKE, *tiny(target), match="is a file, not a folder")
+    assert target.read_text() == "precious\n"
+
+
+def test_zero_epochs_is_refused_and_nothing_is_written(tiny, tmp_path, capsys):
+    refused(capsys, "train", "--quiet", "--config", SMOKE, *tiny(tmp_path / "run", "train.epochs=0"),
+            match="train.epochs: 0 is out of range (valid: >= 1)")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("results, match", [
+    ("config", "is an input of this command"),
+    ("existing", "already exists; pass --overwrite"),
+    ("directory", "is a directory"),
+    ("checkpoint", "is an input of this command"),
+])
+def test_train_results_file_is_checked_before_training(results, match, tiny, tmp_path, capsys, monkeypatch):
+    import semi3lib.training as training
+
+    monkeypatch.setattr(training, "_train", lambda *a, **k: pytest.fail("trained before checking --results"),
+                        raising=False)  # without a _train to stop, the hash check below catches it
+    config = tmp_path / "config.yaml"
+    shutil.copy(SMOKE, config)
+    run = tmp_path / "run"
+    target = {"config": config, "existing": tmp_path / "old.json", "directory": tmp_path / "records",
+              "checkpoint": run / "last.pt"}[results]
+    (tmp_path / "old.json").write_text('{"run": "an earlier record"}\n')
+    (tmp_path / "records").mkdir()
+    before = snapshot(tmp_path)
+    refused(capsys, "train", "--quiet", "--config", config, "--results", target, *tiny(run), match=match)
+    assert unchanged(before)
+
+
+def test_two_trainings_on_one_run_folder_the_second_is_refused_naming_the_first(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    first = spawn("train", "--quiet", "--config", SMOKE, "--results", tmp_path / "first.json", *tiny(run))
+    try:
+        deadline = time.monotonic() + 120
+        lock = run / LOCK_FILE
+        while not (lock.is_file() and lock.read_text().strip()):
+            assert first.poll() is None, first.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "the first training never took its lock"
+            time.sleep(0.02)
+        line = refused(capsys, "train", "--quiet", "--config", SMOKE, "--results", tmp_path / "second.json",
+                       *tiny(run, "train.seed=1"), match="is in use")
+        assert f"process {first.pid} " in line
+    finally:
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-2000:]
+    assert not (tmp_path / "second.json").exists()
+    record = json.loads((tmp_path / "first.json").read_text())
+    assert record["config"]["train"]["seed"] == 0
+    assert torch.load(run / "last.pt", weights_only=False)["config"]["train"]["seed"] == 0
+    steps = [json.loads(line)["step"] for line in (run / "steps.jsonl").read_text().splitlines()]
+    assert steps == [2]  # one run's log, not two interleaved
+    assert (run / LOCK_FILE).read_text() == ""  # released
+
+
+# --------------------------------------------------------------------------- faults: SIGKILL, a full disk
+
+
+def test_sigkill_during_a_checkpoint_write_keeps_the_previous_checkpoint_and_resume_finishes(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--quiet", "--config", SMOKE, *tiny(run, "train.epochs=2", "train.eval_every=0")]
+    killed = spawn(*args, SEMI3_DEBUG_KILL_IN_WRITE="last.pt:2")
+    _, err = killed.communicate(timeout=300)
+    assert killed.returncode == -signal.SIGKILL, err[-2000:]
+    assert torch.load(run / "last.pt", weights_only=False)["epoch"] == 0  # epoch 1's, complete
+    assert len(temporaries(run)) == 1  # the killed write's temporary file
+    assert semi3(capsys, *args[:1], "--resume", *args[1:])[0] == 0  # the dead process's lock is gone
+    assert torch.load(run / "last.pt", weights_only=False)["epoch"] == 1
+    assert temporaries(run) == []
+
+
+def test_sigkill_during_an_index_write_keeps_the_previous_index(finished_run, photos, tmp_path, capsys):
+    from semi3lib.retrieval import load_index
+
+    index = tmp_path / "g.npz"
+    args = ["index", "--checkpoint", finished_run / "last.pt", "--photos", photos, "--out", index, "--quiet"]
+    assert semi3(capsys, *args)[0] == 0
+    before = snapshot(index)
+    killed = spawn(*args, "--overwrite", SEMI3_DEBUG_KILL_IN_WRITE="g.npz")
+    _, err = killed.communicate(timeout=300)
+    assert killed.returncode == -signal.SIGKILL, err[-2000:]
+    assert unchanged(before) and len(load_index(index)) == 3
+    assert len(temporaries(tmp_path)) == 1
+    assert semi3(capsys, *args, "--overwrite")[0] == 0
+    assert temporaries(tmp_path) == []  # the dead process's temporary file is cleared
+
+
+def test_a_full_disk_during_a_checkpoint_write_is_one_line_and_leaves_no_temporary_file(tiny, tmpfs, capsys):
+    run = tmpfs / "run"
+    refused(capsys, "train", "--quiet", "--config", SMOKE, *tiny(run), match="No space left on device")
+    assert temporaries(run) == [] and not (run / "last.pt").exists()
+
+
+def test_a_full_disk_during_an_index_write_keeps_the_previous_index(finished_run, photos, tmpfs, capsys):
+    index = tmpfs / "g.npz"
+    args = ["index", "--checkpoint", finished_run / "last.pt", "--photos", photos, "--out", index, "--quiet"]
+    assert semi3(capsys, *args)[0] == 0
+    before = snapshot(index)
+    fill(tmpfs)
+    refused(capsys, *args, "--overwrite", match="No space left on device")
+    assert unchanged(before) and temporaries(tmpfs) == []
+
+
+def test_a_full_disk_during_the_results_write_is_one_line(tiny, tmp_path, tmpfs, capsys, monkeypatch):
+    import semi3lib.training as training
+
+    # The record is written after training; what is tested is that write, so training is skipped.
+    monkeypatch.setattr(training, "train", lambda cfg, **kwargs: training.TrainResult(
+        out_dir=Path(cfg.train.out_dir), history=[{"epoch": 1, "query": {"mAP@all": 0.5}}],
+        final_metrics={"mAP@all": 0.5}, wall_seconds=1.0))
+    fill(tmpfs)
+    refused(capsys, "train", "--quiet", "--config", SMOKE, "--results", tmpfs / "record.json", *tiny(tmp_path / "run"),
+            match="No space left on device")
+    assert temporaries(tmpfs) == [] and not (tmpfs / "record.json").exists()
+
+
+# --------------------------------------------------------------------------- configs, overrides, profiles, plans
+
+
+def test_a_yaml_syntax_error_in_a_config_names_the_file_and_line(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("name: x\ntrain:\n  epochs: 2\n   lr: 0.1\n")
+    refused(capsys, "train", "--config", config, match=f"{config}:4: YAML syntax error")
+
+
+def test_a_config_whose_top_level_is_a_list_is_refused(tmp_path, capsys):
+    config = tmp_path / "list.yaml"
+    config.write_text("- train.epochs=1\n")
+    refused(capsys, "train", "--config", config, match="must be a mapping")
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"\xff\xfe\x00binary", "not a text (UTF-8) file"),
+    (None, "is a directory"),
+])
+def test_a_config_that_is_binary_or_a_directory_is_refused(content, match, tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.mkdir() if content is None else config.write_bytes(content)
+    refused(capsys, "train", "--config", config, match=match)
+
+
+def test_an_unknown_key_in_a_config_names_its_line(tmp_path, capsys):
+    config = tmp_path / "typo.yaml"
+    config.write_text("name: x\ntrain:\n  epochs: 2\n  batchsize: 3\n")
+    refused(capsys, "train", "--config", config, match=f"{config}:4: unknown config key train.batchsize")
+
+
+def test_a_yaml_syntax_error_in_an_override_names_the_override(tmp_path, capsys):
+    refused(capsys, "train", "--config", SMOKE, f"train.out_dir={tmp_path / 'run'}", "train.lr=[0.1,",
+            match="override 'train.lr=[0.1,': the value is not valid YAML")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("override, valid", [
+    ("train.batch_size=0", ">= 2"),
+    ("train.batch_size=-8", ">= 2"),
+    ("train.epochs=-1", ">= 1"),
+    ("train.lr=0", "> 0"),
+    ("train.lr=.nan", "finite"),
+    ("train.weight_decay=-1e-4", ">= 0"),
+    ("train.warmup_fraction=1.5", "[0, 1)"),
+    ("train.momentum=1", "[0, 1)"),
+    ("train.max_steps_per_epoch=0", ">= 1"),
+    ("train.log_every=0", ">= 1"),
+    ("train.eval_every=-1", ">= 0"),
+    ("train.device=gpu", "auto, cpu, cuda"),
+    ("train.optimizer=adam", "adamw, sgd"),
+    ("data.image_size=0", "[32, 4096]"),
+    ("data.positive_fraction=2", "[0, 1]"),
+    ("data.num_workers=-1", "[0, 256]"),
+    ("data.max_categories=0", ">= 1"),
+    ("data.protocol=fewshot", "category, zeroshot"),
+    ("data.edge_method=laplace", "canny, xdog, sobel"),
+    ("model.embed_dim=0", ">= 1"),
+    ("model.hidden_dim=-3", ">= 1"),
+    ("model.dropout=1", "[0, 1)"),
+    ("model.sharing=half", "semi, shared, separate"),
+    ("loss.label_smoothing=1", "[0, 1)"),
+    ("loss.contrastive_margin=0", "> 0"),
+    ("loss.ce_weight=-1", ">= 0"),
+])
+def test_an_out_of_range_value_is_refused_with_its_valid_range(override, valid, tmp_path, capsys):
+    line = refused(capsys, "train", "--config", SMOKE, f"train.out_dir={tmp_path / 'run'}", override,
+                   match=f"override {override!r}")
+    assert valid in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_out_of_range_value_in_a_config_file_names_its_line(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  epochs: 1\n  batch_size: 0\n")
+    refused(capsys, "train", "--config", config, match=f"{config}:3: train.batch_size: 0 is out of range")
+
+
+def _book_root(tmp_path: Path, profile: str) -> Path:
+    """A project folder with the real notebooks and one profile ``hostile``."""
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns("profiles", "*.ipynb"))
+    (root / "notebooks" / "profiles").mkdir()
+    (root / "notebooks" / "profiles" / "hostile.yaml").write_text(profile)
+    return root
+
+
+@pytest.mark.parametrize("profile, match", [
+    ("common:\n  config: configs/smoke.yaml\n  result_dir: results/book/smoke\n", "hostile.yaml:3: common parameter 'result_dir'"),
+    ("common:\n  config: [configs/smoke.yaml\n", "hostile.yaml:3: YAML syntax error"),
+    ("- common\n", "hostile.yaml:1: a book profile must be a mapping"),
+    ("common: [results_dir]\n", "hostile.yaml:1: 'common' must be a mapping"),
+])
+def test_a_bad_book_profile_is_refused_before_any_notebook_runs(profile, match, tmp_path, capsys, monkeypatch):
+    from semi3lib import book
+
+    monkeypatch.setattr(book, "execute_notebook", lambda *a, **k: pytest.fail("a notebook ran"))
+    root = _book_root(tmp_path, profile)
+    before = snapshot(root)
+    refused(capsys, "book", "run", "--profile", "hostile", "--root", root, "--only", "01_data", match=match)
+    assert unchanged(before) and not (root / "_build").exists()
+
+
+@pytest.mark.parametrize("plan, match", [
+    ("base: configs/smoke.yaml\nrows:\n  a: {overrides: [train.epochs=1]\n", "plan.yaml:4: YAML syntax error"),
+    ("- base\n", "plan.yaml:1: a study plan must be a mapping"),
+    ("base: configs/smoke.yaml\nrows: [a, b]\n", "plan.yaml:2: 'rows' must map row names"),
+    ("base: configs/smoke.yaml\nseeds: 3\nrows:\n  a: {}\n", "plan.yaml:2: seeds must be a list"),
+    ("base: configs/smoke.yaml\nrows:\n  a: {overrides: train.epochs=1}\n", "plan.yaml:3: row 'a': overrides must be a list"),
+    ("base: configs/smoke.yaml\nrows:\n  a: {overrides: [train.batch_size=0]}\n", "plan.yaml:3: row 'a': override"),
+])
+def test_a_bad_study_plan_is_one_line_naming_the_file_and_line(plan, match, tmp_path, capsys):
+    path = tmp_path / "plan.yaml"
+    path.write_text(plan.replace("configs/smoke.yaml", SMOKE))
+    refused(capsys, "study", "--plan", path, "--list", match=match)
+
+
+# --------------------------------------------------------------------------- the error boundary
+
+
+def test_an_internal_error_is_one_line_with_status_1_and_the_traceback_only_under_debug(capsys, monkeypatch):
+    import semi3lib.cli.study as study_cli
+
+    def broken(args):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(study_cli, "cmd_study", broken)
+    monkeypatch.delenv("SEMI3_DEBUG", raising=False)
+    refused(capsys, "study", match="internal error: KeyError", code=1)
+    status, _, err = semi3(capsys, "study", "--debug")
+    assert status == 1 and "Traceback (most recent call last)" in err
+    monkeypatch.setenv("SEMI3_DEBUG", "1")
+    status, _, err = semi3(capsys, "study")
+    assert status == 1 and "Traceback (most recent call last)" in err
+
+
+def test_pack_into_a_folder_that_is_not_empty_is_refused(tmp_path, capsys):
+    root = make_sketchy(tmp_path / "sketchy", photos_per_category=1, sketches_per_photo=1)
+    out = tmp_path / "other-pack"
+    (out / "photo").mkdir(parents=True)
+    (out / "photo" / "keep.jpg").write_bytes(b"an earlier pack's photo")
+    before = snapshot(out, root)
+    refused(capsys, "data", "pack", root, "--dataset", "sketchy", "--out", out, "--no-progress",
+            match="is not an empty folder")
+    assert unchanged(before)
+
+
+def test_an_edgemap_cache_path_that_is_a_file_is_one_line(tmp_path, capsys):
+    root = make_sketchy(tmp_path / "sketchy", photos_per_category=1, sketches_per_photo=1)
+    cache = tmp_path / "cache"
+    cache.write_text("not a folder\n")
+    refused(capsys, "data", "edgemaps", root, "--dataset", "sketchy", "--cache", cache, "--no-progress",
+            match="Not a directory")
+    assert cache.read_text() == "not a folder\n"
+
+
+def test_a_book_build_folder_that_is_a_file_is_refused_before_any_notebook_runs(tmp_path, capsys, monkeypatch):
+    from semi3lib import book
+
+    monkeypatch.setattr(book, "execute_notebook", lambda *a, **k: pytest.fail("a notebook ran"))
+    out = tmp_path / "build"
+    out.write_text("a file\n")
+    refused(capsys, "book", "run", "--profile", "smoke", "--root", REPO, "--out", out, "--only", "01_data",
+            match="is a file, not a folder")
+    assert out.read_text() == "a file\n"
+
+
+@pytest.mark.parametrize("args, match", [
+    (["search", "--index", "i.npz", "s.png", "-k", "0"], "argument -k: 0 is out of range (valid: >= 1)"),
+    (["data", "pack", "--out", "p", "--quality", "0"], "argument --quality: 0 is out of range (valid: in [1, 100])"),
+    (["data", "info", "--queries-per-category", "-2"], "-2 is out of range (valid: >= 1)"),
+    (["backbone-check", "--batch-size", "0"], "argument --batch-size: 0 is out of range"),
+    (["study", "--seeds", "x"], "expected a whole number, got 'x'"),
+])
+def test_a_bad_command_line_number_is_one_line_with_its_range(args, match, capsys):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and match in err[0], err
