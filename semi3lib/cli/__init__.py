@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # Modules that contribute subcommands, in the order they appear in --help.
-_COMMAND_MODULES = ["data", "model", "engine", "study", "book"]
+_COMMAND_MODULES = ["data", "model", "engine", "study", "book", "export"]
 
 
 class UserError(Exception):
