@@ -159,4 +159,5 @@ def export_search(checkpoint: str | Path, out: str | Path, *, thumb_size: int = 
         "seconds": round(time.perf_counter() - started, 1),
     }
     atomic_write_text(out / MANIFEST_FILE, json.dumps(manifest, indent=1) + "\n")
+    (out / MANIFEST_FILE).chmod(0o644)  # served by any static web server
     return manifest
