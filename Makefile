@@ -20,6 +20,7 @@ env: $(STAMP)
 
 book: env
 	$(BIN)/semi3 book run --profile $(PROFILE)
+	$(BIN)/semi3 export --profile $(PROFILE) --out _build/search-export --quiet
 	$(BIN)/python -m semi3lib.site $(if $(SITE_TEMPLATE),--template $(SITE_TEMPLATE))
 
 lab: env

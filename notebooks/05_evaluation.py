@@ -237,6 +237,21 @@ fig = viz.retrieval_grid([load_image(s.path, "L") for s in sketches], photos, co
                          query_labels=[f"{s.category}\nAP {ap[p]:.2f}" for s, p in zip(sketches, picks)], scores=scores)
 path = viz.save_figure(fig, "05_retrieval_grid", figures_dir)
 
+# %% [markdown]
+# ## Ask the model: draw to search
+#
+# The rankings above are fixed; this widget asks the trained model a question of your own.
+# Draw a sketch with the mouse on its canvas (each stroke is searched as soon as you lift the
+# pen), upload a sketch, or pick one of the query sketches: the top ten gallery photos appear
+# beside it with their category and cosine similarity, ranked by the same embeddings as the
+# table above. It needs a live kernel (JupyterLab: `make lab`); the rendered book has the same
+# search, run in the browser, on its "Interactive" page.
+
+# %%
+from semi3lib.interactive.widget import SketchSearch
+
+SketchSearch.from_trained(model, cfg, data, first["gallery"])
+
 # %%
 results_path = book.write_results(results_dir, "05_evaluation", {
     "checkpoint": str(checkpoint),
@@ -262,3 +277,4 @@ print(f"wrote {results_path}")
 #   backbone and resolution.
 # - The precision-recall curves and the example rankings show where the trained model's
 #   ranking stands between chance and a perfect one, and what its mistakes look like.
+# - The draw-to-search widget puts the same model and gallery to any sketch a reader draws.

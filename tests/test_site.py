@@ -47,7 +47,7 @@ NOTEBOOK_TITLES = {
     "07_embeddings": "The joint embedding space",
     "08_benchmarks": "Performance: how fast the pieces run",
 }
-MARKDOWN_PAGES = {"/": "Introduction", "/reproduce/": "Reproduce", "/results/": "Results"}
+MARKDOWN_PAGES = {"/": "Introduction", "/reproduce/": "Reproduce", "/interactive/": "Interactive", "/results/": "Results"}
 RESULTS_ROWS = ["ImageNet baseline", "Two-branch, cross-entropy", "Semi3-Net", "Semi3-Net, no co-attention"]
 
 
@@ -208,8 +208,8 @@ def site(standin_project) -> Path:
 # ---- the build ---------------------------------------------------------------------------------
 def test_myst_yml_lists_the_notebooks_in_order_between_intro_and_results():
     files = toc_files(read_config(REPO))
-    assert files[:2] == ["book/intro.md", "book/reproduce.md"]
-    assert files[2:-1] == [f"_build/executed/{name}.ipynb" for name in NOTEBOOK_TITLES]
+    assert files[:3] == ["book/intro.md", "book/reproduce.md", "book/interactive.md"]
+    assert files[3:-1] == [f"_build/executed/{name}.ipynb" for name in NOTEBOOK_TITLES]
     assert files[-1] == "book/results.md"
 
 
@@ -236,7 +236,7 @@ def test_strict_build_fails_on_a_broken_cross_reference(standin_project, tmp_pat
 
 def test_built_site_has_every_page_and_figure(site):
     assert check_site(site.parents[1]) == []
-    for slug in ["reproduce", "data", "edgemaps", "model", "training", "evaluation", "coattention",
+    for slug in ["reproduce", "interactive", "data", "edgemaps", "model", "training", "evaluation", "coattention",
                  "embeddings", "results"]:
         assert (site / slug / "index.html").is_file(), slug
     assert len(list((site / "build").glob("*.png"))) == 2
@@ -351,7 +351,7 @@ def navigation_titles(page: str) -> list[str]:
 @pytest.mark.parametrize("path", ["/", "/evaluation/", "/results/"])
 def test_navigation_lists_every_chapter(chromium, served, path):
     titles = navigation_titles(dom(chromium, served + path))
-    expected = ["Introduction", "Reproduce", *NOTEBOOK_TITLES.values(), "Results"]
+    expected = ["Introduction", "Reproduce", "Interactive", *NOTEBOOK_TITLES.values(), "Results"]
     assert titles == expected
 
 

@@ -171,7 +171,7 @@ class SketchSearch(anywidget.AnyWidget):
         # What a static page (the rendered book) shows in place of the live widget.
         data["text/html"] = ("<p><em>A draw-to-search widget: run this notebook in JupyterLab "
                              "(<code>make lab</code>) to draw into it. The book's own search page "
-                             "runs the same model in the browser.</em></p>")
+                             "runs the same model in the browser: <a href=\"/interactive/\">Interactive</a>.</em></p>")
         return bundle
 
     # -- answers ---------------------------------------------------------------------------
