@@ -119,6 +119,23 @@ def lab_project(tmp_path, sketchy_mini_root):
             server.kill()
 
 
+def run_cells(page, count: int) -> None:
+    """Run the notebook's first ``count`` cells (Shift+Enter from the first), once its kernel
+    answers: a run asked for while the kernel is still connecting is dropped by JupyterLab."""
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    first_code = page.locator(".jp-NotebookPanel .jp-CodeCell").first
+    for _ in range(6):
+        page.locator(".jp-NotebookPanel .jp-Cell").first.click()
+        for _ in range(count):
+            page.keyboard.press("Shift+Enter")
+        try:
+            first_code.locator(".jp-InputPrompt", has_text="[1]").wait_for(timeout=10_000)
+            return
+        except Exception:  # noqa: BLE001 (playwright's TimeoutError): not run, try again
+            page.keyboard.press("Escape")
+    pytest.fail("JupyterLab never ran the first cell")
+
+
 @pytest.mark.slow
 @pytest.mark.data
 def test_lab_opens_a_py_notebook_as_a_notebook_and_runs_its_first_cells(lab_project):
@@ -133,11 +150,8 @@ def test_lab_opens_a_py_notebook_as_a_notebook_and_runs_its_first_cells(lab_proj
         assert page.locator(".jp-FileEditor").count() == 0
         page.locator(".jp-NotebookPanel .jp-MarkdownCell h1", has_text="The data: Sketchy and its splits"
                      ).wait_for(timeout=30_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
         code_cells = page.locator(".jp-NotebookPanel .jp-CodeCell")
-        code_cells.nth(0).click()
-        for _ in range(2):  # the parameters, then the root helper with the config and data
-            page.keyboard.press("Shift+Enter")
+        run_cells(page, 3)  # the title, the parameters, then the root helper with the config and data
         second = code_cells.nth(1)
         second.locator(".jp-InputPrompt", has_text="[2]").wait_for(timeout=120_000)
         outputs = second.locator(".jp-OutputArea").inner_text()
@@ -148,3 +162,48 @@ def test_lab_opens_a_py_notebook_as_a_notebook_and_runs_its_first_cells(lab_proj
         page.screenshot(path=str(shots / "lab-01_data.png"))
     assert (project / "notebooks" / "01_data.py").read_text() == source_before
     assert not list((project / "notebooks").glob("*.ipynb"))
+
+
+WIDGET_NOTEBOOK = '''# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (semi3)
+#     language: python
+#     name: python3
+# ---
+
+# %%
+from semi3lib.interactive.widget import SketchSearch
+
+SketchSearch.from_checkpoint({checkpoint!r}, {index!r})
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_the_draw_widget_answers_strokes_drawn_in_jupyterlab(lab_project, smoke_run, search_export):
+    url, token, project = lab_project
+    (project / "notebooks" / "draw.py").write_text(
+        WIDGET_NOTEBOOK.format(checkpoint=str(smoke_run / "last.pt"), index=str(search_export / "index.npz")))
+    with chromium_page(1280, 900) as page:
+        page.goto(f"{url}/lab/tree/notebooks/draw.py?token={token}", timeout=90_000)
+        page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=90_000)
+        run_cells(page, 1)
+        canvas = page.locator(".jp-OutputArea canvas")
+        canvas.wait_for(timeout=180_000)
+        page.wait_for_function("document.querySelector('.semi3-widget-status')?.textContent.includes('Draw a sketch')",
+                               timeout=180_000)
+        box = canvas.bounding_box()
+        for stroke in ([(40, 200), (128, 40), (216, 200), (40, 200)], [(90, 150), (166, 150)]):
+            page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+            page.mouse.down()
+            for x, y in stroke[1:]:
+                page.mouse.move(box["x"] + x, box["y"] + y, steps=5)
+            page.mouse.up()
+        page.wait_for_function("document.querySelectorAll('.jp-OutputArea figure').length === 10", timeout=60_000)
+        assert "Top 10 of" in page.inner_text(".semi3-widget-status")
+        captions = page.locator(".jp-OutputArea figcaption").all_inner_texts()
+        assert captions[0].startswith("1. ")
+        shots = REPO / "_build" / "screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "lab-widget.png"))

@@ -151,10 +151,13 @@ class SketchSearch(anywidget.AnyWidget):
     def from_checkpoint(cls, checkpoint: str | Path, index: str | Path | None = None, **kwargs: Any) -> "SketchSearch":
         """The widget for a checkpoint (see :meth:`SketchSearcher.from_checkpoint`); a missing
         checkpoint or a mismatched index becomes the widget's message, not an exception."""
+        from semi3lib.paths import DatasetNotFoundError
         from semi3lib.retrieval import IndexCompatibilityError, IndexFormatError
 
         try:
             return cls(SketchSearcher.from_checkpoint(checkpoint, index), **kwargs)
+        except DatasetNotFoundError as err:
+            return cls(None, f"The gallery's photos are read from the dataset: {err}", **kwargs)
         except FileNotFoundError as err:
             return cls(None, f"{err}. Train one first: `make book`, or `semi3 train --config "
                              f"configs/sketchy-mini-cpu.yaml`.", **kwargs)
