@@ -129,7 +129,7 @@ def test_search_page_answers_an_uploaded_sketch_and_a_drawing_with_the_cli_top10
         scores = dict(cli_top10(index, drawn, k=manifest["count"]))
         assert_same_top10(page_hits(page), cli_top10(index, drawn), scores)
         SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "search-page.png"), full_page=False)
+        page.locator("#semi3-search").screenshot(path=str(SHOTS / "search-page.png"))
 
         timings = page.evaluate("""async () => {
             for (let i = 0; i < 7; i += 1) await semi3Search.searchCanvas();
