@@ -3,7 +3,9 @@ no downloaded browser): the stand-in book of tests/test_site.py built with the s
 checkpoint's export; every answer is compared with ``semi3 search`` on the same checkpoint.
 
 Measured here and written to ``_build/screenshots/search-page.json``: the search latency in
-the browser (preprocessing, ONNX inference and ranking) and the page's total download."""
+the browser (preprocessing, ONNX inference and ranking) and the page's total download. With
+``SEMI3_SEARCH_EXPORT=DIR`` (e.g. ``_build/search-export`` after ``make book``) the tests run
+on that export instead of the smoke checkpoint's, to measure the book's own model."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import contextlib
 import functools
 import io
 import json
+import os
 import shutil
 import statistics
 import threading
@@ -48,11 +51,17 @@ def serve(folder: Path):
 
 
 @pytest.fixture(scope="module")
-def search_site(tmp_path_factory, search_export) -> Path:
+def export_dir(request) -> Path:
+    chosen = os.environ.get("SEMI3_SEARCH_EXPORT")
+    return Path(chosen).resolve() if chosen else request.getfixturevalue("search_export")
+
+
+@pytest.fixture(scope="module")
+def search_site(tmp_path_factory, export_dir) -> Path:
     _require_tools()
     require_chromium()
     project = write_standin_project(tmp_path_factory.mktemp("search-book") / "book")
-    shutil.copytree(search_export, project / "_build" / "search-export")
+    shutil.copytree(export_dir, project / "_build" / "search-export")
     return build_site(project, strict=True)
 
 
@@ -107,7 +116,8 @@ HOUSE = [[(60, 200), (60, 110), (128, 50), (196, 110), (196, 200), (60, 200)],
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_search_page_answers_an_uploaded_sketch_and_a_drawing_with_the_cli_top10(site_url, search_export, tmp_path):
+def test_search_page_answers_an_uploaded_sketch_and_a_drawing_with_the_cli_top10(site_url, export_dir, tmp_path):
+    search_export = export_dir
     index = search_export / "index.npz"
     manifest = json.loads((search_export / "manifest.json").read_text())
     sketch = next((search_export / "examples").glob("*.png"))
@@ -119,7 +129,9 @@ def test_search_page_answers_an_uploaded_sketch_and_a_drawing_with_the_cli_top10
         page.set_input_files(".semi3-upload", str(sketch))
         page.wait_for_selector("#semi3-search[data-state='done']", timeout=60_000)
         scores = dict(cli_top10(index, sketch, k=manifest["count"]))
-        assert_same_top10(page_hits(page), cli_top10(index, sketch), scores)
+        cli = cli_top10(index, sketch)
+        assert_same_top10(page_hits(page), cli, scores)
+        exact = [[n for n, _ in page_hits(page)] == [n for n, _ in cli]]
 
         page.click(".semi3-clear")
         draw(page, HOUSE)
@@ -127,7 +139,9 @@ def test_search_page_answers_an_uploaded_sketch_and_a_drawing_with_the_cli_top10
         drawn = tmp_path / "drawn.png"
         drawn.write_bytes(base64.b64decode(page.evaluate("semi3Search.exportPNG()").split(",", 1)[1]))
         scores = dict(cli_top10(index, drawn, k=manifest["count"]))
-        assert_same_top10(page_hits(page), cli_top10(index, drawn), scores)
+        cli = cli_top10(index, drawn)
+        assert_same_top10(page_hits(page), cli, scores)
+        exact.append([n for n, _ in page_hits(page)] == [n for n, _ in cli])
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.locator("#semi3-search").screenshot(path=str(SHOTS / "search-page.png"))
 
@@ -136,7 +150,8 @@ def test_search_page_answers_an_uploaded_sketch_and_a_drawing_with_the_cli_top10
             return semi3Search.timings.slice(-7);
         }""")
     latency = statistics.median(timings)
-    record = {"search_ms_median": round(latency, 1), "search_ms": [round(t, 1) for t in timings],
+    record = {"export": str(export_dir), "photos": manifest["count"], "same_order_as_cli": exact,
+              "search_ms_median": round(latency, 1), "search_ms": [round(t, 1) for t in timings],
               "download_bytes": loaded, "files": sorted(downloads, key=lambda d: -d[1])[:6]}
     (SHOTS / "search-page.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"search page: {latency:.0f} ms per search (median of 7), {loaded / 1e6:.1f} MB downloaded")
