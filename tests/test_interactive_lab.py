@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import jupytext
 import pytest
 
 from semi3lib.interactive import find_project_root, use_project_root
@@ -160,7 +161,16 @@ def test_lab_opens_a_py_notebook_as_a_notebook_and_runs_its_first_cells(lab_proj
         shots = REPO / "_build" / "screenshots"
         shots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shots / "lab-01_data.png"))
-    assert (project / "notebooks" / "01_data.py").read_text() == source_before
+        source = project / "notebooks" / "01_data.py"
+        before = source.stat().st_mtime_ns
+        page.keyboard.press("Control+s")  # saving writes the .py (jupytext), nothing else
+        deadline = time.monotonic() + 30
+        while source.stat().st_mtime_ns == before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert source.stat().st_mtime_ns != before, "Ctrl+S did not save the notebook"
+    saved = jupytext.read(project / "notebooks" / "01_data.py")
+    original = jupytext.reads(source_before, fmt="py:percent")
+    assert [c.source for c in saved.cells] == [c.source for c in original.cells]
     assert not list((project / "notebooks").glob("*.ipynb"))
 
 
