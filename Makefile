@@ -1,24 +1,30 @@
 # Two commands for a fresh machine (Python 3.11): `make book` runs the main job,
 # `make test` runs every test. Both create the virtual environment first if missing.
+# `make lab` opens JupyterLab on the notebooks (the .py files open as notebooks).
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROFILE ?= cpu
 
-.PHONY: env book test clean-book
+.PHONY: env book lab test clean-book
 
-$(STAMP): pyproject.toml tools/install_env.py
+$(STAMP): pyproject.toml tools/install_env.py semi3lib/interactive/jupyterlab-overrides.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python tools/install_env.py
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (semi3)" >/dev/null
+	$(BIN)/python -m semi3lib.interactive.lab --install-settings
 	touch $(STAMP)
 
 env: $(STAMP)
 
 book: env
 	$(BIN)/semi3 book run --profile $(PROFILE)
+	$(BIN)/semi3 export --profile $(PROFILE) --out _build/search-export --quiet
 	$(BIN)/python -m semi3lib.site $(if $(SITE_TEMPLATE),--template $(SITE_TEMPLATE))
+
+lab: env
+	$(BIN)/python -m semi3lib.interactive.lab $(LAB_ARGS)
 
 test: env
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

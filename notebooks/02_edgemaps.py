@@ -39,6 +39,10 @@ results_dir = "results/book/cpu"
 figures_dir = "figures"
 
 # %% tags=["hide-input"]
+from semi3lib.interactive import use_project_root
+
+use_project_root()  # JupyterLab starts kernels in notebooks/; every path here is from the root
+
 import numpy as np
 
 from semi3lib import book, viz

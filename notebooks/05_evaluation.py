@@ -48,6 +48,10 @@ results_dir = "results/book/cpu"
 figures_dir = "figures"
 
 # %% tags=["hide-input"]
+from semi3lib.interactive import use_project_root
+
+use_project_root()  # JupyterLab starts kernels in notebooks/; every path here is from the root
+
 from pathlib import Path
 
 import numpy as np
@@ -239,6 +243,21 @@ fig = viz.retrieval_grid([load_image(s.path, "L") for s in sketches], photos, co
                          query_labels=[f"{s.category}\nAP {ap[p]:.2f}" for s, p in zip(sketches, picks)], scores=scores)
 path = viz.save_figure(fig, "05_retrieval_grid", figures_dir)
 
+# %% [markdown]
+# ## Ask the model: draw to search
+#
+# The rankings above are fixed; this widget asks the trained model a question of your own.
+# Draw a sketch with the mouse on its canvas (each stroke is searched as soon as you lift the
+# pen), upload a sketch, or pick one of the query sketches: the top ten gallery photos appear
+# beside it with their category and cosine similarity, ranked by the same embeddings as the
+# table above. It needs a live kernel (JupyterLab: `make lab`); the rendered book has the same
+# search, run in the browser, on its "Interactive" page.
+
+# %%
+from semi3lib.interactive.widget import SketchSearch
+
+SketchSearch.from_trained(model, cfg, data, first["gallery"])
+
 # %% tags=["remove-cell"]
 results_path = book.write_results(results_dir, "05_evaluation", {
     "checkpoint": str(checkpoint),
@@ -264,3 +283,4 @@ print(f"wrote {results_path}")
 #   backbone and resolution.
 # - The precision-recall curves and the example rankings show where the trained model's
 #   ranking stands between chance and a perfect one, and what its mistakes look like.
+# - The draw-to-search widget puts the same model and gallery to any sketch a reader draws.

@@ -34,6 +34,10 @@ results_dir = "results/book/cpu"
 figures_dir = "figures"
 
 # %% tags=["hide-input"]
+from semi3lib.interactive import use_project_root
+
+use_project_root()  # JupyterLab starts kernels in notebooks/; every path here is from the root
+
 from semi3lib import book, viz
 from semi3lib.reporting import reader_table
 from semi3lib.benchmark_results import (edges_table, load_benchmarks, machines_table, missing_benchmarks,

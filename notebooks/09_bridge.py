@@ -50,6 +50,10 @@ figures_dir = "figures"
 metric = "mAP@all"
 
 # %% tags=["hide-input"]
+from semi3lib.interactive import use_project_root
+
+use_project_root()  # JupyterLab starts kernels in notebooks/; every path here is from the root
+
 import json
 
 from semi3lib import book, bridge, viz

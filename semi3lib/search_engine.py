@@ -35,31 +35,25 @@ def find_images(folder: str | Path) -> list[Path]:
 
 
 @torch.no_grad()
-def index_photo_folder(checkpoint: str | Path, photos: str | Path, out: str | Path, device: str = "auto",
-                       batch_size: int = 32, progress: bool = True, overwrite: bool = False) -> RetrievalIndex:
-    """Embed every readable image under ``photos`` (each with its own edgemap, as in
-    training) and write the index to ``out``. Unreadable files are skipped and counted.
-
-    ``out`` is checked first: it may not be a folder, the checkpoint or an image under
-    ``photos``, nor (unless ``overwrite``) an existing file."""
-    images = find_images(photos)
-    check_output_file(out, inputs=[checkpoint, *images], overwrite=overwrite, what="index")
-    dev = select_device(device)
-    model, cfg, _ = load_model(checkpoint, dev)
+def embed_photo_files(model, cfg, paths: list[Path], device: torch.device, batch_size: int = 32,
+                      progress: bool = True) -> tuple[np.ndarray, list[str], int]:
+    """Embed photo files (each with its own edgemap, as in training): ``(N, D)`` float32
+    embeddings, the N resolved paths embedded, and how many files were unreadable (skipped,
+    with a warning)."""
     size, method = cfg.data.image_size, cfg.data.edge_method
-    paths, embeds, skipped = [], [], 0
+    kept, embeds, skipped = [], [], 0
     batch_photos, batch_edges, batch_paths = [], [], []
 
     def flush() -> None:
         if not batch_paths:
             return
-        photo = torch.stack(batch_photos).to(dev)
-        edge = torch.stack(batch_edges).to(dev) if cfg.model.edge_branch else None
+        photo = torch.stack(batch_photos).to(device)
+        edge = torch.stack(batch_edges).to(device) if cfg.model.edge_branch else None
         embeds.append(model.embed_photo(photo, edge).float().cpu())
-        paths.extend(batch_paths)
+        kept.extend(batch_paths)
         batch_photos.clear(), batch_edges.clear(), batch_paths.clear()
 
-    for path in tqdm(images, desc="index photos", disable=not progress, dynamic_ncols=True):
+    for path in tqdm(paths, desc="index photos", disable=not progress, dynamic_ncols=True):
         try:
             image = load_image(path, "RGB")
         except UnreadableImageError as err:
@@ -73,12 +67,29 @@ def index_photo_folder(checkpoint: str | Path, photos: str | Path, out: str | Pa
         if len(batch_paths) == batch_size:
             flush()
     flush()
+    dim = cfg.model.embed_dim
+    matrix = torch.cat(embeds).numpy().astype(np.float32) if embeds else np.zeros((0, dim), np.float32)
+    return matrix, kept, skipped
+
+
+@torch.no_grad()
+def index_photo_folder(checkpoint: str | Path, photos: str | Path, out: str | Path, device: str = "auto",
+                       batch_size: int = 32, progress: bool = True, overwrite: bool = False) -> RetrievalIndex:
+    """Embed every readable image under ``photos`` (each with its own edgemap, as in
+    training) and write the index to ``out``. Unreadable files are skipped and counted.
+
+    ``out`` is checked first: it may not be a folder, the checkpoint or an image under
+    ``photos``, nor (unless ``overwrite``) an existing file."""
+    images = find_images(photos)
+    check_output_file(out, inputs=[checkpoint, *images], overwrite=overwrite, what="index")
+    dev = select_device(device)
+    model, cfg, _ = load_model(checkpoint, dev)
+    embeddings, paths, skipped = embed_photo_files(model, cfg, images, dev, batch_size, progress)
     if not paths:
         raise ValueError(f"no readable images under {photos} ({skipped} unreadable)")
     identity = model_identity(model, cfg)
     identity.update(checkpoint=str(Path(checkpoint).resolve()), skipped=skipped)
-    index = RetrievalIndex(embeddings=torch.cat(embeds).numpy().astype(np.float32), paths=paths,
-                           model_identity=identity)
+    index = RetrievalIndex(embeddings=embeddings, paths=paths, model_identity=identity)
     save_index(index, out)
     return index
 

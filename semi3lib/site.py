@@ -237,6 +237,9 @@ def build_site(root: str | os.PathLike = ".", strict: bool = True, template: str
         detail = "\n  - ".join(problems) if problems else output[-4000:]
         verdict = f"failed (exit {result.returncode})" if result.returncode else "reported problems (strict build)"
         raise SiteBuildError(f"`{' '.join(command)}` {verdict} in {root}:\n  - {detail}")
+    from semi3lib.interactive.site_assets import install_search_page
+
+    install_search_page(root / "_build" / "html", root / "_build" / "search-export")
     missing = check_site(root)
     if missing:
         raise SiteBuildError(

@@ -47,3 +47,14 @@ def smoke_run(sketchy_mini_root, tmp_path_factory) -> Path:
                        f"train.out_dir={out / 'run'}"])
     train(cfg, progress=False)
     return out / "run"
+
+
+@pytest.fixture(scope="session")
+def search_export(smoke_run, tmp_path_factory) -> Path:
+    """``semi3 export`` of the smoke checkpoint: ONNX sketch encoder, float16 gallery,
+    thumbnails, examples and index.npz; its folder."""
+    from semi3lib.interactive.export import export_search
+
+    out = tmp_path_factory.mktemp("search-export")
+    export_search(smoke_run / "last.pt", out, progress=False)
+    return out

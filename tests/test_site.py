@@ -48,8 +48,8 @@ NOTEBOOK_TITLES = {
     "08_benchmarks": "Performance: how fast the pieces run",
     "09_bridge": "Where the bridge should help",
 }
-MARKDOWN_PAGES = {"/": "Introduction", "/reproduce/": "Reproduce", "/results/": "Results",
-                  "/paper-vs-book/": "Paper vs. this book"}
+MARKDOWN_PAGES = {"/": "Introduction", "/reproduce/": "Reproduce", "/interactive/": "Interactive",
+                  "/results/": "Results", "/paper-vs-book/": "Paper vs. this book"}
 RESULTS_ROWS = ["imagenet-features", "two-branch-ce", "no-coattention", "two-branch-ce-label-smoothing"]
 WIDTHS = (1400, 390)  # a laptop and a phone
 
@@ -232,8 +232,8 @@ def site(standin_project) -> Path:
 # ---- the build ---------------------------------------------------------------------------------
 def test_myst_yml_lists_the_notebooks_in_order_between_intro_and_results():
     files = toc_files(read_config(REPO))
-    assert files[:2] == ["book/intro.md", "book/reproduce.md"]
-    assert files[2:-2] == [f"_build/executed/{name}.ipynb" for name in NOTEBOOK_TITLES]
+    assert files[:3] == ["book/intro.md", "book/reproduce.md", "book/interactive.md"]
+    assert files[3:-2] == [f"_build/executed/{name}.ipynb" for name in NOTEBOOK_TITLES]
     assert files[-2:] == ["book/results.md", "book/paper-vs-book.md"]
 
 
@@ -260,8 +260,8 @@ def test_strict_build_fails_on_a_broken_cross_reference(standin_project, tmp_pat
 
 def test_built_site_has_every_page_and_figure(site):
     assert check_site(site.parents[1]) == []
-    for slug in ["reproduce", "data", "edgemaps", "model", "training", "evaluation", "coattention",
-                 "embeddings", "results", "paper-vs-book"]:
+    for slug in ["reproduce", "interactive", "data", "edgemaps", "model", "training", "evaluation", "coattention",
+                 "embeddings", "bridge", "results", "paper-vs-book"]:
         assert (site / slug / "index.html").is_file(), slug
     assert len(list((site / "build").glob("*.png"))) == 2
     assert (site / "_static" / "katex" / "katex.min.css").is_file()
@@ -439,7 +439,7 @@ def navigation_titles(page: str) -> list[str]:
 @pytest.mark.parametrize("path", ["/", "/evaluation/", "/results/"])
 def test_navigation_lists_every_chapter(chromium, served, path):
     titles = navigation_titles(dom(chromium, served + path))
-    expected = ["Introduction", "Reproduce", *NOTEBOOK_TITLES.values(), "Results", "Paper vs. this book"]
+    expected = ["Introduction", "Reproduce", "Interactive", *NOTEBOOK_TITLES.values(), "Results", "Paper vs. this book"]
     assert titles == expected
 
 
@@ -484,7 +484,7 @@ def test_cross_references_link_to_their_targets(chromium, served):
         assert f'id="{target}"' in page
 
 
-ALL_PAGES = ["/", "/reproduce/", *(f"/{slug}/" for slug in ("data", "edgemaps", "model", "training", "evaluation",
+ALL_PAGES = ["/", "/reproduce/", "/interactive/", *(f"/{slug}/" for slug in ("data", "edgemaps", "model", "training", "evaluation",
                                                             "coattention", "embeddings", "benchmarks",
                                                             "bridge")),
              "/results/", "/paper-vs-book/"]

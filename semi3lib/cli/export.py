@@ -1,0 +1,46 @@
+"""``semi3 export``: the trained sketch encoder (ONNX), the gallery's embeddings (float16) and
+thumbnails, for the book's in-browser search page (see semi3lib/interactive/export.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from semi3lib.cli import UserError
+
+
+def book_checkpoint(profile: str, root: str | Path = ".") -> Path:
+    """The checkpoint the book's chapters read under ``profile`` (its ``checkpoint`` parameter)."""
+    from semi3lib import book
+
+    values = book.load_profile(profile, root)
+    if "checkpoint" in values["__common__"]:
+        return Path(values["__common__"]["checkpoint"])
+    source = Path(root) / book.NOTEBOOK_DIR / "05_evaluation.py"
+    import jupytext
+
+    return Path(book.parse_parameters(book.parameters_cell(jupytext.read(source)).source)["checkpoint"])
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from semi3lib.interactive.export import export_search
+
+    if bool(args.checkpoint) == bool(args.profile):
+        raise UserError("give --checkpoint CKPT or --profile smoke|cpu|full (the book's checkpoint)")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else book_checkpoint(args.profile)
+    manifest = export_search(checkpoint, args.out, progress=not args.quiet)
+    print(json.dumps({"out": str(args.out), "checkpoint": str(checkpoint), "photos": manifest["count"],
+                      "encoder_bytes": manifest["encoder"]["bytes"],
+                      "onnx_vs_pytorch_max_abs_diff": manifest["encoder"]["max_abs_diff_vs_pytorch"],
+                      "seconds": manifest["seconds"]}))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("export", help="ONNX sketch encoder + gallery for the book's in-browser search page")
+    p.add_argument("--checkpoint", help="a checkpoint written by semi3 train (last.pt / best.pt)")
+    p.add_argument("--profile", help="export the checkpoint the book's chapters read with this profile")
+    p.add_argument("--out", required=True, help="folder to write (the site build copies _build/search-export)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_export)

@@ -1,0 +1,69 @@
+"""The search page's files in the built site: ``_build/html/search-app/``.
+
+- the page's code (``web/search.mjs``, ``web/preprocess.mjs``, ``web/search.css``);
+- onnxruntime-web's WebAssembly runtime, from the npm packages locked in ``web/`` (installed
+  with ``npm ci`` when missing; never a CDN), the ``.wasm`` gzipped (the page inflates it with
+  the browser's DecompressionStream, so a static server without compression sends 3.5 MB,
+  not 15);
+- the export of ``semi3 export`` (``_build/search-export`` by default): manifest, encoder
+  (gzipped), float16 gallery, thumbnails, example sketches. Without one the page says how to
+  make it.
+
+mystmd keeps a page's ``<div id="semi3-search">`` but drops ``<script>`` and ``<link>``
+elements, so the page's script and stylesheet are added to the built pages that hold that div.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+WEB_DIR = Path(__file__).with_name("web")
+APP_DIR = "search-app"
+DEFAULT_EXPORT = Path("_build") / "search-export"
+MOUNT = 'id="semi3-search"'
+PAGE_TAGS = (f'<link rel="stylesheet" href="/{APP_DIR}/search.css">\n'
+             f'<script type="module" src="/{APP_DIR}/search.mjs"></script>\n')
+PAGE_FILES = ("search.mjs", "preprocess.mjs", "search.css")
+ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs")
+ORT_WASM = "ort-wasm-simd-threaded.wasm"
+
+
+def _gzip(source: Path, dest: Path) -> None:
+    # mtime=0: the same input gives the same bytes, whatever the build's time.
+    with source.open("rb") as fin, gzip.GzipFile(dest, "wb", compresslevel=9, mtime=0) as fout:
+        shutil.copyfileobj(fin, fout)
+
+
+def install_search_page(html_dir: str | Path, export_dir: str | Path | None = DEFAULT_EXPORT) -> Path:
+    """Copy the search page's code, runtime and (if present) model into ``html_dir``."""
+    from semi3lib.site import ensure_template_installed
+
+    ensure_template_installed(WEB_DIR)
+    app = Path(html_dir) / APP_DIR
+    shutil.rmtree(app, ignore_errors=True)
+    (app / "ort").mkdir(parents=True)
+    for name in PAGE_FILES:
+        shutil.copy2(WEB_DIR / name, app / name)
+    dist = WEB_DIR / "node_modules" / "onnxruntime-web" / "dist"
+    for name in ORT_FILES:
+        shutil.copy2(dist / name, app / "ort" / name)
+    _gzip(dist / ORT_WASM, app / "ort" / f"{ORT_WASM}.gz")
+    for page in Path(html_dir).rglob("*.html"):
+        text = page.read_text()
+        if MOUNT in text and PAGE_TAGS not in text:
+            page.write_text(text.replace("</body>", PAGE_TAGS + "</body>", 1))
+    export = Path(export_dir) if export_dir is not None else None
+    if export is not None and (export / "manifest.json").is_file():
+        import json
+
+        manifest = json.loads((export / "manifest.json").read_text())
+        model = app / "model"
+        model.mkdir()
+        shutil.copy2(export / "manifest.json", model / "manifest.json")
+        _gzip(export / manifest["encoder"]["file"], model / f"{manifest['encoder']['file']}.gz")
+        shutil.copy2(export / manifest["gallery"]["file"], model / manifest["gallery"]["file"])
+        for folder in ("thumbs", "examples"):
+            shutil.copytree(export / folder, model / folder)
+    return app

@@ -1,0 +1,227 @@
+"""Draw-to-search in a notebook: :class:`SketchSearch`, an anywidget (plain ES module, no build
+step, works in JupyterLab, Notebook 7 and VS Code) whose Python side runs the trained PyTorch
+checkpoint. anywidget rather than ipycanvas: the drawing needs no round trip per stroke (the
+canvas lives in the browser and sends one PNG when a stroke ends, debounced), and the whole
+front end is one small file in the package (``web/widget.mjs``).
+
+Three ways in: draw with the mouse (``sketch``), upload a sketch file (``upload``) or pick one
+of the checkpoint's query sketches (``pick``). Each answer is the top-k gallery photos with
+their category and score (``results``), or a message (``message``, ``error``): bad input never
+raises in the cell. The search is the same as ``semi3 search``: the sketch is prepared by
+:func:`semi3lib.data.transforms.image_to_tensor` from a greyscale image.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import anywidget
+import numpy as np
+import traitlets
+
+WEB_DIR = Path(__file__).with_name("web")
+THUMB_SIZE = 96
+EXAMPLES = 12
+
+
+@dataclass
+class Hit:
+    path: str
+    category: str
+    score: float
+
+
+class SketchSearcher:
+    """The PyTorch side: a trained model and its gallery, ``(N, D)`` L2-normalised embeddings."""
+
+    def __init__(self, model: Any, cfg: Any, gallery: np.ndarray, paths: Sequence[str | Path],
+                 categories: Sequence[str], examples: Sequence[tuple[str, Path]] = ()) -> None:
+        from semi3lib.retrieval import RetrievalIndex
+        from semi3lib.training import model_identity
+
+        self.model, self.cfg = model, cfg
+        self.index = RetrievalIndex(embeddings=gallery, paths=[str(p) for p in paths],
+                                    model_identity=model_identity(model, cfg), labels=list(categories))
+        self.examples = list(examples)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, index: str | Path | None = None,
+                        progress: bool = False) -> "SketchSearcher":
+        """The checkpoint and the gallery it was scored on: from ``index`` (``semi3 index`` or
+        ``semi3 export``'s ``index.npz``; refused when another model made it), else embedded now."""
+        from semi3lib.evaluation import load_trained
+        from semi3lib.retrieval import check_compatible, load_index
+        from semi3lib.search_engine import embed_photo_files
+        from semi3lib.training import model_identity
+
+        model, cfg, _, data = load_trained(checkpoint, "cpu")
+        queries = [data.index.sketches[i] for i in data.split.query]
+        examples = [(s.category, s.path) for s in queries[::max(1, len(queries) // EXAMPLES)][:EXAMPLES]]
+        if index is not None:
+            built = load_index(index)
+            check_compatible(built, model_identity(model, cfg))
+            labels = built.labels or [Path(p).parent.name for p in built.paths]
+            return cls(model, cfg, built.embeddings, built.paths, labels, examples)
+        photos = [data.index.photos[j] for j in data.split.gallery]
+        gallery, paths, _ = embed_photo_files(model, cfg, [p.path for p in photos], "cpu", progress=progress)
+        by_path = {str(Path(p.path).resolve()): p.category for p in photos}
+        return cls(model, cfg, gallery, paths, [by_path[p] for p in paths], examples)
+
+    @classmethod
+    def from_trained(cls, model: Any, cfg: Any, data: Any, gallery: np.ndarray) -> "SketchSearcher":
+        """From what a notebook already holds: the model, its experiment data and the gallery's
+        embeddings in ``data.split.gallery`` order (e.g. ``embed_split(...)["gallery"]``)."""
+        photos = [data.index.photos[j] for j in data.split.gallery]
+        queries = [data.index.sketches[i] for i in data.split.query]
+        examples = [(s.category, s.path) for s in queries[::max(1, len(queries) // EXAMPLES)][:EXAMPLES]]
+        return cls(model, cfg, gallery, [p.path for p in photos], [p.category for p in photos], examples)
+
+    def search(self, image: Any, k: int = 10) -> list[Hit]:
+        """Top-``k`` photos for a greyscale PIL sketch (any size)."""
+        import torch
+
+        from semi3lib.data.transforms import image_to_tensor
+        from semi3lib.retrieval import search_arrays
+
+        with torch.no_grad():
+            query = self.model.embed_sketch(image_to_tensor(image, self.cfg.data.image_size).unsqueeze(0))
+        scores, top = search_arrays(self.index.embeddings, query.float().numpy(), k)
+        return [Hit(self.index.paths[j], self.index.labels[j], float(s)) for j, s in zip(top[0], scores[0])]
+
+
+class InputError(ValueError):
+    """A sketch that cannot be searched with: the message is shown in the widget."""
+
+
+def decode_sketch(payload: str | bytes, what: str, blank: str | None = None) -> Any:
+    """A data URL or raw bytes -> greyscale PIL image (as ``semi3 search`` reads a file);
+    :class:`InputError` for a non-image or a blank image."""
+    from semi3lib.data.images import load_image
+
+    if isinstance(payload, str):
+        payload = base64.b64decode(payload.split(",", 1)[1] if payload.startswith("data:") else payload)
+    try:
+        image = load_image(io.BytesIO(payload), "L")
+    except Exception:  # noqa: BLE001 (whatever fails to decode, the answer is the same)
+        raise InputError(f"{what} is not an image that can be read: upload a PNG or JPEG sketch.") from None
+    extrema = image.getextrema()
+    if extrema[0] == extrema[1]:
+        raise InputError(blank or f"{what} is blank (one colour everywhere): there is no sketch in it.")
+    return image
+
+
+def _data_url(image: Any, fmt: str = "JPEG") -> str:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, quality=82) if fmt == "JPEG" else image.save(buf, format=fmt)
+    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class SketchSearch(anywidget.AnyWidget):
+    """A canvas to draw on, an upload button and a list of query sketches; beside them the
+    top-k gallery photos with category and score. ``SketchSearch.from_checkpoint(path)``."""
+
+    _esm = WEB_DIR / "widget.mjs"
+    sketch = traitlets.Unicode("").tag(sync=True)  # the canvas as a PNG data URL, sent per stroke
+    upload = traitlets.Unicode("").tag(sync=True)  # an uploaded file as a data URL
+    upload_name = traitlets.Unicode("").tag(sync=True)
+    pick = traitlets.Int(-1).tag(sync=True)  # index into ``examples``
+    examples = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    shown = traitlets.Unicode("").tag(sync=True)  # a picked or uploaded sketch, for the canvas
+    results = traitlets.List(traitlets.Dict()).tag(sync=True)
+    message = traitlets.Unicode("").tag(sync=True)
+    error = traitlets.Bool(False).tag(sync=True)
+    k = traitlets.Int(10).tag(sync=True)
+
+    def __init__(self, searcher: SketchSearcher | None = None, message: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.searcher = searcher
+        self._thumbs: dict[str, str] = {}
+        if searcher is None:
+            self.message, self.error = message or "No model to search with.", True
+        else:
+            self.examples = [f"{i + 1}. {category}" for i, (category, _) in enumerate(searcher.examples)]
+            self.message = (f"Draw a sketch, upload one or pick one: {len(searcher.index)} photos of "
+                            f"{len(set(searcher.index.labels))} categories.")
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, index: str | Path | None = None, **kwargs: Any) -> "SketchSearch":
+        """The widget for a checkpoint (see :meth:`SketchSearcher.from_checkpoint`); a missing
+        checkpoint or a mismatched index becomes the widget's message, not an exception."""
+        from semi3lib.paths import DatasetNotFoundError
+        from semi3lib.retrieval import IndexCompatibilityError, IndexFormatError
+
+        try:
+            return cls(SketchSearcher.from_checkpoint(checkpoint, index), **kwargs)
+        except DatasetNotFoundError as err:
+            return cls(None, f"The gallery's photos are read from the dataset: {err}", **kwargs)
+        except FileNotFoundError as err:
+            return cls(None, f"{err}. Train one first: `make book`, or `semi3 train --config "
+                             f"configs/sketchy-mini-cpu.yaml`.", **kwargs)
+        except (IndexCompatibilityError, IndexFormatError) as err:
+            return cls(None, f"The gallery index {index} does not belong to {checkpoint}: {err}", **kwargs)
+
+    @classmethod
+    def from_trained(cls, model: Any, cfg: Any, data: Any, gallery: np.ndarray, **kwargs: Any) -> "SketchSearch":
+        return cls(SketchSearcher.from_trained(model, cfg, data, gallery), **kwargs)
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        # What a static page (the rendered book) shows in place of the live widget.
+        data["text/html"] = ("<p><em>A draw-to-search widget: run this notebook in JupyterLab "
+                             "(<code>make lab</code>) to draw into it. The book's own search page "
+                             "runs the same model in the browser: <a href=\"/interactive/\">Interactive</a>.</em></p>")
+        return bundle
+
+    # -- answers ---------------------------------------------------------------------------
+
+    @traitlets.observe("sketch")
+    def _on_sketch(self, change: dict) -> None:
+        if change["new"]:
+            self._answer(lambda: decode_sketch(change["new"], "The canvas", "The canvas is empty: draw a sketch first."))
+
+    @traitlets.observe("upload")
+    def _on_upload(self, change: dict) -> None:
+        if change["new"]:
+            name = self.upload_name or "the uploaded file"
+            self._answer(lambda: self._show(decode_sketch(change["new"], name)))
+
+    @traitlets.observe("pick")
+    def _on_pick(self, change: dict) -> None:
+        if self.searcher is not None and 0 <= change["new"] < len(self.searcher.examples):
+            from semi3lib.data.images import load_image
+
+            path = self.searcher.examples[change["new"]][1]
+            self._answer(lambda: self._show(load_image(path, "L")))
+
+    def _show(self, image: Any) -> Any:
+        self.shown = _data_url(image, "PNG")
+        return image
+
+    def _answer(self, make_image: Any) -> None:
+        """Search with the image ``make_image()`` returns; every failure becomes the message."""
+        if self.searcher is None:
+            return
+        try:
+            hits = self.searcher.search(make_image(), self.k)
+        except InputError as err:
+            self.results, self.message, self.error = [], str(err), True
+            return
+        except Exception as err:  # noqa: BLE001 (the widget's contract: a message, never a traceback)
+            self.results, self.message, self.error = [], f"The search failed: {type(err).__name__}: {err}", True
+            return
+        self.results = [{"rank": i + 1, "category": h.category, "score": round(h.score, 4),
+                         "name": Path(h.path).name, "thumb": self._thumb(h.path)} for i, h in enumerate(hits)]
+        self.message, self.error = f"Top {len(hits)} of {len(self.searcher.index)} photos.", False
+
+    def _thumb(self, path: str) -> str:
+        if path not in self._thumbs:
+            from semi3lib.data.images import load_image
+            from semi3lib.data.transforms import resize_center_crop
+
+            self._thumbs[path] = _data_url(resize_center_crop(load_image(path, "RGB"), THUMB_SIZE))
+        return self._thumbs[path]

@@ -1,0 +1,110 @@
+"""``semi3 export`` and the page's preprocessing: the ONNX sketch encoder agrees with PyTorch,
+the float16 gallery is the index's, and ``web/preprocess.mjs`` (run by node) prepares a sketch
+exactly as ``semi3 search`` does (Pillow), bit for bit."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from semi3lib.cli import main as semi3
+from semi3lib.evaluation import load_trained
+from semi3lib.interactive.export import onnx_embed, sketch_tensor
+from semi3lib.interactive.site_assets import WEB_DIR
+from semi3lib.retrieval import load_index
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+PROBE = """
+import fs from 'node:fs';
+const [mod, input, output] = process.argv.slice(2);
+const { sketchTensor } = await import(mod);
+const buf = fs.readFileSync(input);
+const [w, h, size] = [buf.readUInt32LE(0), buf.readUInt32LE(4), buf.readUInt32LE(8)];
+const t = sketchTensor(new Uint8Array(buf.buffer, buf.byteOffset + 12, w * h * 4), w, h, size);
+fs.writeFileSync(output, Buffer.from(t.buffer));
+"""
+
+
+@pytest.mark.data
+def test_onnx_sketch_embeddings_agree_with_pytorch_on_20_real_sketches(smoke_run, search_export):
+    model, cfg, _, data = load_trained(smoke_run / "last.pt", "cpu")
+    queries = [data.index.sketches[i] for i in data.split.query]
+    sketches = torch.stack([sketch_tensor(queries[i].path, cfg.data.image_size)
+                            for i in np.linspace(0, len(queries) - 1, 20).astype(int)])
+    with torch.no_grad():
+        expected = model.embed_sketch(sketches).numpy()
+    got = onnx_embed(search_export / "sketch_encoder.onnx", sketches.numpy())
+    assert got.shape == expected.shape == (20, cfg.model.embed_dim)
+    assert np.abs(got - expected).max() < 1e-4
+    manifest = json.loads((search_export / "manifest.json").read_text())
+    assert manifest["encoder"]["max_abs_diff_vs_pytorch"] < 1e-4 and manifest["encoder"]["parity_sketches"] == 20
+
+
+@pytest.mark.data
+def test_export_gallery_is_the_checkpoints_gallery_in_float16(smoke_run, search_export):
+    _, _, _, data = load_trained(smoke_run / "last.pt", "cpu")
+    manifest = json.loads((search_export / "manifest.json").read_text())
+    index = load_index(search_export / "index.npz")
+    assert manifest["count"] == len(index) == len(data.split.gallery)
+    gallery = np.fromfile(search_export / "gallery.f16", dtype="<f2").reshape(manifest["count"], manifest["embed_dim"])
+    np.testing.assert_array_equal(gallery, index.embeddings.astype(np.float16))
+    assert [manifest["categories"][p["category"]] for p in manifest["photos"]] == index.labels
+    assert [p["name"] for p in manifest["photos"]] == [os.path.basename(p) for p in index.paths]
+    thumbs = sorted((search_export / "thumbs").glob("*.jpg"))
+    assert len(thumbs) == manifest["count"] and Image.open(thumbs[0]).size == (96, 96)
+    assert manifest["examples"] and all((search_export / e["file"]).is_file() for e in manifest["examples"])
+
+
+def test_semi3_export_needs_a_checkpoint_or_a_profile(capsys, tmp_path):
+    assert semi3(["export", "--out", str(tmp_path)]) == 2
+    assert "--checkpoint" in capsys.readouterr().err
+    assert semi3(["export", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path)]) == 2
+    assert "make book" in capsys.readouterr().err
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    if node is None:
+        if IN_CI:
+            pytest.fail("node is required in CI (it also builds the book)")
+        pytest.skip("node is not installed")
+    return node
+
+
+def _js_tensor(node: str, rgba: np.ndarray, size: int, tmp_path) -> np.ndarray:
+    probe = tmp_path / "probe.mjs"
+    probe.write_text(PROBE)
+    h, w = rgba.shape[:2]
+    (tmp_path / "in.bin").write_bytes(struct.pack("<III", w, h, size) + rgba.tobytes())
+    subprocess.run([node, str(probe), str(WEB_DIR / "preprocess.mjs"), str(tmp_path / "in.bin"),
+                    str(tmp_path / "out.bin")], check=True, timeout=60)
+    return np.fromfile(tmp_path / "out.bin", dtype=np.float32).reshape(3, size, size)
+
+
+@pytest.mark.data
+def test_page_preprocessing_is_pillows_bit_for_bit(sketchy_mini_root, tmp_path):
+    node = _node()
+    sketches = sorted((sketchy_mini_root / "sketch").rglob("*.png"))[::211][:6]
+    rng = np.random.default_rng(0)
+    synthetic = []
+    for w, h in [(37, 53), (300, 200), (129, 128), (64, 64), (511, 300)]:
+        rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+        rgba[..., 3][rgba[..., 3] < 60] = 0  # transparent, opaque and half-transparent pixels
+        rgba[..., 3][rgba[..., 3] > 200] = 255
+        path = tmp_path / f"synthetic-{w}x{h}.png"
+        Image.fromarray(rgba, "RGBA").save(path)
+        synthetic.append(path)
+    for path in [*sketches, *synthetic]:
+        rgba = np.asarray(Image.open(path).convert("RGBA"))
+        for size in (64, 128):
+            expected = sketch_tensor(path, size).numpy()
+            np.testing.assert_array_equal(_js_tensor(node, rgba, size, tmp_path), expected, err_msg=f"{path} at {size}")

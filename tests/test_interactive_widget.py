@@ -1,0 +1,106 @@
+"""The notebook's draw-to-search widget, through its Python side (no browser): the traits the
+front end sets (``sketch``, ``upload``, ``pick``) are answered in ``results`` as ``semi3 search``
+would answer, and bad input in ``message``, never by raising."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from semi3lib.cli import main as semi3
+from semi3lib.interactive.widget import WEB_DIR, SketchSearch
+from semi3lib.retrieval import load_index, save_index
+
+
+def data_url(path_or_image, fmt: str = "PNG") -> str:
+    image = Image.open(path_or_image) if isinstance(path_or_image, (str, Path)) else path_or_image
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def cli_names(index: Path, sketch: Path) -> list[str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert semi3(["search", "--index", str(index), str(sketch), "--json", "--device", "cpu"]) == 0
+    return [Path(r["path"]).name for r in json.loads(out.getvalue())["results"]]
+
+
+@pytest.fixture(scope="module")
+def widget(smoke_run, search_export) -> SketchSearch:
+    w = SketchSearch.from_checkpoint(smoke_run / "last.pt", search_export / "index.npz")
+    assert not w.error, w.message
+    return w
+
+
+@pytest.mark.data
+def test_a_drawing_is_answered_with_the_same_top10_as_semi3_search(widget, search_export):
+    sketch = next((search_export / "examples").glob("*.png"))
+    widget.sketch = data_url(sketch)
+    assert not widget.error, widget.message
+    assert [r["name"] for r in widget.results] == cli_names(search_export / "index.npz", sketch)
+    first = widget.results[0]
+    assert first["rank"] == 1 and first["category"] and first["thumb"].startswith("data:image/jpeg;base64,")
+    assert [r["score"] for r in widget.results] == sorted((r["score"] for r in widget.results), reverse=True)
+
+
+@pytest.mark.data
+def test_upload_and_pick_are_answered_and_shown_on_the_canvas(widget, search_export):
+    sketch = sorted((search_export / "examples").glob("*.png"))[1]
+    widget.upload_name = sketch.name
+    widget.upload = data_url(sketch)
+    assert not widget.error and widget.shown.startswith("data:image/png")
+    assert [r["name"] for r in widget.results] == cli_names(search_export / "index.npz", sketch)
+    assert widget.examples and widget.examples[0].startswith("1. ")
+    widget.pick = 2
+    assert not widget.error and len(widget.results) == 10
+
+
+@pytest.mark.data
+def test_bad_input_is_a_message_not_a_traceback(widget, tmp_path):
+    widget.sketch = data_url(Image.new("RGBA", (256, 256), (255, 255, 255, 255)))
+    assert widget.error and "canvas is empty" in widget.message and widget.results == []
+    widget.upload_name = "white.png"
+    widget.upload = data_url(Image.new("L", (300, 200), 255))
+    assert widget.error and "white.png is blank" in widget.message
+    widget.upload_name = "notes.txt"
+    widget.upload = "data:text/plain;base64," + base64.b64encode(b"not a sketch").decode()
+    assert widget.error and "notes.txt is not an image" in widget.message
+
+
+@pytest.mark.data
+def test_an_index_from_another_model_or_a_missing_checkpoint_is_explained(smoke_run, search_export, tmp_path):
+    index = load_index(search_export / "index.npz")
+    index.model_identity["weights"] = "0" * 16
+    other = save_index(index, tmp_path / "other.npz")
+    w = SketchSearch.from_checkpoint(smoke_run / "last.pt", other)
+    assert w.error and "does not belong" in w.message and "rebuild it" in w.message
+    w.sketch = data_url(next((search_export / "examples").glob("*.png")))
+    assert w.results == []
+    w = SketchSearch.from_checkpoint(tmp_path / "missing.pt")
+    assert w.error and "make book" in w.message
+
+
+@pytest.mark.data
+def test_without_an_index_the_widget_embeds_the_checkpoints_gallery(smoke_run, search_export):
+    from semi3lib.interactive.widget import SketchSearcher
+
+    searcher = SketchSearcher.from_checkpoint(smoke_run / "last.pt")
+    exported = load_index(search_export / "index.npz")
+    assert searcher.index.paths == exported.paths and searcher.index.labels == exported.labels
+    np.testing.assert_allclose(searcher.index.embeddings, exported.embeddings, atol=1e-5)
+
+
+def test_the_front_end_is_one_es_module_with_a_render_function():
+    source = (WEB_DIR / "widget.mjs").read_text()
+    assert "export default { render }" in source
+    html = SketchSearch()._repr_mimebundle_()
+    data = html[0] if isinstance(html, tuple) else html
+    assert "make lab" in data["text/html"] and "application/vnd.jupyter.widget-view+json" in data
