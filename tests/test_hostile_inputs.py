@@ -184,6 +184,19 @@ def test_index_refuses_an_existing_index_without_overwrite(finished_run, photos,
                  "--quiet", "--overwrite")[0] == 0
 
 
+def test_export_refuses_a_folder_that_is_not_an_earlier_export(finished_run, tmp_path, capsys, monkeypatch):
+    import semi3lib.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "load_trained", lambda *a, **k: pytest.fail("loaded the model before checking --out"))
+    run = copy_run(finished_run, tmp_path / "run")
+    before = snapshot(run)
+    refused(capsys, "export", "--checkpoint", run / "last.pt", "--out", run, "--quiet",
+            match="not empty and holds no earlier export")
+    refused(capsys, "export", "--checkpoint", run / "last.pt", "--out", run / "config.yaml", "--quiet",
+            match="is a file, not a folder")
+    assert unchanged(before)
+
+
 def test_index_out_naming_a_directory_is_refused_before_any_photo_is_embedded(finished_run, photos, tmp_path,
                                                                               capsys, monkeypatch):
     import semi3lib.search_engine as engine

@@ -92,6 +92,15 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _is_export(folder: Path) -> bool:
+    """Whether ``folder`` holds an earlier export (its manifest names the format): such a
+    folder is replaced by a new export; any other non-empty folder is refused."""
+    try:
+        return json.loads((folder / MANIFEST_FILE).read_text()).get("format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 @torch.no_grad()
 def export_search(checkpoint: str | Path, out: str | Path, *, thumb_size: int = THUMB_SIZE,
                   progress: bool = True) -> dict[str, Any]:
@@ -106,6 +115,11 @@ def export_search(checkpoint: str | Path, out: str | Path, *, thumb_size: int = 
     if not checkpoint.is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} not found: train one first (`make book`, or "
                                 f"`semi3 train --config configs/sketchy-mini-cpu.yaml`)")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not _is_export(out):
+        raise ValueError(f"--out {out} is a folder that is not empty and holds no earlier export "
+                         f"({MANIFEST_FILE} of format {FORMAT_NAME!r}): choose an empty or new folder")
     device = torch.device("cpu")
     model, cfg, _, data = load_trained(checkpoint, device)
     size = cfg.data.image_size
