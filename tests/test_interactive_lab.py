@@ -41,7 +41,7 @@ def test_outside_a_project_the_working_directory_is_kept(tmp_path, monkeypatch):
 def test_every_notebook_moves_to_the_project_root_before_using_a_path():
     for path in sorted((REPO / "notebooks").glob("0*.py")):
         cells = path.read_text().split("\n# %%")
-        parameters = next(i for i, c in enumerate(cells) if 'tags=["parameters"]' in c)
+        parameters = next(i for i, c in enumerate(cells) if "tags=[" in c.split("\n")[0] and '"parameters"' in c.split("\n")[0])
         assert "use_project_root()" in cells[parameters + 1], f"{path.name}: the cell after the parameters"
 
 
