@@ -34,8 +34,7 @@ from semi3lib.site import SiteBuildError, build_site, check_site, ensure_templat
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "_build" / "screenshots"
-CHROMIUM = os.environ.get("SEMI3_CHROMIUM", "/usr/bin/chromium")
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from browser import IN_CI, require_chromium
 
 NOTEBOOK_TITLES = {
     "01_data": "The data: Sketchy and its splits",
@@ -347,27 +346,23 @@ class _Handler(SimpleHTTPRequestHandler):
     """Serves the site, plus /__probe__?src=PAGE: a page that loads PAGE and reports on it, and
     /__layout__?width=W&pages=P1,P2: :data:`LAYOUT_PROBE` for those pages at that width."""
 
+    def _send_html(self, text: str) -> None:
+        body = text.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self):  # noqa: N802 (http.server's name)
         if self.path.startswith("/__layout__?"):
             from urllib.parse import parse_qs, urlsplit
 
             query = parse_qs(urlsplit(self.path).query)
-            body = LAYOUT_PROBE.format(pages=json.dumps(query["pages"][0].split(",")),
-                                       width=int(query["width"][0])).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
+            return self._send_html(LAYOUT_PROBE.format(pages=json.dumps(query["pages"][0].split(",")),
+                                                       width=int(query["width"][0])))
         if self.path.startswith("/__probe__?src="):
-            body = PROBE.format(src=html.escape(self.path.split("=", 1)[1])).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
+            return self._send_html(PROBE.format(src=html.escape(self.path.split("=", 1)[1])))
         super().do_GET()
 
     def log_message(self, *args):
@@ -386,12 +381,7 @@ def served(site):
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        message = f"Chromium is not installed at {CHROMIUM} (run .ci/install-browser)"
-        if IN_CI:
-            pytest.fail(f"{message}; CI must run the browser test")
-        pytest.skip(message)
-    return CHROMIUM
+    return require_chromium()
 
 
 def run_chromium(chromium: str, url: str, *args: str, budget_ms: int = 5000) -> str:
