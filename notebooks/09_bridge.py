@@ -56,6 +56,9 @@ use_project_root()  # JupyterLab starts kernels in notebooks/; every path here i
 
 import json
 
+from IPython.display import HTML
+from markdown_it import MarkdownIt  # installed with jupytext
+
 from semi3lib import book, bridge, viz
 from semi3lib.reporting import reader_table, runs_reader_table
 
@@ -88,7 +91,7 @@ bridge.bridge_summary(runs) if len(runs) else "No runs yet: run the plans named 
 #| fig-cap: mAP@all of Semi3-Net and of Semi3-Net without the edgemap branch minus the two-branch network's, per setting and seed.
 gaps = bridge.gaps_to_baseline(runs, metric)
 fig = viz.plot_bridge_gaps(gaps, [s.name for s in bridge.SETTINGS], metric)
-viz.save_figure(fig, "09_bridge", figures_dir)
+path = viz.save_figure(fig, "09_bridge", figures_dir)
 
 # %% [markdown]
 # ## What the rule says
@@ -102,6 +105,13 @@ viz.save_figure(fig, "09_bridge", figures_dir)
 #| tbl-cap: The rule applied per setting. A verdict with fewer than three seeds is provisional.
 verdicts = bridge.bridge_verdicts(runs, metric=metric)
 reader_table(verdicts, digits=4)
+
+# %% [markdown]
+# The same in words, with each network's mean ± std (the results page and the README print
+# these sentences, `python -m semi3lib.bridge`):
+
+# %% tags=["hide-input"]
+HTML(MarkdownIt().render(bridge.findings(runs, metric=metric)))  # HTML: the site shows Markdown outputs as text
 
 # %% [markdown]
 # Each run, its training time and the hardware it ran on. Runs of one setting are compared

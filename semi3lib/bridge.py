@@ -25,6 +25,8 @@ from semi3lib.reporting import ReaderTable, load_study, reader_table
 ROLES = ("semi3net", "two-branch-ce", "no-edgemap-branch")
 BASELINE = "two-branch-ce"  # the best baseline of the main study: the figure's zero line
 VERDICTS = {1: "helps", -1: "costs", 0: "level"}
+AGAINST_BASELINE = {1: "ahead", -1: "behind", 0: "level"}
+FULL_SEEDS = 3  # the plans' seeds; a verdict on fewer is provisional
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ SETTINGS = (
             "results/sketchy-mini", "configs/study-sketchy-mini.yaml",
             {"semi3net": "semi3net-label-smoothing", "two-branch-ce": "two-branch-ce-label-smoothing",
              "no-edgemap-branch": "no-edgemap-branch-label-smoothing"}),
-    Setting("unseen categories", "zero-shot, 21 unseen categories (Yelamarthi et al.): 525 queries, their 525 photos",
+    Setting("unseen categories", "zero-shot: 21 categories unseen in training, as Yelamarthi et al.; 525 queries, their 525 photos",
             "results/bridge-zeroshot", "configs/bridge-zeroshot.yaml"),
     Setting("unseen, all photos", "the same models and queries against all 3,125 photos",
             "results/bridge-zeroshot", "configs/bridge-zeroshot.yaml",
@@ -113,31 +115,97 @@ def bridge_summary(runs: pd.DataFrame, metrics: Sequence[str] = ("mAP@all", "mAP
     return reader_table(values_df, std_df, groups=groups, integers=("seeds",))
 
 
+def judge(runs: pd.DataFrame, setting: str, other: str, metric: str = "mAP@all") -> dict[str, object] | None:
+    """Semi3-Net against ``other`` (a role) in one setting by :func:`compare`, with each row's
+    mean and std of ``metric`` and ``seeds`` (the fewer of the two rows'); None when either row
+    has no runs in that setting."""
+    a, b = (_by_seed(runs, setting, row, metric) if len(runs) else {} for row in ("semi3net", other))
+    if not a or not b:
+        return None
+    va, vb = np.array(list(a.values())), np.array(list(b.values()))
+    std = (lambda v: float(v.std(ddof=1)) if len(v) > 1 else float("nan"))
+    return {**compare(a, b), "seeds": min(len(a), len(b)), "semi3net": float(va.mean()), "semi3net std": std(va),
+            other: float(vb.mean()), f"{other} std": std(vb)}
+
+
+def _provisional(seeds: int) -> str:
+    return "" if seeds >= FULL_SEEDS else f" ({seeds} seeds so far)"
+
+
+def _verdict(result: Mapping[str, object], words: Mapping[int, str]) -> str:
+    """The rule's word, marked provisional below three seeds; one seed has no spread, so no word."""
+    return "no verdict yet (1 seed)" if result["seeds"] < 2 else words[result["outcome"]] + _provisional(result["seeds"])
+
+
 def bridge_verdicts(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS,
                     metric: str = "mAP@all") -> pd.DataFrame:
     """Per setting, the two comparisons by the rule: Semi3-Net against the network without the
     edgemap branch (the branch's verdict: helps / costs / level) and against the two-branch
-    network (beats / beaten / level). Settings without all three rows say what is missing."""
+    network (ahead / behind / level). Settings without all three rows say what is missing."""
     lines = []
     for setting in settings:
-        present = set(runs.loc[runs["setting"] == setting.name, "row"]) if len(runs) else set()
         line: dict[str, object] = {"setting": setting.name}
         for other, key, words in (("no-edgemap-branch", "edgemap branch", VERDICTS),
-                                  ("two-branch-ce", "vs two-branch", {1: "beats", -1: "beaten", 0: "level"})):
-            if not {"semi3net", other} <= present:
+                                  ("two-branch-ce", "vs two-branch", AGAINST_BASELINE)):
+            result = judge(runs, setting.name, other, metric)
+            if result is None:
+                present = set(runs.loc[runs["setting"] == setting.name, "row"]) if len(runs) else set()
                 missing = sorted({"semi3net", other} - present, key=ROLES.index)
                 line[key] = f"not run ({', '.join(missing)})"
                 line[f"gap to {other}"] = line[f"spread ({other})"] = np.nan
                 continue
-            a = _by_seed(runs, setting.name, "semi3net", metric)
-            b = _by_seed(runs, setting.name, other, metric)
-            result = compare(a, b)
-            seeds = min(len(a), len(b))
-            line[key] = words[result["outcome"]] + ("" if seeds >= 3 else f" ({seeds} seed{'s' * (seeds != 1)} so far)")
+            line[key] = _verdict(result, words)
             line[f"gap to {other}"] = round(result["gap"], 4)
             line[f"spread ({other})"] = round(result["spread"], 4)
         lines.append(line)
     return pd.DataFrame(lines).set_index("setting")
+
+
+def _score(mean: float, std: float) -> str:
+    return f"{mean:.3f}" + ("" if np.isnan(std) else f" ± {std:.3f}")
+
+
+def _reason(result: Mapping[str, object]) -> str:
+    """The numbers the rule looked at, in its words."""
+    order = {1: "ahead with every seed", -1: "behind with every seed", 0: "ahead with some seeds, behind with others"}
+    gap, spread = result["gap"], result["spread"]
+    return f"gap {gap:+.3f}, {'past' if abs(gap) > spread else 'within'} the seed spread {spread:.3f}, {order[result['ahead']]}"
+
+
+def finding(runs: pd.DataFrame, setting: Setting, metric: str = "mAP@all") -> str:
+    """One Markdown sentence for a setting: Semi3-Net's score, then whether the edgemap branch
+    helps, costs or is level there (against the network without it) and where Semi3-Net stands
+    against the two-branch network, each with the means ± stds, the gap, the seed spread and the
+    seed count; or that the setting has not run yet."""
+    head = f"**{setting.name}** ({setting.what})"
+    branch = judge(runs, setting.name, "no-edgemap-branch", metric)
+    baseline = judge(runs, setting.name, "two-branch-ce", metric)
+    semi3net = _by_seed(runs, setting.name, "semi3net", metric) if len(runs) else {}
+    if not semi3net:
+        return f"{head}: not run yet (`semi3 study --plan {setting.plan}`)"
+    values = np.array(list(semi3net.values()))
+    seeds = f"{len(values)} seed{'s' * (len(values) != 1)}"
+    parts = [f"Semi3-Net {_score(values.mean(), values.std(ddof=1) if len(values) > 1 else np.nan)} {metric} ({seeds})"]
+    for other, label, words in (("no-edgemap-branch", "without the edgemap branch", VERDICTS),
+                                ("two-branch-ce", "the two-branch network", AGAINST_BASELINE)):
+        result = branch if other == "no-edgemap-branch" else baseline
+        if result is None:
+            parts.append(f"{label}: not run yet")
+            continue
+        score = f"{label} {_score(result[other], result[f'{other} std'])}"
+        if result["seeds"] < 2:
+            parts.append(f"{score} (gap {result['gap']:+.3f} with one seed: no verdict yet)")
+            continue
+        subject = "the edgemap branch" if other == "no-edgemap-branch" else "Semi3-Net is"
+        parts.append(f"{score}, so {subject} **{words[result['outcome']]}**{_provisional(result['seeds'])} "
+                     f"({_reason(result)})")
+    return f"{head}: " + "; ".join(parts)
+
+
+def findings(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS, metric: str = "mAP@all") -> str:
+    """:func:`finding` for every setting as a Markdown list: the results page's and the
+    README's statement of the comparison (``python -m semi3lib.bridge``)."""
+    return "\n".join(f"- {finding(runs, setting, metric)}." for setting in settings)
 
 
 def gaps_to_baseline(runs: pd.DataFrame, metric: str = "mAP@all") -> pd.DataFrame:
@@ -155,5 +223,33 @@ def gaps_to_baseline(runs: pd.DataFrame, metric: str = "mAP@all") -> pd.DataFram
     return pd.DataFrame(lines, columns=["setting", "row", "seed", "gap"])
 
 
-__all__ = ["ROLES", "SETTINGS", "Setting", "bridge_summary", "bridge_verdicts", "compare", "gaps_to_baseline",
-           "load_settings"]
+__all__ = ["ROLES", "SETTINGS", "Setting", "bridge_summary", "bridge_verdicts", "compare", "finding", "findings",
+           "gaps_to_baseline", "judge", "load_settings", "write_findings"]
+
+
+GENERATED = Path("_build") / "generated" / "bridge-findings.md"
+
+
+def write_findings(root: str | Path = ".") -> Path:
+    """Write :func:`findings` from the records under ``root`` to ``_build/generated/bridge-findings.md``
+    (included by the results page at each site build)."""
+    out = Path(root) / GENERATED
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(findings(load_settings(root=root)) + "\n")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m semi3lib.bridge [ROOT]``: the comparison's findings, one line per setting,
+    as the README and the results page state them."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m semi3lib.bridge", description=main.__doc__)
+    parser.add_argument("root", nargs="?", default=".", help="the repository whose results/ to read")
+    args = parser.parse_args(argv)
+    print(findings(load_settings(root=args.root)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

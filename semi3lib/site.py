@@ -28,6 +28,7 @@ from typing import Any, Iterator, Sequence
 
 import yaml
 
+from semi3lib.bridge import write_findings
 from semi3lib.claims import write_page
 
 MYSTMD_PIN = "1.11.0"
@@ -208,6 +209,7 @@ def build_site(root: str | os.PathLike = ".", strict: bool = True, template: str
     config_text = (root / "myst.yml").read_text() if (root / "myst.yml").is_file() else ""
     config = read_config(root)
     write_page(root)  # the generated table of the "Paper vs. this book" page, from the records
+    write_findings(root)  # the results page's sentences on chapter 9's comparison, from the records
     absent = [f for f in toc_files(config) if not (root / f).is_file()]
     if absent and strict:
         raise SiteBuildError(

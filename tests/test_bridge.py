@@ -123,7 +123,7 @@ def test_settings_are_read_by_role_and_judged_by_the_rule(tmp_path):
     assert list(runs[runs["setting"] == "128 px, 7 epochs"]["row"].unique()) == list(bridge.ROLES)
     verdicts = bridge.bridge_verdicts(runs)
     assert verdicts.loc["128 px, 7 epochs", "edgemap branch"] == "level"  # Semi3-Net behind with seeds 0, 1, ahead with 2
-    assert verdicts.loc["128 px, 7 epochs", "vs two-branch"] == "beaten"
+    assert verdicts.loc["128 px, 7 epochs", "vs two-branch"] == "behind"
     assert verdicts.loc["unseen categories", "edgemap branch"] == "helps (2 seeds so far)"
     assert verdicts.loc["160 px, 10 epochs", "edgemap branch"].startswith("not run")
     summary = bridge.bridge_summary(runs)
@@ -135,3 +135,26 @@ def test_settings_are_read_by_role_and_judged_by_the_rule(tmp_path):
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts.count("not run yet") == 2 and "+0.095" in texts
     plt.close(fig)
+
+
+def test_findings_say_per_setting_what_the_rule_says_with_the_numbers(tmp_path):
+    zeroshot = tmp_path / "results" / "bridge-zeroshot"
+    zeroshot.mkdir(parents=True)
+    for seed, (s3, two, none) in enumerate([(0.40, 0.30, 0.45), (0.41, 0.32, 0.46), (0.42, 0.31, 0.47)]):
+        _write(zeroshot, "semi3net", seed, s3)
+        _write(zeroshot, "two-branch-ce", seed, two)
+        _write(zeroshot, "no-edgemap-branch", seed, none)
+    _write(zeroshot, "semi3net-all-photos", 0, 0.2)
+    _write(zeroshot, "two-branch-ce-all-photos", 0, 0.1)
+    lines = bridge.findings(bridge.load_settings(root=tmp_path)).splitlines()
+    assert len(lines) == len(bridge.SETTINGS) and all(line.startswith("- **") for line in lines)
+    by_name = dict(zip((s.name for s in bridge.SETTINGS), lines))
+    unseen = by_name["unseen categories"]
+    assert "Semi3-Net 0.410 ± 0.010 mAP@all (3 seeds)" in unseen
+    assert "without the edgemap branch 0.460 ± 0.010, so the edgemap branch **costs** (gap -0.050, past the seed spread 0.010, behind with every seed)" in unseen
+    assert "the two-branch network 0.310 ± 0.010, so Semi3-Net is **ahead** (gap +0.100" in unseen
+    one_seed = by_name["unseen, all photos"]
+    assert "without the edgemap branch: not run yet" in one_seed
+    assert "the two-branch network 0.100 (gap +0.100 with one seed: no verdict yet)" in one_seed
+    assert by_name["160 px, 10 epochs"].endswith("not run yet (`semi3 study --plan configs/bridge-160px.yaml`).")
+    assert "not run yet" in by_name["128 px, 7 epochs"]

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from semi3lib import reporting
+from semi3lib import bridge, reporting
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 BLOCK = re.compile(r"<!-- headline:[^\n]*-->\n(.*?)\n<!-- /headline -->", re.S)
+BRIDGE = re.compile(r"<!-- bridge:[^\n]*-->\n(.*?)\n<!-- /bridge -->", re.S)
 
 
 def test_readme_is_a_front_page_of_at_most_120_lines():
@@ -33,10 +34,20 @@ def test_readme_headline_is_the_one_the_records_give():
     assert 5 <= len([line for line in expected.splitlines() if line.startswith("| ")]) - 1 <= 7
 
 
-def test_every_score_in_the_readme_comes_from_the_generated_block():
+def test_readme_says_per_bridge_setting_what_the_records_give():
+    match = BRIDGE.search(README.read_text())
+    assert match, "the README has no generated block for chapter 9's comparison"
+    expected = bridge.findings(bridge.load_settings(root=REPO))
+    assert match.group(1).strip() == expected.strip(), (
+        "the README's bridge findings differ from the records: paste the output of "
+        "`.venv/bin/python -m semi3lib.bridge` between its bridge markers")
+    assert len(match.group(1).splitlines()) == len(bridge.SETTINGS)
+
+
+def test_every_score_in_the_readme_comes_from_a_generated_block():
     text = README.read_text()
-    outside = BLOCK.sub("", text)
-    assert not re.findall(r"\b0\.\d{3}\b", outside), "a score outside the generated block is typed by hand"
+    outside = BRIDGE.sub("", BLOCK.sub("", text))
+    assert not re.findall(r"\b0\.\d{3}\b", outside), "a score outside the generated blocks is typed by hand"
 
 
 def test_readme_links_and_figure_exist():

@@ -30,6 +30,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from semi3lib import bridge
 from semi3lib.site import SiteBuildError, build_site, check_site, ensure_template_installed, find_myst, read_config, toc_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,7 +193,9 @@ def write_standin_project(dest: Path, install: bool = True) -> Path:
     shutil.copy2(REPO / "myst.yml", dest / "myst.yml")
     shutil.copytree(REPO / "book", dest / "book", ignore=shutil.ignore_patterns("node_modules"))
     (dest / "results").mkdir(exist_ok=True)  # the study's records, for the generated pages
-    (dest / "results" / "sketchy-mini").symlink_to(REPO / "results" / "sketchy-mini", target_is_directory=True)
+    for study_dir in sorted({s.study_dir for s in bridge.SETTINGS}):  # results/sketchy-mini and chapter 9's
+        if (REPO / study_dir).is_dir():
+            (dest / study_dir).symlink_to(REPO / study_dir, target_is_directory=True)
     if install:
         template = REPO / "book" / "site-template"
         ensure_template_installed(template)
@@ -532,6 +535,16 @@ def test_paper_vs_book_page_has_a_verdict_for_every_claim(chromium, served):
     for verdict in ("supported", "not supported here", "untested here"):
         assert verdict in text
     assert "Sketchy: mAP@all 0.916, P@200 0.930" in text and "semi3net 0.582" in text
+
+
+def test_results_page_states_the_bridge_comparison_per_setting_from_the_records(chromium, served):
+    text = visible_text(dom(chromium, served + "/results/")).replace("\u2019", "'")  # the site curls apostrophes
+    section = text[text.index("Per setting, from the records"):]
+    expected = bridge.findings(bridge.load_settings(root=REPO))
+    for setting, line in zip(bridge.SETTINGS, expected.splitlines()):
+        assert setting.name in section
+        plain = line[2:].replace("**", "").replace("`", "")  # the sentence as the page shows it
+        assert plain[:60] in section and plain[-40:] in section, plain
 
 
 def test_screenshots_of_the_results_page_at_both_widths(chromium, served):
