@@ -110,20 +110,11 @@ def _as_text(stats: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    """A table as GitHub Markdown, index first (for the README: ``semi3 study --markdown``)."""
+    """A table as GitHub Markdown, index first (``semi3 study --per-run``)."""
     header = [table.index.name or "", *map(str, table.columns)]
     rows = [[str(i), *("" if pd.isna(v) else str(v) for v in row)] for i, row in zip(table.index, table.to_numpy())]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-
-
-def study_overview(runs: pd.DataFrame) -> pd.DataFrame:
-    """:func:`summarise_study` with the mean wall time of a run (minutes) after the seeds."""
-    stats = study_statistics(runs)
-    table = _as_text(stats)
-    minutes = stats["wall_seconds mean"] / 60
-    table.insert(1, "train min", minutes.map(lambda m: f"{m:.1f}"))
-    return table
 
 
 def ordered_runs(runs: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
@@ -135,7 +126,7 @@ def ordered_runs(runs: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
 
 def study_runs_table(runs: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
     """Every run of a study on its own line, in :func:`ordered_runs` order: the seed, training
-    minutes, mAP@all and the hardware it ran on (``semi3 study --markdown --per-run``)."""
+    minutes, mAP@all and the hardware it ran on (``semi3 study --per-run``)."""
     runs = ordered_runs(runs, order).set_index("run")
     return pd.DataFrame({"seed": runs["seed"],
                          "train min": (runs["wall_seconds"].astype(float) / 60).map(lambda m: f"{m:.1f}"),
@@ -216,7 +207,8 @@ STUDY_GROUPS: dict[str, tuple[str, ...]] = {
     "The method": ("semi3net",),
     "Ablations of Semi3-Net": ("shared-bottoms", "separate-bottoms", "no-coattention", "no-alignment-loss",
                                "no-contrastive-loss", "no-edgemap-branch", "edgemaps-xdog", "edgemaps-sobel"),
-    "Tuned variants (label smoothing)": ("semi3net-label-smoothing", "two-branch-ce-label-smoothing"),
+    "Tuned variants (label smoothing)": ("semi3net-label-smoothing", "two-branch-ce-label-smoothing",
+                                         "no-edgemap-branch-label-smoothing"),
 }
 TUNING_GROUPS: dict[str, tuple[str, ...]] = {
     "Untuned Semi3-Net": ("untuned", "untuned-photo+edge"),
@@ -225,6 +217,16 @@ TUNING_GROUPS: dict[str, tuple[str, ...]] = {
                                      "edgemaps-sobel", "edgemaps-xdog"),
 }
 OTHER_GROUP = "Other rows"
+
+
+def groups_for(rows: Sequence[str]) -> Mapping[str, Sequence[str]] | None:
+    """The reader groups of a plan's ``rows``: the study's or the tuning search's, whichever
+    names more of them, if it names most; None (one plain list) otherwise."""
+    def named(groups: Mapping[str, Sequence[str]]) -> int:
+        return len(set(rows) & {row for names in groups.values() for row in names})
+
+    best = max((STUDY_GROUPS, TUNING_GROUPS), key=named)
+    return best if named(best) > len(rows) / 2 else None
 BOOK_GROUP = "This book's run (chapter 4) and the ImageNet floor"
 
 
@@ -494,6 +496,22 @@ def readme_headline(runs: pd.DataFrame) -> str:
     return headline_table(runs).to_markdown() + "\n\n" + "\n".join(f"- {line}." for line in headline_findings(runs))
 
 
+def runs_reader_table(runs: pd.DataFrame, groups: Mapping[str, Sequence[str]] | None = STUDY_GROUPS) -> ReaderTable:
+    """Every run of a study on its own line (``row, seed k``), grouped as :func:`study_table`
+    groups the rows: training minutes, mAP@all and the hardware it ran on."""
+    order = study_table(runs, groups=groups).rows
+    table = study_runs_table(runs, order)
+    labels = [f"{run}, seed {seed}" for run, seed in zip(table.index, table["seed"])]
+    values = pd.DataFrame({"train min": table["train min"].astype(float).to_numpy(),
+                           "mAP@all": table["mAP@all"].astype(float).to_numpy(),
+                           "hardware": table["hardware"].to_numpy()}, index=pd.Index(labels, name="run"))
+    by_run: dict[str, list[str]] = {}
+    for run, label in zip(table.index, labels):
+        by_run.setdefault(run, []).append(label)
+    grouped = [(title, [label for run in rows for label in by_run[run]]) for title, rows in _grouped(order, groups)]
+    return reader_table(values, groups=grouped, best={"mAP@all": "max"}, digits={"train min": 1})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m semi3lib.reporting headline [STUDY_DIR]``: the README's headline table."""
     import argparse
@@ -513,18 +531,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     raise SystemExit(main())
 
-
-def runs_reader_table(runs: pd.DataFrame, groups: Mapping[str, Sequence[str]] | None = STUDY_GROUPS) -> ReaderTable:
-    """Every run of a study on its own line (``row, seed k``), grouped as :func:`study_table`
-    groups the rows: training minutes, mAP@all and the hardware it ran on."""
-    order = study_table(runs, groups=groups).rows
-    table = study_runs_table(runs, order)
-    labels = [f"{run}, seed {seed}" for run, seed in zip(table.index, table["seed"])]
-    values = pd.DataFrame({"train min": table["train min"].astype(float).to_numpy(),
-                           "mAP@all": table["mAP@all"].astype(float).to_numpy(),
-                           "hardware": table["hardware"].to_numpy()}, index=pd.Index(labels, name="run"))
-    by_run: dict[str, list[str]] = {}
-    for run, label in zip(table.index, labels):
-        by_run.setdefault(run, []).append(label)
-    grouped = [(title, [label for run in rows for label in by_run[run]]) for title, rows in _grouped(order, groups)]
-    return reader_table(values, groups=grouped, best={"mAP@all": "max"}, digits={"train min": 1})

@@ -45,9 +45,15 @@ def test_a_tuning_study_is_read_on_its_validation_split_and_written_as_markdown(
     (tmp_path / "b-seed0.json").rename(tmp_path / "query-only" / "b-seed0.json")
     none, why = reporting.load_study(tmp_path / "query-only", split="val")
     assert none is None and "val metrics" in why
-    text = reporting.markdown_table(reporting.study_overview(runs))
+    text = reporting.study_table(runs, groups=reporting.groups_for(["a"]), reference=None).to_markdown()
     assert text.splitlines() == ["| run | seeds | train min | mAP@all |", "|---|---|---|---|",
-                                 "| a | 2 | 1.5 | 0.450 ± 0.071 |"]
+                                 "| a | 2 | 1.5 | 0.450 ± 0.071 |"]  # one row: nothing to bold
+
+
+def test_a_plans_rows_are_grouped_by_the_groups_that_name_most_of_them():
+    assert reporting.groups_for(["semi3net", "edgemaps-xdog", "no-coattention"]) is reporting.STUDY_GROUPS
+    assert reporting.groups_for(["untuned", "backbone-lr-1.0", "edgemaps-xdog"]) is reporting.TUNING_GROUPS
+    assert reporting.groups_for(["semi3net", "two-branch-ce", "semi3net-all-photos", "x-all-photos"]) is None
 
 
 def test_each_run_is_listed_with_its_wall_time_and_hardware(tmp_path):

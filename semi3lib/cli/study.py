@@ -18,14 +18,17 @@ def cmd_study(args: argparse.Namespace) -> int:
             print(f"{row.name:<{width}}  {done}/{len(plan.seeds_of(row))} seeds done  {row.what}")
         return 0
     if args.markdown or args.per_run:
-        from semi3lib.reporting import load_study, markdown_table, ordered_runs, study_overview, study_runs_table
+        from semi3lib.reporting import groups_for, load_study, markdown_table, ordered_runs, study_runs_table, study_table
 
         runs, note = load_study(plan.out_dir, plan.split)
         if runs is None:
             print(note)
             return 1
-        runs = ordered_runs(runs, [row.name for row in plan.rows])
-        print(markdown_table(study_runs_table(runs) if args.per_run else study_overview(runs)))
+        order = [row.name for row in plan.rows]
+        runs = ordered_runs(runs, order)
+        reference = "semi3net" if "semi3net" in set(runs["run"]) else None
+        print(markdown_table(study_runs_table(runs)) if args.per_run
+              else study_table(runs, groups=groups_for(order), reference=reference).to_markdown())
         return 0
     if args.summary_only:
         table = write_summary(plan.out_dir, order=[row.name for row in plan.rows], split=plan.split)
