@@ -55,14 +55,17 @@ def save_figure(fig: Figure, name: str, directory: str | Path = FIGURES_DIR) -> 
 
     ``name`` is the figure's stable identity (lower case, digits, ``_`` and ``-``, e.g.
     ``"05_pr_curves"``): the same name always overwrites the same file, so the book and
-    the tests can refer to it.
+    the tests can refer to it. The file is replaced atomically: a figure a reader or the site
+    build opens is never half written.
     """
+    from semi3lib.checkpoints import atomic_write
+
     if not _NAME.match(name):
         raise ValueError(f"figure name {name!r}: use lower-case letters, digits, '_' and '-' only")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.png"
-    fig.savefig(path)
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png"))
     return path
 
 

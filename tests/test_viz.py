@@ -23,6 +23,21 @@ def test_save_figure_writes_a_stable_name_and_refuses_odd_names(tmp_path):
             viz.save_figure(fig, bad, tmp_path)
 
 
+def test_a_figure_that_fails_to_render_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    fig = viz.plot_pr_curves({"a": (np.linspace(0, 1, 5), np.linspace(1, 0.2, 5))}, chance=0.1)
+    path = viz.save_figure(fig, "05_pr_curves", tmp_path)
+    before = path.read_bytes()
+
+    def half_written(handle, **kwargs):
+        handle.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fig, "savefig", half_written)
+    with pytest.raises(OSError):
+        viz.save_figure(fig, "05_pr_curves", tmp_path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["05_pr_curves.png"]
+
+
 def test_retrieval_grid_frames_correct_green_and_wrong_red():
     images = [np.full((8, 8), 255, np.uint8)] * 2
     correct = np.array([[True, False], [False, True]])
