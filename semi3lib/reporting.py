@@ -412,11 +412,12 @@ def study_table(runs: pd.DataFrame, groups: Mapping[str, Sequence[str]] | None =
 
 
 FLOOR_ROW, METHOD_ROW, NO_EDGE_ROW = "imagenet-features", "semi3net", "no-edgemap-branch"
-BASELINE_FAMILY = ("imagenet-features", "frozen-backbone-ce-head", "two-branch-")  # prefixes of non-Semi3-Net rows
+# prefixes of the rows that are not Semi3-Net: the baselines and the network without the edgemap branch
+NOT_SEMI3NET = ("imagenet-features", "frozen-backbone-ce-head", "two-branch-", NO_EDGE_ROW)
 
 
 def _is_semi3net_variant(row: str) -> bool:
-    return row != NO_EDGE_ROW and not any(row.startswith(p) for p in BASELINE_FAMILY)
+    return not row.startswith(NOT_SEMI3NET)
 
 
 def headline_rows(runs: pd.DataFrame, metric: str = "mAP@all") -> dict[str, str]:
