@@ -178,27 +178,25 @@ def finding(runs: pd.DataFrame, setting: Setting, metric: str = "mAP@all") -> st
     against the two-branch network, each with the means ± stds, the gap, the seed spread and the
     seed count; or that the setting has not run yet."""
     head = f"**{setting.name}** ({setting.what})"
-    branch = judge(runs, setting.name, "no-edgemap-branch", metric)
-    baseline = judge(runs, setting.name, "two-branch-ce", metric)
     semi3net = _by_seed(runs, setting.name, "semi3net", metric) if len(runs) else {}
     if not semi3net:
         return f"{head}: not run yet (`semi3 study --plan {setting.plan}`)"
     values = np.array(list(semi3net.values()))
     seeds = f"{len(values)} seed{'s' * (len(values) != 1)}"
     parts = [f"Semi3-Net {_score(values.mean(), values.std(ddof=1) if len(values) > 1 else np.nan)} {metric} ({seeds})"]
-    for other, label, words in (("no-edgemap-branch", "without the edgemap branch", VERDICTS),
-                                ("two-branch-ce", "the two-branch network", AGAINST_BASELINE)):
-        result = branch if other == "no-edgemap-branch" else baseline
+    for other, label, subject, words in (
+            ("no-edgemap-branch", "without the edgemap branch", "the edgemap branch", VERDICTS),
+            ("two-branch-ce", "the two-branch network", "Semi3-Net is", AGAINST_BASELINE)):
+        result = judge(runs, setting.name, other, metric)
         if result is None:
             parts.append(f"{label}: not run yet")
             continue
         score = f"{label} {_score(result[other], result[f'{other} std'])}"
         if result["seeds"] < 2:
             parts.append(f"{score} (gap {result['gap']:+.3f} with one seed: no verdict yet)")
-            continue
-        subject = "the edgemap branch" if other == "no-edgemap-branch" else "Semi3-Net is"
-        parts.append(f"{score}, so {subject} **{words[result['outcome']]}**{_provisional(result['seeds'])} "
-                     f"({_reason(result)})")
+        else:
+            parts.append(f"{score}, so {subject} **{words[result['outcome']]}**{_provisional(result['seeds'])} "
+                         f"({_reason(result)})")
     return f"{head}: " + "; ".join(parts)
 
 
