@@ -614,12 +614,13 @@ def plot_bridge_gaps(gaps: Any, settings: Sequence[str], metric: str = "mAP@all"
     width = 0.36
     for k, (row, (label, color)) in enumerate(rows.items()):
         offset = (k - 0.5) * width
+        labelled = False
         for i, setting in enumerate(settings):
             v = gaps[(gaps["setting"] == setting) & (gaps["row"] == row)]["gap"].to_numpy(float)
             if not len(v):
                 continue
-            ax.bar(i + offset, v.mean(), width * 0.9, color=color, alpha=0.35,
-                   label=label if i == min(j for j, s in enumerate(settings) if s in set(gaps["setting"])) else None)
+            ax.bar(i + offset, v.mean(), width * 0.9, color=color, alpha=0.35, label=None if labelled else label)
+            labelled = True
             ax.plot(np.full(len(v), i + offset), v, "o", color=color, markersize=5)
             below = v.mean() < 0
             ax.annotate(f"{v.mean():+.3f}", (i + offset, v.min() if below else v.max()), xytext=(0, -4 if below else 4),

@@ -135,6 +135,11 @@ def test_settings_are_read_by_role_and_judged_by_the_rule(tmp_path):
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts.count("not run yet") == 2 and "+0.095" in texts
     plt.close(fig)
+    # a row first present in a later setting is still in the legend
+    later = gaps[~((gaps["setting"] == "128 px, 7 epochs") & (gaps["row"] == "no-edgemap-branch"))]
+    fig = viz.plot_bridge_gaps(later, [s.name for s in bridge.SETTINGS])
+    assert fig.axes[0].get_legend_handles_labels()[1] == ["Semi3-Net", "without the edgemap branch"]
+    plt.close(fig)
 
 
 def test_findings_say_per_setting_what_the_rule_says_with_the_numbers(tmp_path):
