@@ -98,6 +98,14 @@ def _by_seed(runs: pd.DataFrame, setting: str, row: str, metric: str) -> dict[in
     return {int(s): float(v) for s, v in zip(sel["seed"], sel[metric])}
 
 
+def _hosts(runs: pd.DataFrame, setting: str, row: str) -> str:
+    """The kinds of host a row's runs in a setting had, in short ("Intel Xeon", "AMD EPYC")."""
+    sel = runs[(runs["setting"] == setting) & (runs["row"] == row)]
+    labels = sel["hardware"].dropna() if "hardware" in sel else []
+    short = {str(h).replace("(R)", "").replace(" Processor", "").split(",")[0].strip() for h in labels}
+    return " and ".join(sorted(short)) or "an unrecorded host"
+
+
 def bridge_summary(runs: pd.DataFrame, metrics: Sequence[str] = ("mAP@all", "mAP@200", "P@200")) -> ReaderTable:
     """For a reader: one group per setting, one line per row (``"<row>, <setting>"``): seeds,
     and mean ± std of each metric; Semi3-Net of the first setting is the reference."""
@@ -125,7 +133,8 @@ def judge(runs: pd.DataFrame, setting: str, other: str, metric: str = "mAP@all")
     va, vb = np.array(list(a.values())), np.array(list(b.values()))
     std = (lambda v: float(v.std(ddof=1)) if len(v) > 1 else float("nan"))
     return {**compare(a, b), "seeds": min(len(a), len(b)), "semi3net": float(va.mean()), "semi3net std": std(va),
-            other: float(vb.mean()), f"{other} std": std(vb)}
+            other: float(vb.mean()), f"{other} std": std(vb),
+            "hosts": (_hosts(runs, setting, "semi3net"), _hosts(runs, setting, other))}
 
 
 def _provisional(seeds: int) -> str:
@@ -176,7 +185,8 @@ def finding(runs: pd.DataFrame, setting: Setting, metric: str = "mAP@all") -> st
     """One Markdown sentence for a setting: Semi3-Net's score, then whether the edgemap branch
     helps, costs or is level there (against the network without it) and where Semi3-Net stands
     against the two-branch network, each with the means ± stds, the gap, the seed spread and the
-    seed count; or that the setting has not run yet."""
+    seed count, and the hosts where the two rows ran on different kinds; or that the setting has
+    not run yet."""
     head = f"**{setting.name}** ({setting.what})"
     semi3net = _by_seed(runs, setting.name, "semi3net", metric) if len(runs) else {}
     if not semi3net:
@@ -192,11 +202,13 @@ def finding(runs: pd.DataFrame, setting: Setting, metric: str = "mAP@all") -> st
             parts.append(f"{label}: not run yet")
             continue
         score = f"{label} {_score(result[other], result[f'{other} std'])}"
+        hosts = result["hosts"]  # a score moves with the host too (results page): say so beside the verdict
+        where = f"; it ran on {hosts[1]}, Semi3-Net on {hosts[0]}" if hosts[0] != hosts[1] else ""
         if result["seeds"] < 2:
-            parts.append(f"{score} (gap {result['gap']:+.3f} with one seed: no verdict yet)")
+            parts.append(f"{score} (gap {result['gap']:+.3f} with one seed: no verdict yet{where})")
         else:
             parts.append(f"{score}, so {subject} **{words[result['outcome']]}**{_provisional(result['seeds'])} "
-                         f"({_reason(result)})")
+                         f"({_reason(result)}{where})")
     return f"{head}: " + "; ".join(parts)
 
 

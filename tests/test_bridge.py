@@ -163,3 +163,18 @@ def test_findings_say_per_setting_what_the_rule_says_with_the_numbers(tmp_path):
     assert "the two-branch network 0.100 (gap +0.100 with one seed: no verdict yet)" in one_seed
     assert by_name["160 px, 10 epochs"].endswith("not run yet (`semi3 study --plan configs/bridge-160px.yaml`).")
     assert "not run yet" in by_name["128 px, 7 epochs"]
+
+
+def test_a_comparison_across_kinds_of_host_says_which_ran_where(tmp_path):
+    main = tmp_path / "results" / "sketchy-mini"
+    main.mkdir(parents=True)
+    hosts = {"semi3net-label-smoothing": "Intel(R) Xeon(R) Processor", "two-branch-ce-label-smoothing": "Intel(R) Xeon(R) Processor",
+             "no-edgemap-branch-label-smoothing": "AMD EPYC"}
+    for seed in range(3):
+        for run, cpu in hosts.items():
+            record = {"run": run, "seed": seed, "wall_seconds": 60, "metrics": {"query": {"mAP@all": 0.6 + seed / 100}},
+                      "machine": {"cpu": cpu, "usable_cores": 2, "gpu": None}}
+            (main / f"{run}-seed{seed}.json").write_text(json.dumps(record))
+    line = bridge.finding(bridge.load_settings(root=tmp_path), bridge.SETTINGS[0])
+    assert "it ran on AMD EPYC, Semi3-Net on Intel Xeon)" in line
+    assert line.count("it ran on") == 1  # the two-branch network ran where Semi3-Net did
