@@ -207,8 +207,8 @@ def finding(runs: pd.DataFrame, setting: Setting, metric: str = "mAP@all") -> st
         if result["seeds"] < 2:
             parts.append(f"{score} (gap {result['gap']:+.3f} with one seed: no verdict yet{where})")
         else:
-            parts.append(f"{score}, so {subject} **{words[result['outcome']]}**{_provisional(result['seeds'])} "
-                         f"({_reason(result)}{where})")
+            so_far = f"{result['seeds']} seeds so far; " if result["seeds"] < FULL_SEEDS else ""
+            parts.append(f"{score}, so {subject} **{words[result['outcome']]}** ({so_far}{_reason(result)}{where})")
     return f"{head}: " + "; ".join(parts)
 
 
