@@ -57,7 +57,7 @@ use_project_root()  # JupyterLab starts kernels in notebooks/; every path here i
 import json
 
 from IPython.display import HTML
-from markdown_it import MarkdownIt  # installed with jupytext
+from markdown_it import MarkdownIt
 
 from semi3lib import book, bridge, viz
 from semi3lib.reporting import reader_table, runs_reader_table
