@@ -26,6 +26,9 @@ ROLES = ("semi3net", "two-branch-ce", "no-edgemap-branch")
 BASELINE = "two-branch-ce"  # the best baseline of the main study: the figure's zero line
 VERDICTS = {1: "helps", -1: "costs", 0: "level"}
 AGAINST_BASELINE = {1: "ahead", -1: "behind", 0: "level"}
+# the verdicts as the sentences of :func:`finding` say them
+BRANCH_PHRASES = {1: "**helps**", -1: "**costs**", 0: "is **level**"}
+BASELINE_PHRASES = {k: f"is **{word}**" for k, word in AGAINST_BASELINE.items()}
 FULL_SEEDS = 3  # the plans' seeds; a verdict on fewer is provisional
 
 
@@ -195,8 +198,8 @@ def finding(runs: pd.DataFrame, setting: Setting, metric: str = "mAP@all") -> st
     seeds = f"{len(values)} seed{'s' * (len(values) != 1)}"
     parts = [f"Semi3-Net {_score(values.mean(), values.std(ddof=1) if len(values) > 1 else np.nan)} {metric} ({seeds})"]
     for other, label, subject, words in (
-            ("no-edgemap-branch", "without the edgemap branch", "the edgemap branch", VERDICTS),
-            ("two-branch-ce", "the two-branch network", "Semi3-Net is", AGAINST_BASELINE)):
+            ("no-edgemap-branch", "without the edgemap branch", "the edgemap branch", BRANCH_PHRASES),
+            ("two-branch-ce", "the two-branch network", "Semi3-Net", BASELINE_PHRASES)):
         result = judge(runs, setting.name, other, metric)
         if result is None:
             parts.append(f"{label}: not run yet")
@@ -208,7 +211,7 @@ def finding(runs: pd.DataFrame, setting: Setting, metric: str = "mAP@all") -> st
             parts.append(f"{score} (gap {result['gap']:+.3f} with one seed: no verdict yet{where})")
         else:
             so_far = f"{result['seeds']} seeds so far; " if result["seeds"] < FULL_SEEDS else ""
-            parts.append(f"{score}, so {subject} **{words[result['outcome']]}** ({so_far}{_reason(result)}{where})")
+            parts.append(f"{score}, so {subject} {words[result['outcome']]} ({so_far}{_reason(result)}{where})")
     return f"{head}: " + "; ".join(parts)
 
 
