@@ -126,6 +126,12 @@ def bridge_summary(runs: pd.DataFrame, metrics: Sequence[str] = ("mAP@all", "mAP
     return reader_table(values_df, std_df, groups=groups, integers=("seeds",))
 
 
+def _mean_std(by_seed: Mapping[int, float]) -> tuple[float, float]:
+    """Mean and sample std over seeds; the std of one seed is unknown (NaN), not zero."""
+    values = np.array(list(by_seed.values()), float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
 def judge(runs: pd.DataFrame, setting: str, other: str, metric: str = "mAP@all") -> dict[str, object] | None:
     """Semi3-Net against ``other`` (a role) in one setting by :func:`compare`, with each row's
     mean and std of ``metric`` and ``seeds`` (the fewer of the two rows'); None when either row
@@ -133,10 +139,9 @@ def judge(runs: pd.DataFrame, setting: str, other: str, metric: str = "mAP@all")
     a, b = (_by_seed(runs, setting, row, metric) if len(runs) else {} for row in ("semi3net", other))
     if not a or not b:
         return None
-    va, vb = np.array(list(a.values())), np.array(list(b.values()))
-    std = (lambda v: float(v.std(ddof=1)) if len(v) > 1 else float("nan"))
-    return {**compare(a, b), "seeds": min(len(a), len(b)), "semi3net": float(va.mean()), "semi3net std": std(va),
-            other: float(vb.mean()), f"{other} std": std(vb),
+    (mean_a, std_a), (mean_b, std_b) = _mean_std(a), _mean_std(b)
+    return {**compare(a, b), "seeds": min(len(a), len(b)), "semi3net": mean_a, "semi3net std": std_a,
+            other: mean_b, f"{other} std": std_b,
             "hosts": (_hosts(runs, setting, "semi3net"), _hosts(runs, setting, other))}
 
 
@@ -194,9 +199,8 @@ def finding(runs: pd.DataFrame, setting: Setting, metric: str = "mAP@all") -> st
     semi3net = _by_seed(runs, setting.name, "semi3net", metric) if len(runs) else {}
     if not semi3net:
         return f"{head}: not run yet (`semi3 study --plan {setting.plan}`)"
-    values = np.array(list(semi3net.values()))
-    seeds = f"{len(values)} seed{'s' * (len(values) != 1)}"
-    parts = [f"Semi3-Net {_score(values.mean(), values.std(ddof=1) if len(values) > 1 else np.nan)} {metric} ({seeds})"]
+    seeds = f"{len(semi3net)} seed{'s' * (len(semi3net) != 1)}"
+    parts = [f"Semi3-Net {_score(*_mean_std(semi3net))} {metric} ({seeds})"]
     for other, label, subject, words in (
             ("no-edgemap-branch", "without the edgemap branch", "the edgemap branch", BRANCH_PHRASES),
             ("two-branch-ce", "the two-branch network", "Semi3-Net", BASELINE_PHRASES)):
