@@ -249,6 +249,7 @@ def execute_notebook(name: str, source: Path, executed: Path, parameters: dict[s
             papermill.execute_notebook(
                 str(ipynb), str(executed), parameters=parameters, kernel_name=KERNEL_NAME,
                 cwd=str(cwd), progress_bar=False, log_output=False, report_mode=False,
+                kernel_manager_class=_ipc_kernel_manager(),
             )
         except PapermillExecutionError as err:
             raise NotebookFailed(name, executed, err.cell_index, err.exec_count, err.source,
@@ -256,6 +257,19 @@ def execute_notebook(name: str, source: Path, executed: Path, parameters: dict[s
         except Exception as err:  # kernel died, timeout, unreadable notebook
             raise NotebookFailed(name, executed, error=f"{type(err).__name__}: {err}") from err
     collapse_injected_parameters(executed)
+
+
+def _ipc_kernel_manager() -> type:
+    """A kernel manager that talks to its kernel over local IPC sockets, not TCP: the kernel then
+    has no reason to print ipykernel's "running over TCP without encryption" warning, once per
+    notebook, into every ``semi3 book run``."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc")
+
+    return IPCKernelManager
 
 
 def collapse_injected_parameters(executed: Path) -> None:
