@@ -262,9 +262,12 @@ def execute_notebook(name: str, source: Path, executed: Path, parameters: dict[s
 def _ipc_kernel_manager() -> type:
     """A kernel manager that talks to its kernel over local IPC sockets, not TCP: the kernel then
     has no reason to print ipykernel's "running over TCP without encryption" warning, once per
-    notebook, into every ``semi3 book run``."""
+    notebook, into every ``semi3 book run``. Unix sockets are POSIX; Windows keeps TCP."""
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import CaselessStrEnum
+
+    if os.name != "posix":
+        return AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc")
