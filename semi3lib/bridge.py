@@ -219,10 +219,39 @@ def finding(runs: pd.DataFrame, setting: Setting, metric: str = "mAP@all") -> st
     return f"{head}: " + "; ".join(parts)
 
 
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def in_short(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS, metric: str = "mAP@all") -> str:
+    """The comparison in two sentences: the settings where the edgemap branch helps, is level
+    or costs, and where Semi3-Net is ahead of, level with or behind the two-branch network, by
+    the rule; a setting judged on fewer than three seeds says so, one with fewer than two
+    (no spread) is "not judged yet"."""
+    sentences = []
+    for other, opening, words in (
+            ("no-edgemap-branch", "The edgemap branch", {1: "helps", 0: "is level", -1: "costs"}),
+            ("two-branch-ce", "Against the two-branch network, Semi3-Net is",
+             {1: "ahead", 0: "level", -1: "behind"})):
+        groups: dict[str, list[str]] = {word: [] for word in [*words.values(), "not judged yet"]}
+        for setting in settings:
+            result = judge(runs, setting.name, other, metric)
+            if result is None or result["seeds"] < 2:
+                groups["not judged yet"].append(f"*{setting.name}*")
+            else:
+                groups[words[result["outcome"]]].append(f"*{setting.name}*{_provisional(result['seeds'])}")
+        judged = [f"{word} in {_listed(names)}" for word, names in groups.items() if names and word != "not judged yet"]
+        waiting = groups["not judged yet"]
+        sentences.append(f"{opening} " + "; ".join(judged) + (
+            f" ({_listed(waiting)}: not judged yet)" if waiting else "") + ".")
+    return " ".join(sentences)
+
+
 def findings(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS, metric: str = "mAP@all") -> str:
-    """:func:`finding` for every setting as a Markdown list: the results page's and the
-    README's statement of the comparison (``python -m semi3lib.bridge``)."""
-    return "\n".join(f"- {finding(runs, setting, metric)}." for setting in settings)
+    """The results page's and the README's statement of the comparison (``python -m
+    semi3lib.bridge``): :func:`in_short`, then :func:`finding` for every setting as a Markdown list."""
+    lines = "\n".join(f"- {finding(runs, setting, metric)}." for setting in settings)
+    return f"**In short:** {in_short(runs, settings, metric)}\n\n{lines}"
 
 
 def gaps_to_baseline(runs: pd.DataFrame, metric: str = "mAP@all") -> pd.DataFrame:
@@ -241,7 +270,7 @@ def gaps_to_baseline(runs: pd.DataFrame, metric: str = "mAP@all") -> pd.DataFram
 
 
 __all__ = ["ROLES", "SETTINGS", "Setting", "bridge_summary", "bridge_verdicts", "compare", "finding", "findings",
-           "gaps_to_baseline", "judge", "load_settings", "write_findings"]
+           "gaps_to_baseline", "in_short", "judge", "load_settings", "write_findings"]
 
 
 GENERATED = Path("_build") / "generated" / "bridge-findings.md"

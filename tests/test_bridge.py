@@ -151,7 +151,8 @@ def test_findings_say_per_setting_what_the_rule_says_with_the_numbers(tmp_path):
         _write(zeroshot, "no-edgemap-branch", seed, none)
     _write(zeroshot, "semi3net-all-photos", 0, 0.2)
     _write(zeroshot, "two-branch-ce-all-photos", 0, 0.1)
-    lines = bridge.findings(bridge.load_settings(root=tmp_path)).splitlines()
+    short, blank, *lines = bridge.findings(bridge.load_settings(root=tmp_path)).splitlines()
+    assert short.startswith("**In short:** The edgemap branch costs in *unseen categories*") and blank == ""
     assert len(lines) == len(bridge.SETTINGS) and all(line.startswith("- **") for line in lines)
     by_name = dict(zip((s.name for s in bridge.SETTINGS), lines))
     unseen = by_name["unseen categories"]
@@ -178,3 +179,21 @@ def test_a_comparison_across_kinds_of_host_says_which_ran_where(tmp_path):
     line = bridge.finding(bridge.load_settings(root=tmp_path), bridge.SETTINGS[0])
     assert "it ran on AMD EPYC, Semi3-Net on Intel Xeon)" in line
     assert line.count("it ran on") == 1  # the two-branch network ran where Semi3-Net did
+
+
+def test_in_short_groups_the_settings_by_verdict_and_says_which_are_not_judged_yet(tmp_path):
+    main, larger = tmp_path / "results" / "sketchy-mini", tmp_path / "results" / "bridge-160px"
+    main.mkdir(parents=True), larger.mkdir(parents=True)
+    for seed, (s3, two, none) in enumerate([(0.60, 0.66, 0.70), (0.61, 0.67, 0.71), (0.62, 0.68, 0.72)]):
+        _write(main, "semi3net-label-smoothing", seed, s3)
+        _write(main, "two-branch-ce-label-smoothing", seed, two)
+        _write(main, "no-edgemap-branch-label-smoothing", seed, none)
+    for seed, (s3, two, none) in enumerate([(0.80, 0.70, 0.70), (0.81, 0.71, 0.72)]):
+        _write(larger, "semi3net", seed, s3)
+        _write(larger, "two-branch-ce", seed, two)
+        _write(larger, "no-edgemap-branch", seed, none)
+    assert bridge.in_short(bridge.load_settings(root=tmp_path)) == (
+        "The edgemap branch helps in *160 px, 10 epochs* (2 seeds so far); costs in *128 px, 7 epochs* "
+        "(*unseen categories* and *unseen, all photos*: not judged yet). Against the two-branch network, "
+        "Semi3-Net is ahead in *160 px, 10 epochs* (2 seeds so far); behind in *128 px, 7 epochs* "
+        "(*unseen categories* and *unseen, all photos*: not judged yet).")
