@@ -140,8 +140,7 @@ for setting, line in verdicts.iterrows():
 #
 # - The question is the paper's own motivation for the edgemap branch: a bridge should pay
 #   off on categories the network has not trained on, or with more resolution and training.
-# - The rule and the three rows were fixed before the seeds ran; the verdicts above are
-#   computed from the records in `results/`, whatever they say.
+# - The rule and the three rows were fixed before the seeds ran.
 # - **On unseen categories** Semi3-Net is ahead of the two-branch network with both galleries,
 #   but against its own unseen photos most of that lead is not the bridge's: the same network
 #   without the edgemap branch is ahead of the two-branch network too, and the branch itself is
@@ -149,6 +148,7 @@ for setting, line in verdicts.iterrows():
 #   distractors: there Semi3-Net beats the network without it with every seed and past the seed
 #   spread, so the bridge helps by the rule. The scores of that gallery are low for all three
 #   networks: an unseen sketch's nearest photos are often of a category it was trained on.
-# - Every verdict is computed from the records in `results/` at each build, so a setting with
-#   fewer than three seeds says so; `semi3 study --plan configs/bridge-zeroshot.yaml` and
-#   `semi3 study --plan configs/bridge-160px.yaml` (resumable) run what is missing.
+# - Every verdict is computed from the records in `results/` at each build, whatever they
+#   say, and a setting with fewer than three seeds says so; `semi3 study --plan
+#   configs/bridge-zeroshot.yaml` and `--plan configs/bridge-160px.yaml` (resumable) run what
+#   is missing.
