@@ -60,7 +60,7 @@ from IPython.display import HTML
 from markdown_it import MarkdownIt
 
 from semi3lib import book, bridge, viz
-from semi3lib.reporting import reader_table, runs_reader_table
+from semi3lib.reporting import runs_reader_table
 
 viz.use_book_style()
 runs = bridge.load_settings()
@@ -104,7 +104,7 @@ path = viz.save_figure(fig, "09_bridge", figures_dir)
 #| label: tbl-bridge-verdicts
 #| tbl-cap: The rule applied per setting. A verdict with fewer than three seeds is provisional.
 verdicts = bridge.bridge_verdicts(runs, metric=metric)
-reader_table(verdicts, digits=4)
+bridge.verdicts_table(verdicts)
 
 # %% [markdown]
 # The same in words, with each network's mean ± std (the results page and the README print

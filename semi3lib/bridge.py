@@ -30,6 +30,10 @@ AGAINST_BASELINE = {1: "ahead", -1: "behind", 0: "level"}
 BRANCH_PHRASES = {1: "**helps**", -1: "**costs**", 0: "is **level**"}
 BASELINE_PHRASES = {k: f"is **{word}**" for k, word in AGAINST_BASELINE.items()}
 FULL_SEEDS = 3  # the plans' seeds; a verdict on fewer is provisional
+# Semi3-Net's two comparisons: (column of bridge_verdicts, the other role, its words, a title)
+COMPARISONS = (("edgemap branch", "no-edgemap-branch", VERDICTS,
+                "the edgemap branch: Semi3-Net against the network without it"),
+               ("vs two-branch", "two-branch-ce", AGAINST_BASELINE, "Semi3-Net against the two-branch network"))
 
 
 @dataclass(frozen=True)
@@ -162,8 +166,7 @@ def bridge_verdicts(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS,
     lines = []
     for setting in settings:
         line: dict[str, object] = {"setting": setting.name}
-        for other, key, words in (("no-edgemap-branch", "edgemap branch", VERDICTS),
-                                  ("two-branch-ce", "vs two-branch", AGAINST_BASELINE)):
+        for key, other, words, _ in COMPARISONS:
             result = judge(runs, setting.name, other, metric)
             if result is None:
                 present = set(runs.loc[runs["setting"] == setting.name, "row"]) if len(runs) else set()
@@ -176,6 +179,19 @@ def bridge_verdicts(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS,
             line[f"spread ({other})"] = round(result["spread"], 4)
         lines.append(line)
     return pd.DataFrame(lines).set_index("setting")
+
+
+def verdicts_table(verdicts: pd.DataFrame, digits: int = 4) -> ReaderTable:
+    """:func:`bridge_verdicts` for a reader, narrow enough for a page: one group per comparison,
+    one line per setting (``"<setting>, <comparison>"``) with the verdict, the gap and the spread."""
+    lines, groups = [], []
+    for key, other, _, title in COMPARISONS:
+        labels = [f"{setting}, {key}" for setting in verdicts.index]
+        groups.append((title, labels))
+        for label, (_, line) in zip(labels, verdicts.iterrows()):
+            lines.append({"setting": label, "verdict": line[key], "gap": line[f"gap to {other}"],
+                          "spread": line[f"spread ({other})"]})
+    return reader_table(pd.DataFrame(lines).set_index("setting"), groups=groups, digits=digits)
 
 
 def _score(mean: float, std: float) -> str:
@@ -270,7 +286,7 @@ def gaps_to_baseline(runs: pd.DataFrame, metric: str = "mAP@all") -> pd.DataFram
 
 
 __all__ = ["ROLES", "SETTINGS", "Setting", "bridge_summary", "bridge_verdicts", "compare", "finding", "findings",
-           "gaps_to_baseline", "in_short", "judge", "load_settings", "write_findings"]
+           "gaps_to_baseline", "in_short", "judge", "load_settings", "verdicts_table", "write_findings"]
 
 
 GENERATED = Path("_build") / "generated" / "bridge-findings.md"

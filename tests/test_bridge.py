@@ -126,6 +126,11 @@ def test_settings_are_read_by_role_and_judged_by_the_rule(tmp_path):
     assert verdicts.loc["128 px, 7 epochs", "vs two-branch"] == "behind"
     assert verdicts.loc["unseen categories", "edgemap branch"] == "helps (2 seeds so far)"
     assert verdicts.loc["160 px, 10 epochs", "edgemap branch"].startswith("not run")
+    table = bridge.verdicts_table(verdicts).text()
+    assert list(table.columns) == ["verdict", "gap", "spread"]
+    assert table.loc["unseen categories, edgemap branch", "verdict"] == "helps (2 seeds so far)"
+    assert table.loc["128 px, 7 epochs, vs two-branch", "verdict"] == "behind"
+    assert table.loc["128 px, 7 epochs, vs two-branch", "gap"] == "-0.0300"
     summary = bridge.bridge_summary(runs)
     assert summary.text().loc["semi3net, unseen categories", "mAP@all"] == "0.405 ± 0.007"
     assert [title for title, _ in summary.groups] == ["128 px, 7 epochs", "unseen categories"]
