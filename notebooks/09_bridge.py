@@ -116,9 +116,11 @@ HTML(MarkdownIt().render(bridge.findings(runs, metric=metric)))  # HTML: the sit
 # %% [markdown]
 # Each run, its training time and the hardware it ran on. Runs of one setting are compared
 # on one host type where that was possible; the table says where it was not. The minutes are
-# wall-clock: the 160 px runs had the two cores to themselves (their minutes are the cost the
-# plan promised to measure), but several zero-shot runs shared them with other work (one row's
-# seeds differ by up to 3.5x), so the zero-shot minutes are not a cost measurement.
+# wall-clock: the 160 px runs of seed 0 had the two cores to themselves (their minutes are the
+# cost the plan promised to measure); later 160 px seeds shared them now and then with short
+# builds and tests (two-branch seed 1 took a fifth longer than seed 0), and several zero-shot
+# runs with long work (one row's seeds differ by up to 3.5x), so those minutes are not a cost
+# measurement.
 
 # %% tags=["hide-input"]
 #| label: tbl-bridge-runs
