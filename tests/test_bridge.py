@@ -106,6 +106,14 @@ def _write(folder, run, seed, value, split_metrics=True):
         {"run": run, "seed": seed, "wall_seconds": 60, "metrics": {"query": metrics} if split_metrics else metrics}))
 
 
+def _write_seeds(folder, names, values):
+    """One record per seed for each of the three rows: ``names`` and each item of ``values`` in
+    the order semi3net, two-branch-ce, no-edgemap-branch."""
+    for seed, scores in enumerate(values):
+        for name, value in zip(names, scores, strict=True):
+            _write(folder, name, seed, value)
+
+
 def test_settings_are_read_by_role_and_judged_by_the_rule(tmp_path):
     main, zeroshot = tmp_path / "results" / "sketchy-mini", tmp_path / "results" / "bridge-zeroshot"
     main.mkdir(parents=True), zeroshot.mkdir(parents=True)
@@ -114,10 +122,7 @@ def test_settings_are_read_by_role_and_judged_by_the_rule(tmp_path):
         _write(main, "two-branch-ce-label-smoothing", seed, two)
         _write(main, "no-edgemap-branch-label-smoothing", seed, none)
         _write(main, "semi3net", seed, 0.1)  # another row of the main study: not part of the comparison
-    for seed, (s3, two, none) in enumerate([(0.40, 0.30, 0.31), (0.41, 0.32, 0.30)]):
-        _write(zeroshot, "semi3net", seed, s3)
-        _write(zeroshot, "two-branch-ce", seed, two)
-        _write(zeroshot, "no-edgemap-branch", seed, none)
+    _write_seeds(zeroshot, bridge.ROLES, [(0.40, 0.30, 0.31), (0.41, 0.32, 0.30)])
     runs = bridge.load_settings(root=tmp_path)
     assert list(runs["setting"].unique()) == ["128 px, 7 epochs", "unseen categories"]
     assert list(runs[runs["setting"] == "128 px, 7 epochs"]["row"].unique()) == list(bridge.ROLES)
@@ -150,10 +155,7 @@ def test_settings_are_read_by_role_and_judged_by_the_rule(tmp_path):
 def test_findings_say_per_setting_what_the_rule_says_with_the_numbers(tmp_path):
     zeroshot = tmp_path / "results" / "bridge-zeroshot"
     zeroshot.mkdir(parents=True)
-    for seed, (s3, two, none) in enumerate([(0.40, 0.30, 0.45), (0.41, 0.32, 0.46), (0.42, 0.31, 0.47)]):
-        _write(zeroshot, "semi3net", seed, s3)
-        _write(zeroshot, "two-branch-ce", seed, two)
-        _write(zeroshot, "no-edgemap-branch", seed, none)
+    _write_seeds(zeroshot, bridge.ROLES, [(0.40, 0.30, 0.45), (0.41, 0.32, 0.46), (0.42, 0.31, 0.47)])
     _write(zeroshot, "semi3net-all-photos", 0, 0.2)
     _write(zeroshot, "two-branch-ce-all-photos", 0, 0.1)
     short, blank, *lines = bridge.findings(bridge.load_settings(root=tmp_path)).splitlines()
@@ -189,14 +191,8 @@ def test_a_comparison_across_kinds_of_host_says_which_ran_where(tmp_path):
 def test_in_short_groups_the_settings_by_verdict_and_says_which_are_not_judged_yet(tmp_path):
     main, larger = tmp_path / "results" / "sketchy-mini", tmp_path / "results" / "bridge-160px"
     main.mkdir(parents=True), larger.mkdir(parents=True)
-    for seed, (s3, two, none) in enumerate([(0.60, 0.66, 0.70), (0.61, 0.67, 0.71), (0.62, 0.68, 0.72)]):
-        _write(main, "semi3net-label-smoothing", seed, s3)
-        _write(main, "two-branch-ce-label-smoothing", seed, two)
-        _write(main, "no-edgemap-branch-label-smoothing", seed, none)
-    for seed, (s3, two, none) in enumerate([(0.80, 0.70, 0.70), (0.81, 0.71, 0.72)]):
-        _write(larger, "semi3net", seed, s3)
-        _write(larger, "two-branch-ce", seed, two)
-        _write(larger, "no-edgemap-branch", seed, none)
+    _write_seeds(main, [f"{role}-label-smoothing" for role in bridge.ROLES], [(0.60, 0.66, 0.70), (0.61, 0.67, 0.71), (0.62, 0.68, 0.72)])
+    _write_seeds(larger, bridge.ROLES, [(0.80, 0.70, 0.70), (0.81, 0.71, 0.72)])
     assert bridge.in_short(bridge.load_settings(root=tmp_path)) == (
         "The edgemap branch helps in *160 px, 10 epochs* (2 seeds so far); costs in *128 px, 7 epochs* "
         "(*unseen categories* and *unseen, all photos*: not judged yet). Against the two-branch network, "
