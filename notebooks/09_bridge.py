@@ -150,12 +150,12 @@ for setting, line in verdicts.iterrows():
 #   distractors: there Semi3-Net beats the network without it with every seed and past the seed
 #   spread, so the bridge helps by the rule. The scores of that gallery are low for all three
 #   networks: an unseen sketch's nearest photos are often of a category it was trained on.
-# - **At 160 px / 10 epochs** (three seeds of Semi3-Net and the two-branch network, two of
-#   the network without the branch so far) all three networks score higher than at 128 px /
-#   7 epochs, and Semi3-Net's gaps are less than half as large: the edgemap branch still costs
-#   against the same network without it, with every seed so far, while Semi3-Net is now level
-#   with the two-branch network (behind with seeds 0 and 1, ahead with seed 2). More resolution
-#   and training narrow the cost of the bridge; on these seeds they do not turn it into a gain.
+# - **At 160 px / 10 epochs** (three seeds each) all three networks score higher than at
+#   128 px / 7 epochs, and Semi3-Net's gaps are less than half as large: the edgemap branch
+#   still costs against the same network without it, with every seed and past the seed
+#   spread, while Semi3-Net is now level with the two-branch network (behind with seeds 0 and
+#   1, ahead with seed 2). More resolution and training narrow the cost of the bridge; they do
+#   not turn it into a gain.
 # - Every verdict is computed from the records in `results/` at each build, whatever they
 #   say, and a setting with fewer than three seeds says so; `semi3 study --plan
 #   configs/bridge-zeroshot.yaml` and `--plan configs/bridge-160px.yaml` (resumable) run what
