@@ -21,12 +21,13 @@ env: $(STAMP)
 book: env
 	$(BIN)/semi3 book run --profile $(PROFILE)
 	$(BIN)/semi3 export --profile $(PROFILE) --out _build/search-export --quiet
-	$(BIN)/python -m semi3lib.site $(if $(SITE_TEMPLATE),--template $(SITE_TEMPLATE))
+	$(BIN)/python -m semi3lib.book.site $(if $(SITE_TEMPLATE),--template $(SITE_TEMPLATE))
 
 lab: env
 	$(BIN)/python -m semi3lib.interactive.lab $(LAB_ARGS)
 
 test: env
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-book:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from semi3lib.hardware import machine_info
+from semi3lib.engine.hardware import machine_info
 
 __all__ = ["RESULTS", "PeakRSS", "machine_info", "write_result"]
 

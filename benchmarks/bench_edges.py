@@ -3,7 +3,7 @@
     python benchmarks/bench_edges.py                      # all sketchy-mini photos (3,125)
     python benchmarks/bench_edges.py --limit 200 --out /tmp/edges.json   # quick run
 
-For each method (Canny, XDoG, Sobel from ``semi3lib.edges``) the photos go through
+For each method (Canny, XDoG, Sobel from ``semi3lib.data.edgemaps``) the photos go through
 ``EdgeCache.get`` twice: the **first pass** on a fresh, empty temporary cache folder (decode
 the JPEG, compute the edgemap, write it) and the **cached pass** with a new ``EdgeCache`` on
 the same folder (look the entry up and read it back). Before any timing every photo file is
@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, write_result  # noqa: E402
 
-from semi3lib.edges import EDGE_CACHE_FORMAT_VERSION, EDGE_METHODS, EdgeCache  # noqa: E402
+from semi3lib.data.edgemaps import EDGE_CACHE_FORMAT_VERSION, EDGE_METHODS, EdgeCache  # noqa: E402
 from semi3lib.paths import find_dataset_root  # noqa: E402
 
 TARGET_SPEEDUP = 10.0

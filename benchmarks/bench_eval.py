@@ -69,7 +69,7 @@ def worker(args) -> dict:
     q, ql, g, gl = make_data(args.queries, args.gallery, args.dim, args.classes, args.seed)
     subset = reference_subset(q, args.ref_queries)
     if args.worker in ("ours", "ours_all"):
-        from semi3lib.metrics import retrieval_metrics
+        from semi3lib.engine.metrics import retrieval_metrics
 
         ks, map_at = ((200,), ()) if args.worker == "ours" else ((10, 25, 100, 200), (200,))
         retrieval_metrics(q[:8], ql[:8], g, gl, ks=ks, map_at=map_at)  # warm-up (threads, pages)
@@ -121,7 +121,7 @@ def worker(args) -> dict:
 
 def per_query_metrics_subset(q, ql, g, gl, subset) -> tuple[list, list]:
     """The project's per-query AP and P@200 for the reference subset (for agreement)."""
-    from semi3lib.metrics import per_query_metrics
+    from semi3lib.engine.metrics import per_query_metrics
 
     pq = per_query_metrics(q[subset], ql[subset], g, gl, ks=(200,), map_at=())
     return pq["ap"].tolist(), pq["P@200"].tolist()

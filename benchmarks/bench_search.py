@@ -4,7 +4,7 @@
     python benchmarks/bench_search.py --sizes 10000 --queries 50 --no-extra-dim   # quick run
     python benchmarks/bench_search.py --with-forward  # also time the sketch's forward pass
 
-Backends (semi3lib.retrieval): "exact" (numpy matrix-vector product + argpartition),
+Backends (semi3lib.retrieval.index): "exact" (numpy matrix-vector product + argpartition),
 "faiss-flat" (FAISS exhaustive, exact), "faiss-ivf" and "faiss-hnsw" (approximate; their
 recall@10 is measured against the exact top-10 of the same queries). Latency is per single
 query (one sketch, batch size 1), building the index excluded; median and p95 over
@@ -68,7 +68,7 @@ def latency_ms(fn, queries: np.ndarray, warmup: int = 3) -> tuple[dict, list]:
 
 
 def bench_size(n: int, dim: int, backends: list[str], args, rng) -> dict:
-    from semi3lib.retrieval import build_faiss_index, search_arrays
+    from semi3lib.retrieval.index import build_faiss_index, search_arrays
 
     centres = None
     if args.distribution == "clustered":

@@ -5,7 +5,7 @@ image size, with synthetic in-memory input and with the real data loader.
     python benchmarks/bench_train_step.py --configs efficientnet_lite0:128 --steps 2 --out /tmp/t.json
     python benchmarks/bench_train_step.py --device cuda --compile   # on a GPU machine
 
-One step is what ``semi3lib.training.train`` does per batch: forward of the three branches,
+One step is what ``semi3lib.engine.train.train`` does per batch: forward of the three branches,
 the hybrid loss, backward, gradient clipping and an AdamW step, on a batch of B (sketch,
 photo, edgemap) triplets. Backbones start from random weights (the time does not depend on
 them, and VGG19 has no weights offline). For each (backbone, size) and precision mode:
@@ -47,9 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, write_result  # noqa: E402
 
 from semi3lib.config import LossConfig, ModelConfig, load_config  # noqa: E402
-from semi3lib.losses import HybridLoss  # noqa: E402
+from semi3lib.models.losses import HybridLoss  # noqa: E402
 from semi3lib.models import RandomInitWarning, Semi3Net  # noqa: E402
-from semi3lib.training import batch_to_device  # noqa: E402
+from semi3lib.engine.train import batch_to_device  # noqa: E402
 
 NUM_CLASSES = 125  # Sketchy's categories
 GRAD_CLIP = 5.0  # as in configs/sketchy-mini-cpu.yaml
@@ -78,7 +78,7 @@ def synthetic_batch(batch: int, size: int, seed: int = 0) -> dict[str, torch.Ten
 def real_loader(size: int, batch: int, workers: int, device: torch.device) -> torch.utils.data.DataLoader:
     """Shuffled ``TrainTriplets`` batches of sketchy-mini at ``size`` px, as training builds
     them (``configs/sketchy-mini-cpu.yaml``), after filling the edgemap cache."""
-    from semi3lib.experiment import load_experiment_data, train_dataset, with_overrides
+    from semi3lib.data.experiment import load_experiment_data, train_dataset, with_overrides
 
     cfg = load_config(DATA_CONFIG)
     cfg = with_overrides(cfg, data={"image_size": size})

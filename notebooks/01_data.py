@@ -40,13 +40,15 @@ from semi3lib.interactive import use_project_root
 
 use_project_root()  # JupyterLab starts kernels in notebooks/; every path here is from the root
 
-from semi3lib import book, viz
+from semi3lib.book import runner as book
+
+from semi3lib.book import viz
 from semi3lib.config import load_config
 from semi3lib.data import summary
 from semi3lib.data.images import load_image
 from semi3lib.data.layouts import read_dataset
-from semi3lib.experiment import load_experiment_data
-from semi3lib.reporting import reader_table
+from semi3lib.data.experiment import load_experiment_data
+from semi3lib.study.reporting import reader_table
 
 viz.use_book_style()
 cfg = load_config(config, overrides)

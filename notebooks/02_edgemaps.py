@@ -45,15 +45,17 @@ use_project_root()  # JupyterLab starts kernels in notebooks/; every path here i
 
 import numpy as np
 
-from semi3lib import book, viz
+from semi3lib.book import runner as book
+
+from semi3lib.book import viz
 from semi3lib.config import load_config
 from semi3lib.data.images import load_image
 from semi3lib.data.summary import sketch_photo_examples
-from semi3lib.edges import compute_edgemap, edgemap_speed
-from semi3lib.evaluation import edge_method_retrieval
-from semi3lib.experiment import load_experiment_data
-from semi3lib.reporting import reader_table
-from semi3lib.training import select_device
+from semi3lib.data.edgemaps import compute_edgemap, edgemap_speed
+from semi3lib.engine.evaluate import edge_method_retrieval
+from semi3lib.data.experiment import load_experiment_data
+from semi3lib.study.reporting import reader_table
+from semi3lib.engine.device import select_device
 
 viz.use_book_style()
 cfg = load_config(config, overrides)

@@ -39,12 +39,14 @@ from semi3lib.interactive import use_project_root
 
 use_project_root()  # JupyterLab starts kernels in notebooks/; every path here is from the root
 
-from semi3lib import book, viz
+from semi3lib.book import runner as book
+
+from semi3lib.book import viz
 import pandas as pd
 import torch
 
 from semi3lib.config import load_config
-from semi3lib.experiment import load_experiment_data, train_dataset
+from semi3lib.data.experiment import load_experiment_data, train_dataset
 from semi3lib.models import Semi3Net
 from semi3lib.models.inspect import sharing_comparison, trace_forward
 

@@ -54,10 +54,13 @@ use_project_root()  # JupyterLab starts kernels in notebooks/; every path here i
 
 import yaml
 
-from semi3lib import book, viz
+from semi3lib.book import runner as book
+
+from semi3lib.book import viz
 from semi3lib.config import load_config
-from semi3lib.reporting import history_table, reader_table
-from semi3lib.training import read_steps, select_device, train
+from semi3lib.study.reporting import history_table, reader_table
+from semi3lib.engine.train import read_steps, train
+from semi3lib.engine.device import select_device
 
 viz.use_book_style()
 cfg = load_config(config, [*overrides, f"train.out_dir={run_dir}", f"train.device={device}"])
@@ -67,7 +70,7 @@ print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 # %% [markdown]
 # ## Training
 #
-# The loop (`semi3lib.training.train`, the same one `semi3 train` runs) writes the resolved
+# The loop (`semi3lib.engine.train.train`, the same one `semi3 train` runs) writes the resolved
 # config, the split, per-epoch metrics (`metrics.jsonl`, `metrics.csv`), the loss terms every
 # `train.log_every` steps (`steps.jsonl`) and the checkpoints `last.pt` / `best.pt` into the
 # run folder. It keeps images and activations channels-last (NHWC), which made a training

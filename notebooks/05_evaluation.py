@@ -57,15 +57,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from semi3lib import book, viz
+from semi3lib.book import runner as book
+
+from semi3lib.book import viz
 from semi3lib.data.images import load_image
-from semi3lib.evaluation import embed_split, embed_split_imagenet, load_trained
-from semi3lib.metrics import per_query_ap, precision_recall_curve_mean, retrieval_metrics
-from semi3lib.reporting import (PAPER_REPORTED, TABLE_METRICS, TUNING_GROUPS, load_study, margin_over,
+from semi3lib.engine.evaluate import embed_split, embed_split_imagenet, load_trained
+from semi3lib.engine.metrics import per_query_ap, precision_recall_curve_mean, retrieval_metrics
+from semi3lib.study.reporting import (PAPER_REPORTED, TABLE_METRICS, TUNING_GROUPS, load_study, margin_over,
                                 paper_reported_table, reader_table, results_table, runs_reader_table,
                                 spread_queries, study_table)
-from semi3lib.retrieval import search_arrays
-from semi3lib.training import select_device
+from semi3lib.retrieval.index import search_arrays
+from semi3lib.engine.device import select_device
 
 viz.use_book_style()
 dev = select_device(device)

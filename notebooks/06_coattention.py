@@ -47,13 +47,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semi3lib import book, viz
-from semi3lib.analysis import (activation_maps, boosted_channels, coattention_weights, discriminative_channels,
+from semi3lib.book import runner as book
+
+from semi3lib.book import viz
+from semi3lib.book.analysis import (activation_maps, boosted_channels, coattention_weights, discriminative_channels,
                                select_categories)
-from semi3lib.evaluation import embed_split, load_trained
-from semi3lib.reporting import reader_table
+from semi3lib.engine.evaluate import embed_split, load_trained
+from semi3lib.study.reporting import reader_table
 from semi3lib.models import Semi3Net
-from semi3lib.training import select_device
+from semi3lib.engine.device import select_device
 
 viz.use_book_style()
 dev = select_device(device)
@@ -125,7 +127,7 @@ reader_table(boosted.loc[[data.index.categories[c] for c in shown]])
 
 # %% tags=["hide-input"]
 from semi3lib.data.datasets import GalleryPhotos
-from semi3lib.experiment import edge_cache_dir
+from semi3lib.data.experiment import edge_cache_dir
 
 rng = np.random.default_rng(seed)
 examples = [shown_photos[i] for i in sorted(rng.choice(len(shown_photos), min(example_photos, len(shown_photos)),

@@ -41,12 +41,14 @@ use_project_root()  # JupyterLab starts kernels in notebooks/; every path here i
 
 import pandas as pd
 
-from semi3lib import book, viz
-from semi3lib.analysis import joint_points, neighbourhood_stats, select_categories, umap_2d
-from semi3lib.evaluation import embed_split, embed_split_imagenet, load_trained
-from semi3lib.experiment import restrict_split
-from semi3lib.reporting import reader_table
-from semi3lib.training import select_device
+from semi3lib.book import runner as book
+
+from semi3lib.book import viz
+from semi3lib.book.analysis import joint_points, neighbourhood_stats, select_categories, umap_2d
+from semi3lib.engine.evaluate import embed_split, embed_split_imagenet, load_trained
+from semi3lib.data.experiment import restrict_split
+from semi3lib.study.reporting import reader_table
+from semi3lib.engine.device import select_device
 
 viz.use_book_style()
 dev = select_device(device)

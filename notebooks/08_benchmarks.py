@@ -38,9 +38,11 @@ from semi3lib.interactive import use_project_root
 
 use_project_root()  # JupyterLab starts kernels in notebooks/; every path here is from the root
 
-from semi3lib import book, viz
-from semi3lib.reporting import reader_table
-from semi3lib.benchmark_results import (edges_table, load_benchmarks, machines_table, missing_benchmarks,
+from semi3lib.book import runner as book
+
+from semi3lib.book import viz
+from semi3lib.study.reporting import reader_table
+from semi3lib.study.benchmarks import (edges_table, load_benchmarks, machines_table, missing_benchmarks,
                                         search_table, targets_table, train_table)
 
 viz.use_book_style()

@@ -59,8 +59,12 @@ import json
 from IPython.display import HTML
 from markdown_it import MarkdownIt
 
-from semi3lib import book, bridge, viz
-from semi3lib.reporting import runs_reader_table
+from semi3lib.book import runner as book
+
+from semi3lib.study import bridge
+
+from semi3lib.book import viz
+from semi3lib.study.reporting import runs_reader_table
 
 viz.use_book_style()
 runs = bridge.load_settings()
@@ -108,7 +112,7 @@ bridge.verdicts_table(verdicts)
 
 # %% [markdown]
 # The same in words, with each network's mean ± std (the results page and the README print
-# these sentences, `python -m semi3lib.bridge`):
+# these sentences, `python -m semi3lib.study.bridge`):
 
 # %% tags=["hide-input"]
 HTML(MarkdownIt().render(bridge.findings(runs, metric=metric)))  # HTML: the site shows Markdown outputs as text

@@ -382,6 +382,6 @@ def _parents(key: str) -> list[str]:
 
 
 def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
-    from semi3lib.checkpoints import atomic_write_text
+    from semi3lib.io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -39,7 +39,7 @@ def sketchy_mini_root() -> Path:
 def smoke_run(sketchy_mini_root, tmp_path_factory) -> Path:
     """A real (seconds-long) smoke training run on 5 sketchy-mini categories; its out_dir."""
     from semi3lib.config import load_config
-    from semi3lib.training import train
+    from semi3lib.engine.train import train
 
     out = tmp_path_factory.mktemp("smoke-run")
     cfg = load_config(REPO / "configs" / "smoke.yaml",
@@ -53,7 +53,7 @@ def smoke_run(sketchy_mini_root, tmp_path_factory) -> Path:
 def search_export(smoke_run, tmp_path_factory) -> Path:
     """``semi3 export`` of the smoke checkpoint: ONNX sketch encoder, float16 gallery,
     thumbnails, examples and index.npz; its folder."""
-    from semi3lib.interactive.export import export_search
+    from semi3lib.retrieval.export import export_search
 
     out = tmp_path_factory.mktemp("search-export")
     export_search(smoke_run / "last.pt", out, progress=False)

@@ -9,7 +9,7 @@ import torch.distributed as dist
 
 from semi3lib.config import load_config
 from semi3lib.models import Semi3Net
-from semi3lib.training import train
+from semi3lib.engine.train import train
 
 out = Path(sys.argv[1])
 cfg = load_config(sys.argv[2], sys.argv[3:])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from semi3lib import analysis
+from semi3lib.book import analysis
 
 
 def test_neighbourhood_stats_on_separated_domains():

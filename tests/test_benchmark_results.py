@@ -11,8 +11,8 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 
-from semi3lib import viz  # noqa: E402
-from semi3lib.benchmark_results import BENCHMARKS, load_benchmarks, machines_table, targets_table  # noqa: E402
+from semi3lib.book import viz  # noqa: E402
+from semi3lib.study.benchmarks import BENCHMARKS, load_benchmarks, machines_table, targets_table  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
 PLOTS = {"eval": viz.plot_eval_benchmark, "search": viz.plot_search_benchmark,

@@ -10,7 +10,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from semi3lib import book
+from semi3lib.book import runner as book
 from semi3lib.cli import main as semi3_main
 
 REPO = Path(__file__).resolve().parents[1]

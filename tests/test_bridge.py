@@ -9,12 +9,14 @@ import json
 import matplotlib.pyplot as plt
 import pytest
 
-from semi3lib import bridge, viz
+from semi3lib.study import bridge
+
+from semi3lib.book import viz
 from semi3lib.config import load_config
 from semi3lib.data.layouts import read_dataset
 from semi3lib.data.splits import UNSEEN_CATEGORY_SETS, make_split, split_from_config, with_gallery
-from semi3lib.experiment import restrict_categories
-from semi3lib.study import load_plan
+from semi3lib.data.experiment import restrict_categories
+from semi3lib.study.runner import load_plan
 
 from conftest import REPO
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from semi3lib import claims, reporting
+from semi3lib.study import claims
+
+from semi3lib.study import reporting
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -50,7 +50,7 @@ def test_config_choices_are_the_implementing_modules_choices():
     from semi3lib.config import CHOICES
     from semi3lib.data.layouts import DATASET_NAMES
     from semi3lib.data.splits import PROTOCOLS, ZEROSHOT_GALLERIES, ZEROSHOT_SPLITS
-    from semi3lib.edges import EDGE_METHODS
+    from semi3lib.data.edgemaps import EDGE_METHODS
     from semi3lib.models import BACKBONES, SHARING_MODES
     from semi3lib.models.semi3net import GALLERY_EMBEDDINGS
 

@@ -21,7 +21,7 @@ from semi3lib.data.datasets import (
 from semi3lib.data.images import load_image
 from semi3lib.data.layouts import read_dataset
 from semi3lib.data.splits import make_split
-from semi3lib.edges import compute_edgemap
+from semi3lib.data.edgemaps import compute_edgemap
 
 SIZE = 32
 

@@ -11,7 +11,7 @@ import pytest
 from data_fixtures import truncate, write_photo
 
 from semi3lib.data.images import UnreadableImageError, load_image
-from semi3lib.edges import EDGE_METHODS, EdgeCache, compute_edgemap, params_key
+from semi3lib.data.edgemaps import EDGE_METHODS, EdgeCache, compute_edgemap, params_key
 
 
 def _square_photo(h: int = 50, w: int = 70) -> np.ndarray:

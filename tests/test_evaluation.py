@@ -8,8 +8,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from semi3lib.analysis import coattention_weights
-from semi3lib.evaluation import EMBEDDINGS_DIR, embed_split, evaluate_model, load_trained
+from semi3lib.book.analysis import coattention_weights
+from semi3lib.engine.evaluate import EMBEDDINGS_DIR, embed_split, evaluate_model, load_trained
 
 
 def test_training_keeps_its_final_embeddings_and_they_are_what_the_checkpoint_gives(smoke_run):

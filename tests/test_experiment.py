@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from semi3lib.data.layouts import read_dataset
 from semi3lib.data.splits import make_split
-from semi3lib.experiment import ExperimentData, restrict_split
+from semi3lib.data.experiment import ExperimentData, restrict_split
 
 
 def test_restrict_split_keeps_the_index_and_its_label_codes(sketchy_mini_root):

@@ -23,7 +23,7 @@ import pytest
 import torch
 import yaml
 
-from semi3lib.checkpoints import LOCK_FILE
+from semi3lib.io import LOCK_FILE
 from semi3lib.cli import main
 from data_fixtures import make_sketchy, write_photo
 
@@ -102,7 +102,7 @@ def tiny(sketchy_mini_root, edge_cache):
 def finished_run(tiny, tmp_path_factory) -> Path:
     """A finished tiny run (read-only for the tests: copy it with :func:`copy_run`)."""
     from semi3lib.config import load_config
-    from semi3lib.training import train
+    from semi3lib.engine.train import train
 
     out = tmp_path_factory.mktemp("finished") / "run"
     train(load_config(SMOKE, tiny(out)), progress=False)
@@ -185,7 +185,7 @@ def test_index_refuses_an_existing_index_without_overwrite(finished_run, photos,
 
 
 def test_export_refuses_a_folder_that_is_not_an_earlier_export(finished_run, tmp_path, capsys, monkeypatch):
-    import semi3lib.evaluation as evaluation
+    import semi3lib.engine.evaluate as evaluation
 
     monkeypatch.setattr(evaluation, "load_trained", lambda *a, **k: pytest.fail("loaded the model before checking --out"))
     run = copy_run(finished_run, tmp_path / "run")
@@ -199,7 +199,7 @@ def test_export_refuses_a_folder_that_is_not_an_earlier_export(finished_run, tmp
 
 def test_index_out_naming_a_directory_is_refused_before_any_photo_is_embedded(finished_run, photos, tmp_path,
                                                                               capsys, monkeypatch):
-    import semi3lib.search_engine as engine
+    import semi3lib.retrieval.search as engine
 
     monkeypatch.setattr(engine, "load_model", lambda *a, **k: pytest.fail("embedded photos before checking --out"))
     (tmp_path / "out").mkdir()
@@ -262,7 +262,7 @@ def test_zero_epochs_is_refused_and_nothing_is_written(tiny, tmp_path, capsys):
     ("checkpoint", "is an input of this command"),
 ])
 def test_train_results_file_is_checked_before_training(results, match, tiny, tmp_path, capsys, monkeypatch):
-    import semi3lib.training as training
+    import semi3lib.engine.train as training
 
     monkeypatch.setattr(training, "_train", lambda *a, **k: pytest.fail("trained before checking --results"),
                         raising=False)  # without a _train to stop, the hash check below catches it
@@ -320,7 +320,7 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_checkpoint_and_res
 
 
 def test_sigkill_during_an_index_write_keeps_the_previous_index(finished_run, photos, tmp_path, capsys):
-    from semi3lib.retrieval import load_index
+    from semi3lib.retrieval.index import load_index
 
     index = tmp_path / "g.npz"
     args = ["index", "--checkpoint", finished_run / "last.pt", "--photos", photos, "--out", index, "--quiet"]
@@ -352,7 +352,7 @@ def test_a_full_disk_during_an_index_write_keeps_the_previous_index(finished_run
 
 
 def test_a_full_disk_during_the_results_write_is_one_line(tiny, tmp_path, tmpfs, capsys, monkeypatch):
-    import semi3lib.training as training
+    import semi3lib.engine.train as training
 
     # The record is written after training; what is tested is that write, so training is skipped.
     monkeypatch.setattr(training, "train", lambda cfg, **kwargs: training.TrainResult(
@@ -458,7 +458,7 @@ def _book_root(tmp_path: Path, profile: str) -> Path:
     ("common: [results_dir]\n", "hostile.yaml:1: 'common' must be a mapping"),
 ])
 def test_a_bad_book_profile_is_refused_before_any_notebook_runs(profile, match, tmp_path, capsys, monkeypatch):
-    from semi3lib import book
+    from semi3lib.book import runner as book
 
     monkeypatch.setattr(book, "execute_notebook", lambda *a, **k: pytest.fail("a notebook ran"))
     root = _book_root(tmp_path, profile)
@@ -521,7 +521,7 @@ def test_an_edgemap_cache_path_that_is_a_file_is_one_line(tmp_path, capsys):
 
 
 def test_a_book_build_folder_that_is_a_file_is_refused_before_any_notebook_runs(tmp_path, capsys, monkeypatch):
-    from semi3lib import book
+    from semi3lib.book import runner as book
 
     monkeypatch.setattr(book, "execute_notebook", lambda *a, **k: pytest.fail("a notebook ran"))
     out = tmp_path / "build"

@@ -16,10 +16,10 @@ import torch
 from PIL import Image
 
 from semi3lib.cli import main as semi3
-from semi3lib.evaluation import load_trained
-from semi3lib.interactive.export import onnx_embed, sketch_tensor
-from semi3lib.interactive.site_assets import WEB_DIR
-from semi3lib.retrieval import load_index
+from semi3lib.engine.evaluate import load_trained
+from semi3lib.retrieval.export import onnx_embed, sketch_tensor
+from semi3lib.book.search_page import WEB_DIR
+from semi3lib.retrieval.index import load_index
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

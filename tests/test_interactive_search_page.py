@@ -25,7 +25,7 @@ import pytest
 
 from browser import chromium_page, require_chromium
 from semi3lib.cli import main as semi3
-from semi3lib.site import build_site
+from semi3lib.book.site import build_site
 from test_site import _require_tools, write_standin_project
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from PIL import Image
 
 from semi3lib.cli import main as semi3
 from semi3lib.interactive.widget import WEB_DIR, SketchSearch
-from semi3lib.retrieval import load_index, save_index
+from semi3lib.retrieval.index import load_index, save_index
 
 
 def data_url(path_or_image, fmt: str = "PNG") -> str:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from semi3lib.config import LossConfig
-from semi3lib.losses import (
+from semi3lib.models.losses import (
     COMPONENTS,
     AlignmentLoss,
     BranchCrossEntropy,

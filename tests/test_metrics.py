@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from semi3lib.metrics import (
+from semi3lib.engine.metrics import (
     per_query_ap,
     per_query_metrics,
     precision_recall_curve_mean,
@@ -180,7 +180,7 @@ def test_gpu_matches_cpu():
 
 def test_torch_path_used_on_gpu_matches_numpy_path(monkeypatch):
     """The GPU code path (torch sort/searchsorted), exercised on CPU tensors."""
-    import semi3lib.metrics as metrics
+    import semi3lib.engine.metrics as metrics
 
     q, ql, g, gl = _quantised(seed=10)
     numpy_path = per_query_metrics(q, ql, g, gl, ks=(1, 10, 200), map_at=(10, 200), chunk_size=7)

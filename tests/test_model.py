@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from semi3lib.config import LossConfig, ModelConfig
-from semi3lib.losses import HybridLoss
+from semi3lib.models.losses import HybridLoss
 from semi3lib.models import CoAttention, Semi3Net
 
 pytestmark = pytest.mark.filterwarnings("ignore::semi3lib.models.RandomInitWarning")

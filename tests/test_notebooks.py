@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from semi3lib import book
+from semi3lib.book import runner as book
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "smoke"

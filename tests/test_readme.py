@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from semi3lib import bridge, reporting
+from semi3lib.study import bridge
+
+from semi3lib.study import reporting
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -30,7 +32,7 @@ def test_readme_headline_is_the_one_the_records_give():
     expected = reporting.readme_headline(runs)
     assert match.group(1).strip() == expected.strip(), (
         "the README's headline differs from the records: paste the output of "
-        "`.venv/bin/python -m semi3lib.reporting headline` between its headline markers")
+        "`.venv/bin/python -m semi3lib.study.reporting headline` between its headline markers")
     assert 5 <= len([line for line in expected.splitlines() if line.startswith("| ")]) - 1 <= 7
 
 
@@ -40,7 +42,7 @@ def test_readme_says_per_bridge_setting_what_the_records_give():
     expected = bridge.findings(bridge.load_settings(root=REPO))
     assert match.group(1).strip() == expected.strip(), (
         "the README's bridge findings differ from the records: paste the output of "
-        "`.venv/bin/python -m semi3lib.bridge` between its bridge markers")
+        "`.venv/bin/python -m semi3lib.study.bridge` between its bridge markers")
     lines = match.group(1).splitlines()
     assert lines[0].startswith("**In short:**") and sum(line.startswith("- **") for line in lines) == len(bridge.SETTINGS)
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from semi3lib import reporting
+from semi3lib.study import reporting
 
 
 def test_study_table_reads_run_files_and_summarises_seeds(tmp_path):

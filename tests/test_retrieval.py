@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semi3lib import retrieval
-from semi3lib.retrieval import (
+from semi3lib.retrieval import index as retrieval
+from semi3lib.retrieval.index import (
     IndexCompatibilityError,
     IndexFormatError,
     RetrievalIndex,

@@ -30,8 +30,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from semi3lib import bridge, reporting
-from semi3lib.site import SiteBuildError, build_site, check_site, ensure_template_installed, find_myst, read_config, toc_files
+from semi3lib.study import bridge
+
+from semi3lib.study import reporting
+from semi3lib.book.site import SiteBuildError, build_site, check_site, ensure_template_installed, find_myst, read_config, toc_files
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "_build" / "screenshots"
@@ -109,7 +111,7 @@ def evaluation_notebook() -> nbformat.NotebookNode:
     (``reporting.results_table`` over the study's records), its cells tagged as the real ones."""
     import pandas as pd
 
-    from semi3lib import reporting
+    from semi3lib.study import reporting
 
     runs, note = reporting.load_study(REPO / "results" / "sketchy-mini")
     assert runs is not None, note
@@ -168,7 +170,7 @@ def evaluation_notebook() -> nbformat.NotebookNode:
     return new_notebook(cells=cells, metadata=_metadata("05_evaluation"))
 
 
-PLUMBING_SOURCE = ("from semi3lib.reporting import (PAPER_REPORTED, TABLE_METRICS, TUNING_GROUPS, load_study, "
+PLUMBING_SOURCE = ("from semi3lib.study.reporting import (PAPER_REPORTED, TABLE_METRICS, TUNING_GROUPS, load_study, "
                    "margin_over, paper_reported_table, reader_table, results_table, runs_reader_table, spread_queries, "
                    "study_table)  # PLUMBING-CELL, a long line that must wrap")
 METHOD_SOURCE = "metrics = retrieval_metrics(query, query_labels, gallery, gallery_labels)  # METHOD-CELL"

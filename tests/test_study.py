@@ -12,7 +12,7 @@ import yaml
 
 from semi3lib.config import ConfigError, load_config
 from semi3lib.models import Semi3Net
-from semi3lib.study import load_plan, run_study
+from semi3lib.study.runner import load_plan, run_study
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = REPO / "configs" / "study-sketchy-mini.yaml"

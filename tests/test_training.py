@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from semi3lib.training import read_steps
+from semi3lib.engine.train import read_steps
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = str(REPO / "configs" / "smoke.yaml")
@@ -40,7 +40,7 @@ def edge_cache(tmp_path_factory):
 
 def test_short_training_run_writes_metrics_and_checkpoints(sketchy_mini_root, tmp_path, edge_cache):
     from semi3lib.config import load_config
-    from semi3lib.training import train
+    from semi3lib.engine.train import train
 
     cfg = load_config(SMOKE, _overrides(sketchy_mini_root, tmp_path / "run", edge_cache, "train.epochs=2"))
     result = train(cfg, progress=False)
@@ -59,7 +59,7 @@ def test_short_training_run_writes_metrics_and_checkpoints(sketchy_mini_root, tm
 
 def test_step_log_has_a_row_every_log_every_steps_and_at_each_epoch_end(sketchy_mini_root, tmp_path, edge_cache):
     from semi3lib.config import load_config
-    from semi3lib.training import train
+    from semi3lib.engine.train import train
 
     run = tmp_path / "run"
     cfg = load_config(SMOKE, _overrides(sketchy_mini_root, run, edge_cache, "train.epochs=2",
@@ -144,7 +144,7 @@ def test_ddp_two_gloo_ranks_agree_and_match_one_process(sketchy_mini_root, tmp_p
 
 def test_resuming_under_a_different_config_is_refused(smoke_run):
     from semi3lib.config import load_config
-    from semi3lib.training import train
+    from semi3lib.engine.train import train
 
     saved = load_config(smoke_run / "config.yaml")
     changed = load_config(smoke_run / "config.yaml", ["train.lr=0.5"])
@@ -159,7 +159,7 @@ def test_a_config_key_added_after_a_run_was_saved_counts_as_its_default():
     from pathlib import Path
 
     from semi3lib.config import ExperimentConfig
-    from semi3lib.training import _check_resumable
+    from semi3lib.engine.train import _check_resumable
 
     saved = ExperimentConfig().to_dict()
     del saved["model"]["gallery_embedding"]  # a run saved before the option existed

@@ -10,7 +10,7 @@ import matplotlib.colors as mcolors  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from semi3lib import viz  # noqa: E402
+from semi3lib.book import viz  # noqa: E402
 
 
 def test_save_figure_writes_a_stable_name_and_refuses_odd_names(tmp_path):

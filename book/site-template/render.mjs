@@ -2,7 +2,7 @@
 // mystmd's content server, and BUILD_DIRECTORY, where the static site goes (_build/html).
 // BASE_URL, when set, prefixes every link (for a site served below a path).
 // Problems go to stderr, which mystmd shows; they carry mystmd's own warning/error marks so
-// `semi3lib.site.build_site(strict=True)` fails on them.
+// `semi3lib.book.site.build_site(strict=True)` fails on them.
 import { buildStatic } from './lib/site.mjs';
 
 const cdnUrl = process.env.CONTENT_CDN;

@@ -1,5 +1,5 @@
 """``semi3 book run --profile smoke|cpu|full [--only NAME] [--out _build]``: execute the
-notebooks headlessly (see :mod:`semi3lib.book`)."""
+notebooks headlessly (see :mod:`semi3lib.book.runner`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from semi3lib.book import add_run_arguments, cmd_run
+    from semi3lib.book.runner import add_run_arguments, cmd_run
 
     parser = subparsers.add_parser("book", help="execute the book's notebooks with papermill")
     sub = parser.add_subparsers(dest="book_command", metavar="COMMAND", required=True)

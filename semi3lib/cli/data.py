@@ -87,7 +87,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_edgemaps(args: argparse.Namespace) -> int:
-    from semi3lib.edges import EdgeCache
+    from semi3lib.data.edgemaps import EdgeCache
 
     index = read_dataset(args.dataset, args.root)
     cache = EdgeCache(args.cache, args.method, _parse_params(args.param))
@@ -114,7 +114,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``semi3 data {info,edgemaps,pack}``."""
-    from semi3lib.edges import EDGE_METHODS
+    from semi3lib.data.edgemaps import EDGE_METHODS
 
     data = subparsers.add_parser("data", help="inspect datasets, precompute edgemaps, pack a copy")
     sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)

@@ -21,11 +21,11 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from semi3lib.config import load_config
-    from semi3lib.training import train
+    from semi3lib.engine.train import train
 
     cfg = load_config(args.config, args.overrides)
     if args.results:  # refused before hours of training, not after
-        from semi3lib.checkpoints import RUN_FILES, check_output_file
+        from semi3lib.io import RUN_FILES, check_output_file
 
         check_output_file(args.results, inputs=[args.config, *(Path(cfg.train.out_dir) / n for n in RUN_FILES)],
                           overwrite=args.overwrite, what="--results file")
@@ -34,8 +34,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                "wall_seconds": round(result.wall_seconds, 1), "query": result.final_metrics}
     print(json.dumps(summary))
     if args.results:
-        from semi3lib.checkpoints import atomic_write_text
-        from semi3lib.hardware import machine_info
+        from semi3lib.io import atomic_write_text
+        from semi3lib.engine.hardware import machine_info
 
         record = {"run": cfg.name, "command": "semi3 " + " ".join(sys.argv[1:]) if sys.argv else None,
                   **summary, "history": result.history, "config": cfg.to_dict(), "machine": machine_info()}
@@ -45,9 +45,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from semi3lib.config import load_config
-    from semi3lib.evaluation import evaluate_imagenet_baseline, evaluate_model, load_model
-    from semi3lib.experiment import load_experiment_data
-    from semi3lib.training import select_device
+    from semi3lib.engine.evaluate import evaluate_imagenet_baseline, evaluate_model, load_model
+    from semi3lib.data.experiment import load_experiment_data
+    from semi3lib.engine.device import select_device
 
     device = select_device(args.device)
     started = time.perf_counter()
@@ -84,7 +84,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from semi3lib.search_engine import index_photo_folder
+    from semi3lib.retrieval.search import index_photo_folder
 
     index = index_photo_folder(args.checkpoint, args.photos, args.out, device=args.device,
                                progress=not args.quiet, overwrite=args.overwrite)
@@ -94,7 +94,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from semi3lib.search_engine import search_sketch
+    from semi3lib.retrieval.search import search_sketch
 
     hits = search_sketch(args.index, args.sketch, k=args.k, checkpoint=args.checkpoint, device=args.device)
     if args.json:

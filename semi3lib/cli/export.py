@@ -12,7 +12,7 @@ from semi3lib.cli import UserError
 
 def book_checkpoint(profile: str, root: str | Path = ".") -> Path:
     """The checkpoint the book's chapters read under ``profile`` (its ``checkpoint`` parameter)."""
-    from semi3lib import book
+    from semi3lib.book import runner as book
 
     values = book.load_profile(profile, root)
     if "checkpoint" in values["__common__"]:
@@ -24,7 +24,7 @@ def book_checkpoint(profile: str, root: str | Path = ".") -> Path:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from semi3lib.interactive.export import export_search
+    from semi3lib.retrieval.export import export_search
 
     if bool(args.checkpoint) == bool(args.profile):
         raise UserError("give --checkpoint CKPT or --profile smoke|cpu|full (the book's checkpoint)")

@@ -1,4 +1,4 @@
-"""``semi3 study``: the reproduction study (rows x seeds, each trained once; see semi3lib.study)."""
+"""``semi3 study``: the reproduction study (rows x seeds, each trained once; see semi3lib.study.runner)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from semi3lib.cli import int_at_least
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from semi3lib.study import load_plan, run_study, write_summary
+    from semi3lib.study.runner import load_plan, run_study, write_summary
 
     plan = load_plan(args.plan)
     if args.list:
@@ -18,7 +18,7 @@ def cmd_study(args: argparse.Namespace) -> int:
             print(f"{row.name:<{width}}  {done}/{len(plan.seeds_of(row))} seeds done  {row.what}")
         return 0
     if args.markdown or args.per_run:
-        from semi3lib.reporting import groups_for, load_study, markdown_table, ordered_runs, study_runs_table, study_table
+        from semi3lib.study.reporting import groups_for, load_study, markdown_table, ordered_runs, study_runs_table, study_table
 
         runs, note = load_study(plan.out_dir, plan.split)
         if runs is None:

@@ -27,7 +27,7 @@ from semi3lib.data.images import UnreadableImageError, load_image
 from semi3lib.data.layouts import DatasetIndex
 from semi3lib.data.splits import Split
 from semi3lib.data.transforms import resize_center_crop, to_tensor
-from semi3lib.edges import EdgeCache
+from semi3lib.data.edgemaps import EdgeCache
 
 __all__ = ["DEFAULT_CACHE_DIR", "GalleryPhotos", "QuerySketches", "TrainTriplets", "resize_center_crop", "to_tensor"]
 

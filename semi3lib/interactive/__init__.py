@@ -1,6 +1,6 @@
 """The interactive book: JupyterLab (``make lab``), draw-to-search in a notebook (an anywidget,
 :mod:`semi3lib.interactive.widget`) and in the rendered book (an ONNX export run by
-onnxruntime-web, :mod:`semi3lib.interactive.export` and ``web/``).
+onnxruntime-web, :mod:`semi3lib.retrieval.export` and ``web/``).
 
 This module stays light (no torch): every notebook imports it first.
 """

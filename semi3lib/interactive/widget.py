@@ -40,8 +40,8 @@ class SketchSearcher:
 
     def __init__(self, model: Any, cfg: Any, gallery: np.ndarray, paths: Sequence[str | Path],
                  categories: Sequence[str], examples: Sequence[tuple[str, Path]] = ()) -> None:
-        from semi3lib.retrieval import RetrievalIndex
-        from semi3lib.training import model_identity
+        from semi3lib.retrieval.index import RetrievalIndex
+        from semi3lib.engine.checkpoints import model_identity
 
         self.model, self.cfg = model, cfg
         self.index = RetrievalIndex(embeddings=gallery, paths=[str(p) for p in paths],
@@ -53,10 +53,10 @@ class SketchSearcher:
                         progress: bool = False) -> "SketchSearcher":
         """The checkpoint and the gallery it was scored on: from ``index`` (``semi3 index`` or
         ``semi3 export``'s ``index.npz``; refused when another model made it), else embedded now."""
-        from semi3lib.evaluation import load_trained
-        from semi3lib.retrieval import check_compatible, load_index
-        from semi3lib.search_engine import embed_photo_files
-        from semi3lib.training import model_identity
+        from semi3lib.engine.evaluate import load_trained
+        from semi3lib.retrieval.index import check_compatible, load_index
+        from semi3lib.retrieval.search import embed_photo_files
+        from semi3lib.engine.checkpoints import model_identity
 
         model, cfg, _, data = load_trained(checkpoint, "cpu")
         queries = [data.index.sketches[i] for i in data.split.query]
@@ -85,7 +85,7 @@ class SketchSearcher:
         import torch
 
         from semi3lib.data.transforms import image_to_tensor
-        from semi3lib.retrieval import search_arrays
+        from semi3lib.retrieval.index import search_arrays
 
         with torch.no_grad():
             query = self.model.embed_sketch(image_to_tensor(image, self.cfg.data.image_size).unsqueeze(0))
@@ -152,7 +152,7 @@ class SketchSearch(anywidget.AnyWidget):
         """The widget for a checkpoint (see :meth:`SketchSearcher.from_checkpoint`); a missing
         checkpoint or a mismatched index becomes the widget's message, not an exception."""
         from semi3lib.paths import DatasetNotFoundError
-        from semi3lib.retrieval import IndexCompatibilityError, IndexFormatError
+        from semi3lib.retrieval.index import IndexCompatibilityError, IndexFormatError
 
         try:
             return cls(SketchSearcher.from_checkpoint(checkpoint, index), **kwargs)

@@ -11,7 +11,7 @@ const TOP_K = 10;
 const NO_MODEL = `No trained model has been exported for this book yet, so there is nothing to search with.
 Make one from the repository: <code>make book</code> trains it and builds this page with it; or, with a
 checkpoint already trained, <code>.venv/bin/semi3 export --checkpoint runs/sketchy-mini-cpu/last.pt
---out _build/search-export</code> and then <code>.venv/bin/python -m semi3lib.site</code>.`;
+--out _build/search-export</code> and then <code>.venv/bin/python -m semi3lib.book.site</code>.`;
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);

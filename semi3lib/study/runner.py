@@ -43,7 +43,7 @@ import pandas as pd
 
 from semi3lib.config import ConfigError, ExperimentConfig, load_config, load_yaml
 from semi3lib.data.splits import with_gallery
-from semi3lib.reporting import load_study, ordered_runs, study_statistics
+from semi3lib.study.reporting import load_study, ordered_runs, study_statistics
 
 SUMMARY_FILE = "summary.csv"
 RUNS_FILE = "runs.csv"  # one line per run: seed, metrics, wall time, hardware
@@ -181,11 +181,12 @@ def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = ()
             ) -> dict[str, Any]:
     """Train (or, for a baseline, only score; for a rescore row, score another row's trained
     model again) one row for one seed and write its record."""
-    from semi3lib.checkpoints import atomic_write_text
-    from semi3lib.evaluation import evaluate_imagenet_baseline, evaluate_model, load_trained
-    from semi3lib.experiment import load_experiment_data
-    from semi3lib.hardware import machine_info
-    from semi3lib.training import select_device, train
+    from semi3lib.io import atomic_write_text
+    from semi3lib.engine.evaluate import evaluate_imagenet_baseline, evaluate_model, load_trained
+    from semi3lib.data.experiment import load_experiment_data
+    from semi3lib.engine.hardware import machine_info
+    from semi3lib.engine.train import train
+    from semi3lib.engine.device import select_device
 
     cfg = plan.config(row, seed, extra)
     started = time.perf_counter()
@@ -257,7 +258,7 @@ def write_summary(out_dir: str | Path, order: Iterable[str] = (), split: str = "
         return None
     runs = ordered_runs(runs, order)
     table = study_statistics(runs)
-    from semi3lib.checkpoints import atomic_write_text
+    from semi3lib.io import atomic_write_text
 
     atomic_write_text(Path(out_dir) / SUMMARY_FILE, table.round(4).to_csv())
     atomic_write_text(Path(out_dir) / RUNS_FILE, runs.round(4).to_csv(index=False))

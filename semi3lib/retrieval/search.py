@@ -12,13 +12,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from semi3lib.checkpoints import check_output_file
+from semi3lib.io import check_output_file
 from semi3lib.data.images import UnreadableImageError, load_image
 from semi3lib.data.transforms import image_to_tensor
-from semi3lib.edges import compute_edgemap
-from semi3lib.evaluation import load_model
-from semi3lib.retrieval import RetrievalIndex, check_compatible, load_index, save_index, search
-from semi3lib.training import model_identity, select_device
+from semi3lib.data.edgemaps import compute_edgemap
+from semi3lib.engine.evaluate import load_model
+from semi3lib.retrieval.index import RetrievalIndex, check_compatible, load_index, save_index, search
+from semi3lib.engine.device import select_device
+from semi3lib.engine.checkpoints import model_identity
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 

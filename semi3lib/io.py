@@ -1,4 +1,4 @@
-"""Checkpoint files and the other outputs of a command: written atomically, so a crash never
+"""The outputs of a command: written atomically, so a crash never
 leaves a truncated file; run folders locked while a process trains in them; outputs checked
 before the work that makes them, so none replaces an input or an earlier result by surprise."""
 
@@ -7,18 +7,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
-import random
 import re
 import shutil
 import signal
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
-
-import numpy as np
-import torch
 
 
 class OutputError(ValueError):
@@ -125,11 +120,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
     return path
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` atomically (see :func:`atomic_write`)."""
-    atomic_write(path, lambda handle: torch.save(obj, handle))
-
-
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
     atomic_write(path, lambda handle: handle.write(data))
@@ -214,43 +204,3 @@ def run_lock(folder: str | os.PathLike) -> Iterator[Path]:
         os.close(fd)
 
 
-def rng_state() -> dict[str, Any]:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    """A short sha256 of the model's parameters and buffers: identifies *these* weights,
-    so an index built by one model is refused by another."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def load_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # a truncated or foreign file: say which, not where in pickle
-        raise ValueError(f"{path} is not a readable semi3 checkpoint ({type(err).__name__}: {err})") from err
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise ValueError(f"{path} is not a semi3 checkpoint (no model/config entries)")
-    return ckpt

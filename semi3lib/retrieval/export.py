@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from semi3lib.checkpoints import atomic_write_text
+from semi3lib.io import atomic_write_text
 from semi3lib.data.images import load_image
 from semi3lib.data.transforms import image_to_tensor, resize_center_crop
 
@@ -105,10 +105,10 @@ def _is_export(folder: Path) -> bool:
 def export_search(checkpoint: str | Path, out: str | Path, *, thumb_size: int = THUMB_SIZE,
                   progress: bool = True) -> dict[str, Any]:
     """Export ``checkpoint`` for the book's search page into ``out``; returns the manifest."""
-    from semi3lib.evaluation import load_trained
-    from semi3lib.retrieval import RetrievalIndex, save_index
-    from semi3lib.search_engine import embed_photo_files
-    from semi3lib.training import model_identity
+    from semi3lib.engine.evaluate import load_trained
+    from semi3lib.retrieval.index import RetrievalIndex, save_index
+    from semi3lib.retrieval.search import embed_photo_files
+    from semi3lib.engine.checkpoints import model_identity
 
     started = time.perf_counter()
     checkpoint, out = Path(checkpoint), Path(out)

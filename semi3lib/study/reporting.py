@@ -5,7 +5,7 @@ Every table the book shows goes through one builder, :func:`reader_table` (a
 :class:`ReaderTable`: rows grouped by meaning, the best value of each column in bold, counts as
 integers, ``mean ± std`` on one line, the reference row marked, HTML for the site and Markdown
 for the README). The README's headline (:func:`readme_headline`, ``python -m
-semi3lib.reporting headline``) is computed here from the study's records."""
+semi3lib.study.reporting headline``) is computed here from the study's records."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from semi3lib.hardware import hardware_label
+from semi3lib.engine.hardware import hardware_label
 
 # Commonly quoted for Semi3-Net (Lei et al. 2020); not checked against the paper here.
 PAPER_REPORTED = (
@@ -514,10 +514,10 @@ def runs_reader_table(runs: pd.DataFrame, groups: Mapping[str, Sequence[str]] | 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m semi3lib.reporting headline [STUDY_DIR]``: the README's headline table."""
+    """``python -m semi3lib.study.reporting headline [STUDY_DIR]``: the README's headline table."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m semi3lib.reporting", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m semi3lib.study.reporting", description=main.__doc__)
     parser.add_argument("table", choices=["headline", "study"])
     parser.add_argument("study_dir", nargs="?", default="results/sketchy-mini")
     args = parser.parse_args(argv)

@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from semi3lib.reporting import ReaderTable, load_study, reader_table
+from semi3lib.study.reporting import ReaderTable, load_study, reader_table
 
 ROLES = ("semi3net", "two-branch-ce", "no-edgemap-branch")
 BASELINE = "two-branch-ce"  # the best baseline of the main study: the figure's zero line
@@ -265,7 +265,7 @@ def in_short(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS, metric:
 
 def findings(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS, metric: str = "mAP@all") -> str:
     """The results page's and the README's statement of the comparison (``python -m
-    semi3lib.bridge``): :func:`in_short`, then :func:`finding` for every setting as a Markdown list."""
+    semi3lib.study.bridge``): :func:`in_short`, then :func:`finding` for every setting as a Markdown list."""
     lines = "\n".join(f"- {finding(runs, setting, metric)}." for setting in settings)
     return f"**In short:** {in_short(runs, settings, metric)}\n\n{lines}"
 
@@ -302,11 +302,11 @@ def write_findings(root: str | Path = ".") -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m semi3lib.bridge [ROOT]``: the comparison's findings, one line per setting,
+    """``python -m semi3lib.study.bridge [ROOT]``: the comparison's findings, one line per setting,
     as the README and the results page state them."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m semi3lib.bridge", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m semi3lib.study.bridge", description=main.__doc__)
     parser.add_argument("root", nargs="?", default=".", help="the repository whose results/ to read")
     args = parser.parse_args(argv)
     print(findings(load_settings(root=args.root)))

@@ -58,7 +58,7 @@ def save_figure(fig: Figure, name: str, directory: str | Path = FIGURES_DIR) -> 
     the tests can refer to it. The file is replaced atomically: a figure a reader or the site
     build opens is never half written.
     """
-    from semi3lib.checkpoints import atomic_write
+    from semi3lib.io import atomic_write
 
     if not _NAME.match(name):
         raise ValueError(f"figure name {name!r}: use lower-case letters, digits, '_' and '-' only")
@@ -186,7 +186,7 @@ def plot_training_curves(history: Sequence[Mapping[str, Any]], metric: str = "mA
                          title: str | None = None, steps: Sequence[Mapping[str, Any]] | None = None) -> Figure:
     """Left: every ``loss_*`` term (the hybrid loss's parts and their sum), per epoch from
     ``history`` or, when the run's per-step log is given (``steps``, rows of
-    :func:`semi3lib.training.read_steps`), per logged step with the epoch ends dotted; right:
+    :func:`semi3lib.engine.train.read_steps`), per logged step with the epoch ends dotted; right:
     the query-split ``metric`` at the epochs where it was evaluated."""
     epochs = [row["epoch"] for row in history]
     rows = steps if steps else history
@@ -269,7 +269,7 @@ def plot_metric_bars(values: Mapping[str, Mapping[str, float]], title: str, ylab
 
 def plot_study(runs: Any, metric: str = "mAP@all", title: str = "", reference: str | None = None) -> Figure:
     """One line per study row, best mean on top: each seed's ``metric`` as a dot, the mean as
-    a bar. ``runs`` is :func:`semi3lib.reporting.load_study`'s table (columns ``run``,
+    a bar. ``runs`` is :func:`semi3lib.study.reporting.load_study`'s table (columns ``run``,
     ``seed``, ``metric``). With ``reference`` (a row name) a dashed line marks that row's
     mean, so what beats it stands out."""
     values = {name: group[metric].astype(float).to_numpy() for name, group in runs.groupby("run", sort=False)}
@@ -606,7 +606,7 @@ def plot_edges_benchmark(result: Mapping[str, Any], target_speedup: float = 10.0
 def plot_bridge_gaps(gaps: Any, settings: Sequence[str], metric: str = "mAP@all") -> Figure:
     """Where the edgemap bridge should help: per setting (x), each row's ``metric`` minus the
     two-branch network's, seed by seed (dots, same seed paired) and their mean (a bar).
-    ``gaps`` is :func:`semi3lib.bridge.gaps_to_baseline`'s table; a setting without runs gets
+    ``gaps`` is :func:`semi3lib.study.bridge.gaps_to_baseline`'s table; a setting without runs gets
     an empty slot marked "not run yet", so the figure's layout does not depend on progress."""
     rows = {"semi3net": ("Semi3-Net", DOMAIN_COLORS["edgemap"]),
             "no-edgemap-branch": ("without the edgemap branch", DOMAIN_COLORS["photo"])}

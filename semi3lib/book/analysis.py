@@ -11,8 +11,8 @@ import torch
 
 from semi3lib.config import DataConfig
 from semi3lib.data.datasets import GalleryPhotos
-from semi3lib.evaluation import embed_dataset
-from semi3lib.experiment import ExperimentData, edge_cache_dir
+from semi3lib.engine.evaluate import embed_dataset
+from semi3lib.data.experiment import ExperimentData, edge_cache_dir
 from semi3lib.models import Semi3Net
 
 # --------------------------------------------------------------------------- co-attention

@@ -1,6 +1,6 @@
 """Embedding a split and scoring it: trained checkpoints and the ImageNet baseline.
 
-Metrics come from :func:`semi3lib.metrics.retrieval_metrics` (plain, non-interpolated AP;
+Metrics come from :func:`semi3lib.engine.metrics.retrieval_metrics` (plain, non-interpolated AP;
 see its docstring): the query sketches rank the whole gallery by cosine similarity.
 """
 
@@ -19,10 +19,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from semi3lib.checkpoints import atomic_write_bytes, load_checkpoint_file, weights_digest
+from semi3lib.io import atomic_write_bytes
+from semi3lib.engine.checkpoints import load_checkpoint_file, weights_digest
 from semi3lib.config import DataConfig, ExperimentConfig, config_from_dict
-from semi3lib.experiment import ExperimentData, gallery_dataset, load_experiment_data, query_dataset
-from semi3lib.metrics import retrieval_metrics
+from semi3lib.data.experiment import ExperimentData, gallery_dataset, load_experiment_data, query_dataset
+from semi3lib.engine.metrics import retrieval_metrics
 from semi3lib.models import Semi3Net, build_backbone
 
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)

@@ -1,7 +1,7 @@
 """Render the book's website offline and refuse to pass a broken one.
 
 ``build_site`` writes the generated parts of pages (the table of "Paper vs. this book", from
-the study's records: :mod:`semi3lib.claims`), runs ``myst build --html --strict`` with the site
+the study's records: :mod:`semi3lib.study.claims`), runs ``myst build --html --strict`` with the site
 template shipped in ``book/site-template`` (installed from the npm registry with ``npm ci``
 when needed), then checks ``_build/html``: every page of the table of contents and every image the pages show
 must be there. mystmd exits 0 when a page or a downloaded theme is missing, so this check is
@@ -9,7 +9,7 @@ what makes the build loud.
 
 The template is ``site.template`` in ``myst.yml``; ``template=`` or ``$SEMI3_SITE_TEMPLATE``
 overrides it for one build, e.g. ``book-theme`` (MyST's standard theme, downloaded at build
-time, so it needs a network). Command line: ``python -m semi3lib.site [--no-strict]``.
+time, so it needs a network). Command line: ``python -m semi3lib.book.site [--no-strict]``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any, Iterator, Sequence
 
 import yaml
 
-from semi3lib.bridge import write_findings
-from semi3lib.claims import write_page
+from semi3lib.study.bridge import write_findings
+from semi3lib.study.claims import write_page
 
 MYSTMD_PIN = "1.11.0"
 MIN_MYSTMD = (1, 9, 0)  # the first mystmd whose site templates may render themselves (build.render)
@@ -239,7 +239,7 @@ def build_site(root: str | os.PathLike = ".", strict: bool = True, template: str
         detail = "\n  - ".join(problems) if problems else output[-4000:]
         verdict = f"failed (exit {result.returncode})" if result.returncode else "reported problems (strict build)"
         raise SiteBuildError(f"`{' '.join(command)}` {verdict} in {root}:\n  - {detail}")
-    from semi3lib.interactive.site_assets import install_search_page
+    from semi3lib.book.search_page import install_search_page
 
     install_search_page(root / "_build" / "html", root / "_build" / "search-export")
     missing = check_site(root)
@@ -251,7 +251,7 @@ def build_site(root: str | os.PathLike = ".", strict: bool = True, template: str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m semi3lib.site", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m semi3lib.book.site", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=".", help="the folder holding myst.yml (default: .)")
     parser.add_argument("--no-strict", dest="strict", action="store_false", help="do not stop on MyST warnings")
     parser.add_argument("--template", help=f"site template for this build (default: myst.yml's, or ${TEMPLATE_ENV})")

@@ -2,7 +2,7 @@
 
 Running
 -------
-``python -m semi3lib.book run --profile smoke|cpu|full [--only NAME] [--out _build]`` (or
+``python -m semi3lib.book.runner run --profile smoke|cpu|full [--only NAME] [--out _build]`` (or
 ``semi3 book run ...``) executes ``notebooks/NN_name.py`` in order:
 
 1. the jupytext ``py:percent`` source becomes an ``.ipynb`` (kernel ``python3``);
@@ -349,7 +349,7 @@ def run_book(profile: str, only: Sequence[str] | None = None, out: str | Path = 
             log(f"[book:{profile}] {name} done in {seconds:.1f} s -> {executed.relative_to(root) if executed.is_relative_to(root) else executed}")
             book.notebooks.append(NotebookRun(name, str(executed), params, round(seconds, 2)))
     book.seconds = round(time.perf_counter() - started, 2)
-    from semi3lib.checkpoints import atomic_write_text
+    from semi3lib.io import atomic_write_text
 
     summary = out / f"book-{profile}.json"
     atomic_write_text(summary, json.dumps(asdict(book), indent=2, default=str) + "\n")
@@ -380,7 +380,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser(prog: str = "python -m semi3lib.book") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m semi3lib.book.runner") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Execute the book's notebooks with papermill")
     sub = parser.add_subparsers(dest="book_command", metavar="COMMAND", required=True)
     run = sub.add_parser("run", help="execute the notebooks of a profile into _build/executed/")
@@ -414,7 +414,7 @@ def write_results(results_dir: str | Path, name: str, payload: Mapping[str, Any]
             return str(value)
         return value
 
-    from semi3lib.checkpoints import atomic_write_text
+    from semi3lib.io import atomic_write_text
 
     path = Path(results_dir) / f"{name}.json"
     atomic_write_text(path, json.dumps(plain(payload), indent=2) + "\n")

@@ -112,7 +112,7 @@ def save_index(index: RetrievalIndex, path: str | os.PathLike) -> Path:
     }
     # Serialise first: a non-JSON model identity fails before any file is touched.
     meta_bytes = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    from semi3lib.checkpoints import atomic_write
+    from semi3lib.io import atomic_write
 
     return atomic_write(path, lambda f: np.savez(f, embeddings=index.embeddings, meta=meta_bytes))
 

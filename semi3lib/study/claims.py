@@ -2,7 +2,7 @@
 
 The claims and the study rows that test them are written in ``book/paper-claims.yaml``; the
 measurements and verdicts are computed here from the study's records (``results/sketchy-mini``)
-with :func:`semi3lib.reporting.compare_rows`, so the page changes when the records do.
+with :func:`semi3lib.study.reporting.compare_rows`, so the page changes when the records do.
 :func:`write_page` writes the page's table as Markdown for the site build
 (``_build/generated/paper-vs-book.md``, included by ``book/paper-vs-book.md``).
 """
@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from semi3lib.reporting import PAPER_REPORTED, compare_rows, load_study, study_statistics
+from semi3lib.study.reporting import PAPER_REPORTED, compare_rows, load_study, study_statistics
 
 CLAIMS_FILE = Path("book") / "paper-claims.yaml"
 STUDY_DIR = Path("results") / "sketchy-mini"

@@ -19,7 +19,7 @@ import gzip
 import shutil
 from pathlib import Path
 
-WEB_DIR = Path(__file__).with_name("web")
+WEB_DIR = Path(__file__).resolve().parents[1] / "interactive" / "web"
 APP_DIR = "search-app"
 DEFAULT_EXPORT = Path("_build") / "search-export"
 MOUNT = 'id="semi3-search"'
@@ -38,7 +38,7 @@ def _gzip(source: Path, dest: Path) -> None:
 
 def install_search_page(html_dir: str | Path, export_dir: str | Path | None = DEFAULT_EXPORT) -> Path:
     """Copy the search page's code, runtime and (if present) model into ``html_dir``."""
-    from semi3lib.site import ensure_template_installed
+    from semi3lib.book.site import ensure_template_installed
 
     ensure_template_installed(WEB_DIR)
     app = Path(html_dir) / APP_DIR

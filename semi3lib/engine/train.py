@@ -41,36 +41,30 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from semi3lib.checkpoints import (
+from semi3lib.io import (
     OutputError,
-    atomic_torch_save,
     atomic_write_text,
     clear_run_folder,
-    load_checkpoint_file,
     remove_stale_temporaries,
-    rng_state,
     run_files,
     run_lock,
-    set_rng_state,
-    weights_digest,
 )
+from semi3lib.engine.checkpoints import (
+    atomic_torch_save,
+    load_checkpoint_file,
+    rng_state,
+    model_identity,
+    set_rng_state,
+)
+from semi3lib.engine.device import select_device
 from semi3lib.config import ConfigError, ExperimentConfig, load_yaml, save_config
-from semi3lib.evaluation import evaluate_model
-from semi3lib.experiment import ExperimentData, load_experiment_data, train_dataset
-from semi3lib.losses import HybridLoss
+from semi3lib.engine.evaluate import evaluate_model
+from semi3lib.data.experiment import ExperimentData, load_experiment_data, train_dataset
+from semi3lib.models.losses import HybridLoss
 from semi3lib.models import Semi3Net
 
 SELECTION_METRIC = "mAP@all"
 STEPS_FILE = "steps.jsonl"
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else CPU; asking for CUDA without one is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("train.device=cuda but no CUDA device is available (use auto or cpu)")
-    return torch.device(name)
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -237,16 +231,6 @@ def _append_step(out_dir: Path, row: dict[str, Any]) -> None:
             f.write(json.dumps(row) + "\n")
     except OSError as err:  # a full disk's error names no file
         raise OSError(err.errno, err.strerror, str(path)) from err
-
-
-def model_identity(model: Semi3Net, cfg: ExperimentConfig) -> dict[str, Any]:
-    return {
-        "backbone": cfg.model.backbone,
-        "embed_dim": cfg.model.embed_dim,
-        "image_size": cfg.data.image_size,
-        "edge_method": cfg.data.edge_method,
-        "weights": weights_digest(model),
-    }
 
 
 @dataclass

@@ -1,0 +1,125 @@
+"""The book's one comparison rule, its outcome and the words that state it.
+
+Two rows (networks, settings, variants) are compared on one metric from their per-seed scores,
+``{seed: value}`` each. Row A **beats** row B when both hold:
+
+- the gap of the means (A's mean minus B's) is larger than the seed spread (the larger of the
+  two sample standard deviations), and
+- A is ahead of B with every seed both rows ran (seed k against seed k: the seeds are paired,
+  both rows saw the same split, initialisation seed and batch order).
+
+B beats A by the mirror image; anything else is **level**. A row with one seed has no known
+spread, so a comparison with it is never decided. Fewer than :data:`FULL_SEEDS` seeds gives a
+*provisional* verdict. Every verdict in the README, the results page, Paper vs. this book and
+chapter 9 comes from :func:`compare`; every sentence that states one from :func:`reason`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+FULL_SEEDS = 3  # the studies' seeds per row; a verdict on fewer is provisional
+
+# What the rule's verdict is called in running text, by the sign of the outcome.
+BEATS = {1: "ahead", -1: "behind", 0: "level"}
+
+
+def mean_std(values: Mapping[int, float] | list[float]) -> tuple[float, float]:
+    """Mean and sample std (``ddof=1``) of a row's per-seed scores; the std of one seed is
+    unknown (NaN), not zero."""
+    xs = [float(v) for v in (values.values() if isinstance(values, Mapping) else values)]
+    if not xs:
+        return math.nan, math.nan
+    mean = math.fsum(xs) / len(xs)
+    if len(xs) < 2:
+        return mean, math.nan
+    return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Row A against row B by the rule.
+
+    ``gap``: A's mean minus B's; ``spread``: the larger sample std (NaN when a row has one
+    seed); ``paired``: the seeds both rows ran; ``ahead``: +1 when A is ahead with every
+    paired seed, -1 when behind with every one, 0 otherwise; ``verdict``: +1 A beats B, -1 B
+    beats A, 0 level."""
+
+    a: Mapping[int, float]
+    b: Mapping[int, float]
+    metric: str
+    gap: float
+    spread: float
+    paired: tuple[int, ...]
+    ahead: int
+    verdict: int
+
+    @property
+    def seeds(self) -> int:
+        """The fewer of the two rows' seed counts."""
+        return min(len(self.a), len(self.b))
+
+    @property
+    def decided(self) -> bool:
+        """Whether the rule could say anything: both rows have a spread and share a seed."""
+        return not math.isnan(self.spread) and bool(self.paired)
+
+    @property
+    def provisional(self) -> bool:
+        return self.seeds < FULL_SEEDS
+
+    @property
+    def past_spread(self) -> bool:
+        return self.decided and abs(self.gap) > self.spread
+
+    @property
+    def mean_std_a(self) -> tuple[float, float]:
+        return mean_std(self.a)
+
+    @property
+    def mean_std_b(self) -> tuple[float, float]:
+        return mean_std(self.b)
+
+
+def compare(a: Mapping[int, float], b: Mapping[int, float], metric: str = "mAP@all") -> Outcome:
+    """Row A (``{seed: score}``) against row B by the book's rule (see the module's text)."""
+    if not a or not b:
+        raise ValueError("compare needs at least one seed in each row")
+    (mean_a, std_a), (mean_b, std_b) = mean_std(a), mean_std(b)
+    gap = mean_a - mean_b
+    spread = max(std_a, std_b) if not (math.isnan(std_a) or math.isnan(std_b)) else math.nan
+    paired = tuple(sorted(set(a) & set(b)))
+    signs = {(a[s] > b[s]) - (a[s] < b[s]) for s in paired}
+    ahead = signs.pop() if len(signs) == 1 else 0
+    verdict = 0
+    if not math.isnan(spread) and paired and abs(gap) > spread and ahead == (gap > 0) - (gap < 0):
+        verdict = ahead
+    return Outcome(dict(a), dict(b), metric, gap, spread, paired, ahead, verdict)
+
+
+def score_text(mean: float, std: float, digits: int = 3) -> str:
+    """``0.631 ± 0.005``; one seed (NaN std) shows the mean alone."""
+    return f"{mean:.{digits}f}" + ("" if math.isnan(std) else f" ± {std:.{digits}f}")
+
+
+_ORDER = {1: "ahead with every seed", -1: "behind with every seed", 0: "ahead with some seeds, behind with others"}
+
+
+def reason(outcome: Outcome) -> str:
+    """The numbers the rule looked at, in its words, e.g. ``gap -0.045, past the seed spread
+    0.005, behind with every seed``; a provisional outcome says how many seeds it rests on."""
+    if not outcome.decided:
+        return f"gap {outcome.gap:+.3f} with one seed: no verdict yet"
+    where = "past" if outcome.past_spread else "within"
+    so_far = f"{outcome.seeds} seeds so far; " if outcome.provisional else ""
+    return f"{so_far}gap {outcome.gap:+.3f}, {where} the seed spread {outcome.spread:.3f}, {_ORDER[outcome.ahead]}"
+
+
+def verdict_word(outcome: Outcome, words: Mapping[int, str] = BEATS) -> str:
+    """The verdict in ``words`` (by sign), marked provisional below :data:`FULL_SEEDS` seeds;
+    ``no verdict yet`` when the rule cannot decide."""
+    if not outcome.decided:
+        return "no verdict yet"
+    return words[outcome.verdict] + (f" ({outcome.seeds} seeds so far)" if outcome.provisional else "")

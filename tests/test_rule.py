@@ -1,0 +1,65 @@
+"""The book's one comparison rule on hand-made seed tables; every expected answer is worked out
+here by hand (the means, stds and signs in the comments), not by calling the rule."""
+
+import math
+
+import pytest
+
+from semi3lib.study.rule import compare, mean_std, reason, score_text, verdict_word
+
+
+def test_a_row_ahead_with_every_seed_and_past_the_spread_beats_the_other():
+    # means 0.70 and 0.60: gap +0.10; stds 0.01 and 0.01; every seed ahead
+    out = compare({0: 0.69, 1: 0.70, 2: 0.71}, {0: 0.59, 1: 0.60, 2: 0.61})
+    assert out.verdict == 1 and out.ahead == 1
+    assert out.gap == pytest.approx(0.10) and out.spread == pytest.approx(0.01)
+    assert reason(out) == "gap +0.100, past the seed spread 0.010, ahead with every seed"
+    assert verdict_word(out) == "ahead"
+
+
+def test_a_gap_past_the_spread_is_level_when_one_seed_disagrees():
+    # A 0.66, 0.66, 0.595 (mean 0.63833, deviations +0.02167, +0.02167, -0.04333: std 0.037528);
+    # B 0.60 with every seed (std 0): gap +0.03833 is past the spread, but seed 2 is behind
+    a, b = {0: 0.66, 1: 0.66, 2: 0.595}, {0: 0.60, 1: 0.60, 2: 0.60}
+    out = compare(a, b)
+    assert out.gap == pytest.approx(0.038333, abs=1e-6)
+    assert out.spread == pytest.approx(0.037528, abs=1e-6)
+    assert out.past_spread and out.ahead == 0 and out.verdict == 0
+    assert verdict_word(out) == "level"
+    assert reason(out).endswith("past the seed spread 0.038, ahead with some seeds, behind with others")
+
+
+def test_a_row_behind_with_every_seed_but_within_the_spread_is_level():
+    # gap -0.01; B's values 0.60, 0.62, 0.64 (std 0.02); A = B - 0.01 with every seed
+    out = compare({0: 0.59, 1: 0.61, 2: 0.63}, {0: 0.60, 1: 0.62, 2: 0.64})
+    assert out.ahead == -1 and out.verdict == 0
+    assert reason(out) == "gap -0.010, within the seed spread 0.020, behind with every seed"
+
+
+def test_the_mirror_comparison_has_the_opposite_verdict():
+    a, b = {0: 0.50, 1: 0.52}, {0: 0.60, 1: 0.61}
+    # gap -0.095; stds 0.01414 and 0.00707; behind with both seeds; two seeds: provisional
+    assert compare(a, b).verdict == -1 and compare(b, a).verdict == 1
+    assert verdict_word(compare(a, b)) == "behind (2 seeds so far)"
+    assert reason(compare(a, b)).startswith("2 seeds so far; gap -0.095")
+
+
+def test_one_seed_is_never_decided():
+    out = compare({0: 0.9}, {0: 0.1, 1: 0.2, 2: 0.3})
+    assert not out.decided and out.verdict == 0 and math.isnan(out.spread)
+    assert verdict_word(out) == "no verdict yet"
+
+
+def test_only_paired_seeds_decide_ahead():
+    # seed 3 exists in A only and is far behind; the paired seeds 0-2 are all ahead
+    out = compare({0: 0.70, 1: 0.71, 2: 0.72, 3: 0.40}, {0: 0.60, 1: 0.61, 2: 0.62})
+    assert out.paired == (0, 1, 2) and out.ahead == 1
+    # mean A 0.6325 gap +0.0225; std A 0.1553 -> within spread: level
+    assert out.verdict == 0
+
+
+def test_mean_std_and_score_text():
+    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert math.isnan(mean_std({0: 0.5})[1])
+    assert score_text(0.63149, 0.00449) == "0.631 ± 0.004"
+    assert score_text(0.5, math.nan) == "0.500"
