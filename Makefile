@@ -27,7 +27,7 @@ lab: env
 	$(BIN)/python -m semi3lib.interactive.lab $(LAB_ARGS)
 
 test: env
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-book:
