@@ -51,6 +51,7 @@ NOTEBOOK_TITLES = {
     "09_bridge": "Where the bridge should help",
 }
 MARKDOWN_PAGES = {"/": "Introduction", "/reproduce/": "Reproduce", "/interactive/": "Interactive",
+                  "/architecture/": "Architecture",
                   "/results/": "Results", "/paper-vs-book/": "Paper vs. this book"}
 RESULTS_ROWS = ["imagenet-features", "two-branch-ce", "no-coattention", "two-branch-ce-label-smoothing"]
 WIDTHS = (1400, 390)  # a laptop and a phone
@@ -236,8 +237,8 @@ def site(standin_project) -> Path:
 # ---- the build ---------------------------------------------------------------------------------
 def test_myst_yml_lists_the_notebooks_in_order_between_intro_and_results():
     files = toc_files(read_config(REPO))
-    assert files[:3] == ["book/intro.md", "book/reproduce.md", "book/interactive.md"]
-    assert files[3:-2] == [f"_build/executed/{name}.ipynb" for name in NOTEBOOK_TITLES]
+    assert files[:4] == ["book/intro.md", "book/reproduce.md", "book/interactive.md", "book/architecture.md"]
+    assert files[4:-2] == [f"_build/executed/{name}.ipynb" for name in NOTEBOOK_TITLES]
     assert files[-2:] == ["book/results.md", "book/paper-vs-book.md"]
 
 
@@ -264,7 +265,7 @@ def test_strict_build_fails_on_a_broken_cross_reference(standin_project, tmp_pat
 
 def test_built_site_has_every_page_and_figure(site):
     assert check_site(site.parents[1]) == []
-    for slug in ["reproduce", "interactive", "data", "edgemaps", "model", "training", "evaluation", "coattention",
+    for slug in ["reproduce", "interactive", "architecture", "data", "edgemaps", "model", "training", "evaluation", "coattention",
                  "embeddings", "bridge", "results", "paper-vs-book"]:
         assert (site / slug / "index.html").is_file(), slug
     assert len(list((site / "build").glob("*.png"))) == 2
@@ -481,7 +482,7 @@ def test_cross_references_link_to_their_targets(chromium, served):
         assert f'id="{target}"' in page
 
 
-ALL_PAGES = ["/", "/reproduce/", "/interactive/", *(f"/{slug}/" for slug in ("data", "edgemaps", "model", "training", "evaluation",
+ALL_PAGES = ["/", "/reproduce/", "/interactive/", "/architecture/", *(f"/{slug}/" for slug in ("data", "edgemaps", "model", "training", "evaluation",
                                                             "coattention", "embeddings", "benchmarks",
                                                             "bridge")),
              "/results/", "/paper-vs-book/"]
