@@ -18,7 +18,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -38,6 +38,12 @@ def _yaml_problem(err: yaml.YAMLError) -> tuple[int | None, str]:
     return (mark.line + 1 if mark is not None else None), problem
 
 
+# A config, profile or plan is a few hundred YAML nodes. Aliases (``*name``) reuse a node, so a
+# few hundred bytes can stand for billions of nodes once expanded (an "alias bomb"); anything
+# past this bound is refused before a single value is built.
+MAX_YAML_NODES = 10_000
+
+
 def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
     """``{"section.key": line}`` for every mapping key of a composed YAML document."""
     lines: dict[str, int] = {}
@@ -49,12 +55,72 @@ def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
     return lines
 
 
+def _check_nodes(root: yaml.Node, at: Callable[[int], str]) -> None:
+    """Refuse a document that expands past :data:`MAX_YAML_NODES` or repeats a key in a mapping
+    (YAML would keep the last value silently). Each distinct node is visited once, so an alias
+    bomb costs as little to refuse as it took to write."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # a node that contains itself (a recursive alias) counts once
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    if key.value in seen:
+                        raise ConfigError(f"{at(key.start_mark.line + 1)}: duplicate key {key.value!r} "
+                                          f"(first on line {seen[key.value]}); a key may appear once")
+                    seen[key.value] = key.start_mark.line + 1
+                total += size(key) + size(value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        if total > MAX_YAML_NODES:
+            raise ConfigError(f"{at(node.start_mark.line + 1)}: the YAML expands to more than "
+                              f"{MAX_YAML_NODES:,} values (aliases repeated inside aliases); refusing it")
+        sizes[id(node)] = total
+        return total
+
+    size(root)
+
+
+def parse_yaml(text: str, where: str, file: bool = True) -> tuple[Any, yaml.Node | None]:
+    """Parse one YAML document safely: ``(value, composed node)``; None for an empty document.
+
+    Safe tags only (no Python objects), no duplicate keys, a bound on what aliases expand to
+    (:func:`_check_nodes`); any problem is a one-line :class:`ConfigError` naming ``where``
+    (and, for a ``file``, the line)."""
+    def at(line: int | None) -> str:
+        return f"{where}:{line}" if file and line else where
+
+    loader = None
+    try:
+        loader = yaml.SafeLoader(text)  # a control character is refused here already
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        _check_nodes(node, at)
+        return loader.construct_document(node), node
+    except yaml.YAMLError as err:
+        line, problem = _yaml_problem(err)
+        raise ConfigError(f"{at(line)}: YAML syntax error: {problem}" if file
+                          else f"{where}: the value is not valid YAML ({problem})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: the YAML is nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
 def load_yaml(path: str | Path, what: str = "config") -> tuple[dict[str, Any], dict[str, int]]:
     """Read a YAML mapping (a config, a book profile, a study plan): ``(values, key lines)``.
 
-    The one loader of every YAML file the project reads. A missing or unreadable file, a syntax
-    error, or a top level that is not a mapping is a :class:`ConfigError` naming the file (and
-    the line); ``key lines`` maps dotted keys to their line, for later messages.
+    The one loader of every YAML file the project reads. A missing, unreadable or empty file, a
+    syntax error, a duplicate key, aliases that expand past :data:`MAX_YAML_NODES`, or a top
+    level that is not a mapping is a :class:`ConfigError` naming the file (and the line);
+    ``key lines`` maps dotted keys to their line, for later messages.
     """
     path = Path(path)
     if path.is_dir():
@@ -67,15 +133,9 @@ def load_yaml(path: str | Path, what: str = "config") -> tuple[dict[str, Any], d
         raise ConfigError(f"{path}: not a text (UTF-8) file: byte {err.start} cannot be decoded") from None
     except OSError as err:
         raise ConfigError(f"{what} {path} cannot be read: {err.strerror}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        values = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        line, problem = _yaml_problem(err)
-        raise ConfigError(f"{path}:{line}: YAML syntax error: {problem}" if line
-                          else f"{path}: YAML syntax error: {problem}") from None
-    if values is None:
-        return {}, {}
+    values, node = parse_yaml(text, str(path))
+    if node is None:
+        raise ConfigError(f"{path}: the {what} is empty; write at least one key (the defaults need no file)")
     if not isinstance(values, dict):
         raise ConfigError(f"{path}:1: a {what} must be a mapping of keys to values, "
                           f"not a {type(values).__name__}")
@@ -319,10 +379,7 @@ def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
 def _parse_override_value(item: str, text: str) -> Any:
     if text == "":
         return ""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"override {item!r}: the value is not valid YAML ({_yaml_problem(err)[1]})") from None
+    return parse_yaml(text, f"override {item!r}", file=False)[0]
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
