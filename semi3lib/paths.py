@@ -1,7 +1,8 @@
 """Where datasets, caches and run outputs live.
 
-Datasets are looked up by name in ``$SEMI3_DATA``, then ``./data``, then ``../shared/data``
-(relative to the current directory), unless the user gives a root explicitly.
+Datasets are looked up by name in ``./data``, then ``../shared/data`` (relative to the current
+directory), unless the user gives a root explicitly or sets ``$SEMI3_DATA``: then only there, so a
+typo is an error, never a silent run on another copy of the data.
 """
 
 from __future__ import annotations
@@ -17,12 +18,17 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 def dataset_search_dirs() -> list[Path]:
-    """The folders searched for named datasets, in order."""
-    dirs = []
-    if os.environ.get("SEMI3_DATA"):
-        dirs.append(Path(os.environ["SEMI3_DATA"]))
-    dirs += [Path("data"), Path("..") / "shared" / "data"]
-    return dirs
+    """The folders searched for named datasets, in order: ``$SEMI3_DATA`` alone when it is set
+    (it must be a folder), else ``./data`` and ``../shared/data``."""
+    env = os.environ.get("SEMI3_DATA")
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_dir():
+            what = "is a file, not a folder" if path.exists() else "does not exist"
+            raise DatasetNotFoundError(f"SEMI3_DATA={env} {what}; set it to the folder that holds the "
+                                       "datasets (e.g. ../shared/data) or unset it")
+        return [path]
+    return [Path("data"), Path("..") / "shared" / "data"]
 
 
 def find_dataset_root(name: str = DEFAULT_DATASET, root: str | os.PathLike | None = None) -> Path:
@@ -43,5 +49,6 @@ def find_dataset_root(name: str = DEFAULT_DATASET, root: str | os.PathLike | Non
             return (base / name).resolve()
     raise DatasetNotFoundError(
         f"dataset {name!r} not found; looked in: {', '.join(dict.fromkeys(looked))}. "
-        f"Set $SEMI3_DATA to the folder that holds {name}/, or pass its root explicitly."
+        + ("" if os.environ.get("SEMI3_DATA") else
+           f"Set $SEMI3_DATA to the folder that holds {name}/, or pass its root explicitly.")
     )

@@ -135,10 +135,27 @@ def test_missing_root_is_a_one_line_error(tmp_path):
 
 def test_default_search_names_every_place_looked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SEMI3_DATA", str(tmp_path / "env"))
+    monkeypatch.delenv("SEMI3_DATA", raising=False)
     with pytest.raises(DatasetNotFoundError) as err:
         read_dataset("sketchy")
-    assert str(tmp_path / "env") in str(err.value) and "shared" in str(err.value)
+    assert str(tmp_path / "data") in str(err.value) and "shared" in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["missing", "file", "typo"])
+def test_a_semi3_data_that_is_not_the_datasets_folder_is_an_error_not_a_fallback(tmp_path, monkeypatch, kind):
+    make_sketchy(tmp_path / "data" / "sketchy", extended=None)  # a copy the search would fall back to
+    monkeypatch.chdir(tmp_path)
+    target = {"missing": tmp_path / "nowhere", "file": tmp_path / "a-file", "typo": tmp_path / "dat"}[kind]
+    if kind == "file":
+        target.write_text("not a folder")
+    if kind == "typo":
+        target.mkdir()
+    monkeypatch.setenv("SEMI3_DATA", str(target))
+    with pytest.raises(DatasetNotFoundError) as err:
+        read_dataset("sketchy")
+    message = str(err.value)
+    assert str(target) in message and "\n" not in message
+    assert {"missing": "does not exist", "file": "is a file", "typo": "not found"}[kind] in message
 
 
 def test_dataset_under_semi3_data_is_found(tmp_path, monkeypatch):
