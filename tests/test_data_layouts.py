@@ -208,3 +208,13 @@ def test_unknown_dataset_name_is_an_error():
     valid = "valid names: sketchy, sketchy-mini, tuberlin-ext"
     with pytest.raises(ValueError, match=f"unknown dataset 'quickdraw'; {valid}"):
         read_dataset("quickdraw", Path("."))
+
+
+def test_identity_names_the_root_and_changes_with_any_file(tmp_path):
+    root = make_sketchy(tmp_path / "sketchy", extended=None)
+    first = read_dataset("sketchy", root).identity()
+    assert first["root"] == str(root.resolve()) and first["photos"] == 9
+    assert read_dataset("sketchy", root).identity() == first  # the same files: the same fingerprint
+    photo = next((root / "photo").rglob("*.jpg"))
+    photo.write_bytes(photo.read_bytes() + b"\0")  # one byte more in one photo
+    assert read_dataset("sketchy", root).identity()["fingerprint"] != first["fingerprint"]

@@ -41,6 +41,7 @@ sketchy-mini: Sketchy's layout with ``tx_000000000000`` photos and two sketch va
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import re
@@ -158,6 +159,16 @@ class DatasetIndex:
     def relative(self, path: Path) -> str:
         """A file's path relative to the root, with ``/`` separators (stable across machines)."""
         return Path(path).relative_to(self.root).as_posix()
+
+    def identity(self) -> dict[str, object]:
+        """Which data a run read: the absolute root and a fingerprint, the sha256 of every indexed
+        photo's and sketch's relative path and size in bytes (sorted), so two runs can tell
+        whether they saw the same files without hashing gigabytes of images."""
+        digest = hashlib.sha256()
+        for record in sorted((*self.photos, *self.sketches), key=lambda r: self.relative(r.path)):
+            digest.update(f"{self.relative(record.path)}\t{record.path.stat().st_size}\n".encode())
+        return {"dataset": self.name, "root": str(Path(self.root).resolve()),
+                "fingerprint": digest.hexdigest()[:16], "photos": len(self.photos), "sketches": len(self.sketches)}
 
 
 def normalise_category(name: str) -> str:
