@@ -173,16 +173,17 @@ def clear_run_folder(folder: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def run_lock(folder: str | os.PathLike) -> Iterator[Path]:
-    """Hold an exclusive lock on run folder ``folder`` (created if missing) for the block.
+def folder_lock(folder: str | os.PathLike, what: str = "run folder", busy: str = "process {holder} is training in it",
+                advice: str = "wait for it to finish or use another train.out_dir") -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (created if missing) for the block.
 
     The lock is an OS file lock (``flock``) on ``<folder>/.semi3.lock``: it dies with the
     process, however it ends, so it is never stale. A second process gets an
-    :class:`OutputError` naming the holder's PID.
+    :class:`OutputError` naming the holder's PID (``busy`` and ``advice`` word it).
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise OutputError(f"run folder {folder} is a file, not a folder")
+        raise OutputError(f"{what} {folder} is a file, not a folder")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -191,8 +192,7 @@ def run_lock(folder: str | os.PathLike) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise OutputError(f"run folder {folder} is in use: process {holder} is training in it "
-                              f"(lock {path}); wait for it to finish or use another train.out_dir") from None
+            raise OutputError(f"{what} {folder} is in use: {busy.format(holder=holder)} (lock {path}); {advice}") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:
@@ -202,5 +202,10 @@ def run_lock(folder: str | os.PathLike) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def run_lock(folder: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
+    """:func:`folder_lock` on a training run's folder."""
+    return folder_lock(folder)
 
 

@@ -324,7 +324,11 @@ def run_book(profile: str, only: Sequence[str] | None = None, out: str | Path = 
     profile_values = load_profile(profile, root)
     book = BookRun(profile=profile, hardware=hardware_summary())
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="semi3-book-") as tmp:
+    from semi3lib.io import folder_lock
+
+    # One book run per build folder: two would write the same executed notebooks, results and figures.
+    with folder_lock(out, what="build folder", busy="another semi3 book run (process {holder}) writes to it",
+                     advice="wait for it to finish"), tempfile.TemporaryDirectory(prefix="semi3-book-") as tmp:
         prepared: dict[str, tuple[Path, dict[str, Any]]] = {}
         declared: dict[str, dict[str, Any]] = {}
         for name in NOTEBOOKS:  # check every notebook's parameters before running anything
