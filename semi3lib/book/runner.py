@@ -324,11 +324,9 @@ def run_book(profile: str, only: Sequence[str] | None = None, out: str | Path = 
     profile_values = load_profile(profile, root)
     book = BookRun(profile=profile, hardware=hardware_summary())
     started = time.perf_counter()
-    from semi3lib.io import folder_lock
+    from semi3lib.io import atomic_write_text, folder_lock
 
-    # One book run per build folder: two would write the same executed notebooks, results and figures.
-    with folder_lock(out, what="build folder", busy="another semi3 book run (process {holder}) writes to it",
-                     advice="wait for it to finish"), tempfile.TemporaryDirectory(prefix="semi3-book-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="semi3-book-") as tmp:
         prepared: dict[str, tuple[Path, dict[str, Any]]] = {}
         declared: dict[str, dict[str, Any]] = {}
         for name in NOTEBOOKS:  # check every notebook's parameters before running anything
@@ -343,20 +341,21 @@ def run_book(profile: str, only: Sequence[str] | None = None, out: str | Path = 
                 params = notebook_parameters(profile_values, name, declared[name], extra_parameters)
                 prepared[name] = (ipynb, params)
         check_common_parameters(profile_values, declared)
-        for name in names:
-            ipynb, params = prepared[name]
-            executed = out / "executed" / f"{name}.ipynb"
-            log(f"[book:{profile}] {name} ...")
-            t0 = time.perf_counter()
-            execute_notebook(name, root / NOTEBOOK_DIR / f"{name}.py", executed, params, root, prepared=ipynb)
-            seconds = time.perf_counter() - t0
-            log(f"[book:{profile}] {name} done in {seconds:.1f} s -> {executed.relative_to(root) if executed.is_relative_to(root) else executed}")
-            book.notebooks.append(NotebookRun(name, str(executed), params, round(seconds, 2)))
-    book.seconds = round(time.perf_counter() - started, 2)
-    from semi3lib.io import atomic_write_text
-
-    summary = out / f"book-{profile}.json"
-    atomic_write_text(summary, json.dumps(asdict(book), indent=2, default=str) + "\n")
+        # One book run per build folder: two would write the same executed notebooks, results and figures.
+        with folder_lock(out, what="build folder", busy="another semi3 book run (process {holder}) writes to it",
+                         advice="wait for it to finish"):
+            for name in names:
+                ipynb, params = prepared[name]
+                executed = out / "executed" / f"{name}.ipynb"
+                log(f"[book:{profile}] {name} ...")
+                t0 = time.perf_counter()
+                execute_notebook(name, root / NOTEBOOK_DIR / f"{name}.py", executed, params, root, prepared=ipynb)
+                seconds = time.perf_counter() - t0
+                log(f"[book:{profile}] {name} done in {seconds:.1f} s -> {executed.relative_to(root) if executed.is_relative_to(root) else executed}")
+                book.notebooks.append(NotebookRun(name, str(executed), params, round(seconds, 2)))
+            book.seconds = round(time.perf_counter() - started, 2)
+            summary = out / f"book-{profile}.json"
+            atomic_write_text(summary, json.dumps(asdict(book), indent=2, default=str) + "\n")
     log(f"[book:{profile}] {len(names)} notebook(s) in {book.seconds:.1f} s; timings in {summary}")
     return book
 
