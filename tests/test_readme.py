@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from semi3lib.book import generated
 from semi3lib.study import bridge
 
 from semi3lib.study import reporting
@@ -51,6 +52,20 @@ def test_every_score_in_the_readme_comes_from_a_generated_block():
     text = README.read_text()
     outside = BRIDGE.sub("", BLOCK.sub("", text))
     assert not re.findall(r"\b0\.\d{3}\b", outside), "a score outside the generated blocks is typed by hand"
+
+
+def test_no_result_is_typed_by_hand_on_any_page_a_reader_sees():
+    """README.md and book/*.md: every score, percentage, count of seeds/rows/runs/records, time,
+    size, speed-up and verdict word is in a generated block (or code, or the paper's numbers)."""
+    typed = {page.relative_to(REPO).as_posix(): found for page in generated.guarded_pages(REPO)
+             if (found := generated.hand_typed(page.read_text()))}
+    assert not typed, ("results typed by hand outside the generated blocks (put them in a "
+                       "`<!-- gen:NAME -->` block of semi3lib/book/generated.py): " + repr(typed))
+
+
+def test_the_guard_reads_the_readme_and_the_book():
+    guarded = {p.relative_to(REPO).as_posix() for p in generated.guarded_pages(REPO)}
+    assert {"README.md", "book/results.md", "book/intro.md", "book/reproduce.md", "book/interactive.md"} <= guarded
 
 
 def test_readme_links_and_figure_exist():
