@@ -64,7 +64,7 @@ from semi3lib.book import runner as book
 from semi3lib.study import bridge
 
 from semi3lib.book import viz
-from semi3lib.study.reporting import runs_reader_table
+from semi3lib.study.tables import runs_reader_table
 
 viz.use_book_style()
 runs = bridge.load_settings()
