@@ -1,7 +1,7 @@
 """Reporting a study: its records read and summarised over seeds (study/records.py), the
 tables a reader sees and the one Markdown writer (study/tables.py), the rule's verdicts against
-a reference row, the README's headline (study/headline.py), the paper's numbers, example
-queries and the per-epoch training table."""
+a reference row, the README's headline (study/headline.py), example queries (book/analysis.py)
+and the per-epoch training table."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 
 from semi3lib.book.analysis import spread_queries
 from semi3lib.study import headline, records, tables
-from semi3lib.study.claims import paper_reported_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,12 +73,6 @@ def test_each_run_is_listed_with_its_wall_time_and_hardware(tmp_path):
     assert table["hardware"].isna().iloc[0]  # a record without a machine block
     assert list(table["hardware"].iloc[1:]) == ["AMD EPYC, 2 cores", "NVIDIA H200"]
     assert tables.markdown_table(table).splitlines()[3] == "| b | 1 | 1.5 | 0.250 | AMD EPYC, 2 cores |"
-
-
-def test_paper_numbers_are_labelled_as_the_papers():
-    table = paper_reported_table()
-    assert all(c.endswith("(paper)") for c in table.columns)
-    assert table.iloc[0]["mAP@all (paper)"] == 0.916 and table.iloc[1]["P@200 (paper)"] == 0.813
 
 
 def test_spread_queries_picks_distinct_categories_from_best_to_worst():
@@ -222,8 +215,6 @@ def test_headline_rows_are_chosen_from_the_records():
 
 
 def test_headline_findings_state_the_rule_on_hand_made_rows():
-    import pandas as pd
-
     # two-branch-ce 0.60, 0.58, 0.59 (mean 0.59, std 0.01); semi3net 0.58, 0.59, 0.57 (mean 0.58,
     # std 0.01): gap -0.01, not past 0.01, and seed 1 is ahead: level. no-edgemap-branch 0.61,
     # 0.62, 0.61 (mean 0.61333, std 0.00577) against semi3net: gap +0.03333 past 0.01, ahead
