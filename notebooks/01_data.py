@@ -48,7 +48,7 @@ from semi3lib.data import summary
 from semi3lib.data.images import load_image
 from semi3lib.data.layouts import read_dataset
 from semi3lib.data.experiment import load_experiment_data
-from semi3lib.study.reporting import reader_table
+from semi3lib.study.tables import reader_table
 
 viz.use_book_style()
 cfg = load_config(config, overrides)

@@ -54,7 +54,7 @@ from semi3lib.data.summary import sketch_photo_examples
 from semi3lib.data.edgemaps import compute_edgemap, edgemap_speed
 from semi3lib.engine.evaluate import edge_method_retrieval
 from semi3lib.data.experiment import load_experiment_data
-from semi3lib.study.reporting import reader_table
+from semi3lib.study.tables import reader_table
 from semi3lib.engine.device import select_device
 
 viz.use_book_style()

@@ -58,7 +58,7 @@ from semi3lib.book import runner as book
 
 from semi3lib.book import viz
 from semi3lib.config import load_config
-from semi3lib.study.reporting import history_table, reader_table
+from semi3lib.study.tables import history_table, reader_table
 from semi3lib.engine.train import read_steps, train
 from semi3lib.engine.device import select_device
 

@@ -53,7 +53,7 @@ from semi3lib.book import viz
 from semi3lib.book.analysis import (activation_maps, boosted_channels, coattention_weights, discriminative_channels,
                                select_categories)
 from semi3lib.engine.evaluate import embed_split, load_trained
-from semi3lib.study.reporting import reader_table
+from semi3lib.study.tables import reader_table
 from semi3lib.models import Semi3Net
 from semi3lib.engine.device import select_device
 

@@ -47,7 +47,7 @@ from semi3lib.book import viz
 from semi3lib.book.analysis import joint_points, neighbourhood_stats, select_categories, umap_2d
 from semi3lib.engine.evaluate import embed_split, embed_split_imagenet, load_trained
 from semi3lib.data.experiment import restrict_split
-from semi3lib.study.reporting import reader_table
+from semi3lib.study.tables import reader_table
 from semi3lib.engine.device import select_device
 
 viz.use_book_style()

@@ -41,7 +41,7 @@ use_project_root()  # JupyterLab starts kernels in notebooks/; every path here i
 from semi3lib.book import runner as book
 
 from semi3lib.book import viz
-from semi3lib.study.reporting import reader_table
+from semi3lib.study.tables import reader_table
 from semi3lib.study.benchmarks import (edges_table, load_benchmarks, machines_table, missing_benchmarks,
                                         search_table, targets_table, train_table)
 

@@ -40,9 +40,10 @@
 # **The rule, written down before any of these seeds ran** (in both plans): a row beats
 # another when its mean mAP@all exceeds the other's by more than the larger of the two seed
 # standard deviations *and* it is ahead with every seed (seed k against seed k); otherwise the
-# two are level. The edgemap branch **helps** in a setting when Semi3-Net beats the network
-# without it, **costs** when the network without it beats Semi3-Net, and is **level**
-# otherwise. Nothing was tuned on the zero-shot queries.
+# two are level. It has since become the book's one comparison rule, the same for every
+# verdict the book states (`semi3lib.study.rule`). The edgemap branch **helps** in a setting
+# when Semi3-Net beats the network without it, **costs** when the network without it beats
+# Semi3-Net, and is **level** otherwise. Nothing was tuned on the zero-shot queries.
 
 # %% tags=["parameters", "hide-input"]
 results_dir = "results/book/cpu"
@@ -64,7 +65,7 @@ from semi3lib.book import runner as book
 from semi3lib.study import bridge
 
 from semi3lib.book import viz
-from semi3lib.study.reporting import runs_reader_table
+from semi3lib.study.tables import runs_reader_table
 
 viz.use_book_style()
 runs = bridge.load_settings()

@@ -142,7 +142,7 @@ def test_a_missing_checkpoint_says_which_notebook_makes_it(tmp_path):
 METHOD_CELLS = [("03_model", "model.bottom(\"sketch\") is model.bottom(\"edge\")"),
                 ("03_model", "trace = trace_forward("), ("04_training", "result = train(cfg"),
                 ("05_evaluation", "metrics = {name: retrieval_metrics("),
-                ("05_evaluation", "tuning_rule = margin_over("),
+                ("05_evaluation", "tuning_rule = against_reference("),
                 ("06_coattention", "weights, labels = gallery[\"gallery_attention\"]")]
 
 

@@ -7,9 +7,8 @@ import re
 from pathlib import Path
 
 from semi3lib.book import generated
-from semi3lib.study import bridge
-
-from semi3lib.study import reporting
+from semi3lib.study import bridge, headline
+from semi3lib.study.records import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -28,12 +27,12 @@ def test_readme_is_a_front_page_of_at_most_120_lines():
 def test_readme_headline_is_the_one_the_records_give():
     match = BLOCK.search(README.read_text())
     assert match, "the README has no generated headline block"
-    runs, note = reporting.load_study(REPO / "results" / "sketchy-mini")
+    runs, note = load_study(REPO / "results" / "sketchy-mini")
     assert runs is not None, note
-    expected = reporting.readme_headline(runs)
+    expected = headline.readme_headline(runs)
     assert match.group(1).strip() == expected.strip(), (
         "the README's headline differs from the records: paste the output of "
-        "`.venv/bin/python -m semi3lib.study.reporting headline` between its headline markers")
+        "`.venv/bin/python -m semi3lib.study.headline` between its headline markers")
     assert 5 <= len([line for line in expected.splitlines() if line.startswith("| ")]) - 1 <= 7
 
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from semi3lib.study.rule import compare, mean_std, reason, score_text, verdict_word
+from semi3lib.study.rule import compare, mean_std, reason, score_parts, score_text, so_far, statement, verdict_word
 
 
 def test_a_row_ahead_with_every_seed_and_past_the_spread_beats_the_other():
@@ -48,6 +48,15 @@ def test_one_seed_is_never_decided():
     out = compare({0: 0.9}, {0: 0.1, 1: 0.2, 2: 0.3})
     assert not out.decided and out.verdict == 0 and math.isnan(out.spread)
     assert verdict_word(out) == "no verdict yet"
+    assert reason(out) == "gap +0.700 with one seed"  # means 0.9 and 0.2
+    assert statement(out) == "no verdict yet (gap +0.700 with one seed)"
+
+
+def test_rows_without_a_seed_in_common_are_never_decided():
+    # spreads are known (0.01 each) and the gap +0.10 is past them, but no seed k meets seed k
+    out = compare({0: 0.69, 1: 0.70, 2: 0.71}, {3: 0.59, 4: 0.60, 5: 0.61})
+    assert out.paired == () and not out.decided and out.verdict == 0
+    assert statement(out) == "no verdict yet (gap +0.100, no seed in common)"
 
 
 def test_only_paired_seeds_decide_ahead():
@@ -63,3 +72,17 @@ def test_mean_std_and_score_text():
     assert math.isnan(mean_std({0: 0.5})[1])
     assert score_text(0.63149, 0.00449) == "0.631 ± 0.004"
     assert score_text(0.5, math.nan) == "0.500"
+    assert score_parts(0.63149, 0.00449) == ("0.631", "± 0.004")
+    assert score_parts(0.5, math.nan, digits=4) == ("0.5000", "")
+
+
+def test_a_statement_is_the_pages_word_then_the_rules_numbers():
+    out = compare({0: 0.69, 1: 0.70, 2: 0.71}, {0: 0.59, 1: 0.60, 2: 0.61})  # as in the first test
+    assert statement(out) == "ahead (gap +0.100, past the seed spread 0.010, ahead with every seed)"
+    helps = {1: "**helps**", -1: "**costs**", 0: "is **level**"}
+    assert statement(out, helps, "; on two hosts") == (
+        "**helps** (gap +0.100, past the seed spread 0.010, ahead with every seed; on two hosts)")
+    # two seeds: the word stays bare, the numbers say how many seeds the verdict rests on
+    two = compare({0: 0.50, 1: 0.52}, {0: 0.60, 1: 0.61})
+    assert so_far(two) == " (2 seeds so far)" and so_far(out) == ""
+    assert statement(two, helps).startswith("**costs** (2 seeds so far; gap -0.095, past the seed spread 0.014")

@@ -1,5 +1,6 @@
-"""Reading a trained model: its co-attention weights and activation maps, and the geometry of
-the joint embedding space (which categories to show, UMAP projections, neighbourhoods)."""
+"""Reading a trained model: its co-attention weights and activation maps, the geometry of
+the joint embedding space (which categories to show, UMAP projections, neighbourhoods) and
+which queries to show its rankings for."""
 
 from __future__ import annotations
 
@@ -118,3 +119,22 @@ def neighbourhood_stats(x: np.ndarray, category: np.ndarray, is_sketch: np.ndarr
             "sketch_neighbours_same_category_photos": float(
                 ((category[nn] == category[:, None]) & ~is_sketch[nn])[is_sketch].mean()),
             "k": float(k)}
+
+
+# --------------------------------------------------------------------------- example queries
+
+
+def spread_queries(ap: np.ndarray, labels: np.ndarray, n: int) -> list[int]:
+    """``n`` query positions from distinct categories at evenly spaced AP ranks (best to
+    worst), so a retrieval grid shows successes and failures in their real proportion.
+    ``ap`` and ``labels`` are ``(Q,)``."""
+    order = np.argsort(-np.asarray(ap), kind="stable")
+    picked, seen = [], set()
+    for target in np.linspace(0, len(order) - 1, num=n).round().astype(int):
+        # The query at that rank, or the nearest one below (then above) of a new category.
+        for pos in np.concatenate([order[target:], order[:target][::-1]]):
+            if labels[pos] not in seen:
+                picked.append(int(pos))
+                seen.add(labels[pos])
+                break
+    return sorted(picked, key=lambda p: -ap[p])

@@ -34,7 +34,8 @@ import pandas as pd
 import yaml
 
 from semi3lib.engine.hardware import hardware_label
-from semi3lib.study import benchmarks, reporting
+from semi3lib.study import benchmarks, claims
+from semi3lib.study.records import TABLE_METRICS, load_study
 from semi3lib.study.rule import FULL_SEEDS, Outcome, compare, mean_std, reason, score_text, verdict_word
 
 PAGES = ("README.md", "book/*.md")
@@ -81,7 +82,7 @@ class Records:
     root: Path
 
     def _study(self, folder: str, split: str = "query") -> pd.DataFrame:
-        runs, note = reporting.load_study(self.root / "results" / folder, split=split)
+        runs, note = load_study(self.root / "results" / folder, split=split)
         if runs is None:
             raise MissingRecords(note)
         return runs
@@ -285,8 +286,8 @@ def guarded_pages(root: str | Path = ".") -> list[Path]:
 
 
 def paper_numbers() -> set[str]:
-    """The paper's own reported scores (:data:`reporting.PAPER_REPORTED`), as typed."""
-    return {f"{v:.3f}" for row in reporting.PAPER_REPORTED for k, v in row.items() if k != "dataset"}
+    """The paper's own reported scores (:data:`claims.PAPER_REPORTED`), as typed."""
+    return {f"{v:.3f}" for row in claims.PAPER_REPORTED for k, v in row.items() if k != "dataset"}
 
 
 def hand_typed(text: str, allowed: Iterable[str] = ALLOWED) -> list[tuple[str, str]]:
@@ -664,7 +665,7 @@ def _dig(record: Mapping[str, Any], dotted: str | Sequence[str]) -> Any:
 @generator("book-runs")
 def book_runs(records: Records) -> str:
     """The book's run beside the runs that share its config but for one thing."""
-    metrics = reporting.TABLE_METRICS
+    metrics = TABLE_METRICS
     lines = ["| run | epochs | wall time | host | " + " | ".join(metrics) + " | record |",
              "|" + "---|" * (len(metrics) + 5)]
     for what, path, where in BOOK_RUNS:

@@ -18,7 +18,8 @@ def cmd_study(args: argparse.Namespace) -> int:
             print(f"{row.name:<{width}}  {done}/{len(plan.seeds_of(row))} seeds done  {row.what}")
         return 0
     if args.markdown or args.per_run:
-        from semi3lib.study.reporting import groups_for, load_study, markdown_table, ordered_runs, study_runs_table, study_table
+        from semi3lib.study.records import load_study, ordered_runs
+        from semi3lib.study.tables import groups_for, markdown_table, study_runs_table, study_table
 
         runs, note = load_study(plan.out_dir, plan.split)
         if runs is None:

@@ -1,6 +1,7 @@
 """Where should the edgemap bridge pay off? Semi3-Net against its two-branch twin and against
 itself without the edgemap branch, setting by setting, judged by one rule written down before
-the seeds ran (``configs/bridge-zeroshot.yaml``):
+the seeds ran (``configs/bridge-zeroshot.yaml``), the book's one comparison rule
+(:mod:`semi3lib.study.rule`):
 
     a row *beats* another when its mean metric exceeds the other's by more than the larger of
     the two seed stds AND it is ahead with every seed (seed k against seed k); otherwise the
@@ -20,16 +21,19 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from semi3lib.study.reporting import ReaderTable, load_study, reader_table
+from semi3lib.study.records import load_study, seed_scores
+from semi3lib.study.rule import BEATS, Outcome, compare, mean_std, score_text, so_far, statement, verdict_word
+from semi3lib.study.tables import ReaderTable, reader_table
 
 ROLES = ("semi3net", "two-branch-ce", "no-edgemap-branch")
 BASELINE = "two-branch-ce"  # the best baseline of the main study: the figure's zero line
+# This page's wording of the rule's verdict (by its sign): the edgemap branch's, in tables
+# and in the short statement, then Semi3-Net's against the two-branch network (the rule's own words).
 VERDICTS = {1: "helps", -1: "costs", 0: "level"}
-AGAINST_BASELINE = {1: "ahead", -1: "behind", 0: "level"}
+AGAINST_BASELINE = BEATS
 # the verdicts as the sentences of :func:`finding` say them
 BRANCH_PHRASES = {1: "**helps**", -1: "**costs**", 0: "is **level**"}
 BASELINE_PHRASES = {k: f"is **{word}**" for k, word in AGAINST_BASELINE.items()}
-FULL_SEEDS = 3  # the plans' seeds; a verdict on fewer is provisional
 # Semi3-Net's two comparisons: (column of bridge_verdicts, the other role, its words, a title)
 COMPARISONS = (("edgemap branch", "no-edgemap-branch", VERDICTS,
                 "the edgemap branch: Semi3-Net against the network without it"),
@@ -85,24 +89,9 @@ def load_settings(settings: Sequence[Setting] = SETTINGS, root: str | Path = "."
     return runs.sort_values(["_s", "_r", "seed"]).drop(columns=["_s", "_r"]).reset_index(drop=True)
 
 
-def compare(a: Mapping[int, float], b: Mapping[int, float]) -> dict[str, object]:
-    """The rule for two rows given ``{seed: metric}`` each: ``gap`` (mean of a minus mean of b),
-    ``spread`` (the larger sample std), ``ahead`` (+1 when a is ahead with every shared seed,
-    -1 when b is, 0 otherwise) and ``outcome`` (+1 a beats b, -1 b beats a, 0 level). Fewer than
-    two seeds in either row, or no seed in common, is always level (no known spread)."""
-    va, vb = np.array(list(a.values()), float), np.array(list(b.values()), float)
-    shared = sorted(set(a) & set(b))
-    diffs = np.array([a[s] - b[s] for s in shared], float)
-    gap = float(va.mean() - vb.mean()) if len(va) and len(vb) else float("nan")
-    spread = float(max(va.std(ddof=1), vb.std(ddof=1))) if min(len(va), len(vb)) > 1 else float("nan")
-    ahead = int(np.sign(diffs[0])) if len(diffs) and (np.sign(diffs) == np.sign(diffs[0])).all() else 0
-    outcome = ahead if np.isfinite(spread) and abs(gap) > spread and np.sign(gap) == ahead else 0
-    return {"gap": gap, "spread": spread, "seeds in common": len(shared), "ahead": ahead, "outcome": outcome}
-
-
 def _by_seed(runs: pd.DataFrame, setting: str, row: str, metric: str) -> dict[int, float]:
-    sel = runs[(runs["setting"] == setting) & (runs["row"] == row)]
-    return {int(s): float(v) for s, v in zip(sel["seed"], sel[metric])}
+    """``{seed: metric}`` of one role in one setting."""
+    return seed_scores(runs[runs["setting"] == setting], row, metric, column="row") if len(runs) else {}
 
 
 def _hosts(runs: pd.DataFrame, setting: str, row: str) -> str:
@@ -130,32 +119,11 @@ def bridge_summary(runs: pd.DataFrame, metrics: Sequence[str] = ("mAP@all", "mAP
     return reader_table(values_df, std_df, groups=groups, integers=("seeds",))
 
 
-def _mean_std(by_seed: Mapping[int, float]) -> tuple[float, float]:
-    """Mean and sample std over seeds; the std of one seed is unknown (NaN), not zero."""
-    values = np.array(list(by_seed.values()), float)
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan")
-
-
-def judge(runs: pd.DataFrame, setting: str, other: str, metric: str = "mAP@all") -> dict[str, object] | None:
-    """Semi3-Net against ``other`` (a role) in one setting by :func:`compare`, with each row's
-    mean and std of ``metric`` and ``seeds`` (the fewer of the two rows'); None when either row
-    has no runs in that setting."""
-    a, b = (_by_seed(runs, setting, row, metric) if len(runs) else {} for row in ("semi3net", other))
-    if not a or not b:
-        return None
-    (mean_a, std_a), (mean_b, std_b) = _mean_std(a), _mean_std(b)
-    return {**compare(a, b), "seeds": min(len(a), len(b)), "semi3net": mean_a, "semi3net std": std_a,
-            other: mean_b, f"{other} std": std_b,
-            "hosts": (_hosts(runs, setting, "semi3net"), _hosts(runs, setting, other))}
-
-
-def _provisional(seeds: int) -> str:
-    return "" if seeds >= FULL_SEEDS else f" ({seeds} seeds so far)"
-
-
-def _verdict(result: Mapping[str, object], words: Mapping[int, str]) -> str:
-    """The rule's word, marked provisional below three seeds; one seed has no spread, so no word."""
-    return "no verdict yet (1 seed)" if result["seeds"] < 2 else words[result["outcome"]] + _provisional(result["seeds"])
+def judge(runs: pd.DataFrame, setting: str, other: str, metric: str = "mAP@all") -> Outcome | None:
+    """Semi3-Net against ``other`` (a role) in one setting by the book's rule
+    (:func:`~semi3lib.study.rule.compare`); None when either row has no runs in that setting."""
+    a, b = (_by_seed(runs, setting, row, metric) for row in ("semi3net", other))
+    return compare(a, b, metric) if a and b else None
 
 
 def bridge_verdicts(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS,
@@ -167,16 +135,16 @@ def bridge_verdicts(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS,
     for setting in settings:
         line: dict[str, object] = {"setting": setting.name}
         for key, other, words, _ in COMPARISONS:
-            result = judge(runs, setting.name, other, metric)
-            if result is None:
+            outcome = judge(runs, setting.name, other, metric)
+            if outcome is None:
                 present = set(runs.loc[runs["setting"] == setting.name, "row"]) if len(runs) else set()
                 missing = sorted({"semi3net", other} - present, key=ROLES.index)
                 line[key] = f"not run ({', '.join(missing)})"
                 line[f"gap to {other}"] = line[f"spread ({other})"] = np.nan
                 continue
-            line[key] = _verdict(result, words)
-            line[f"gap to {other}"] = round(result["gap"], 4)
-            line[f"spread ({other})"] = round(result["spread"], 4)
+            line[key] = verdict_word(outcome, words)
+            line[f"gap to {other}"] = round(outcome.gap, 4)
+            line[f"spread ({other})"] = round(outcome.spread, 4)
         lines.append(line)
     return pd.DataFrame(lines).set_index("setting")
 
@@ -194,17 +162,6 @@ def verdicts_table(verdicts: pd.DataFrame, digits: int = 4) -> ReaderTable:
     return reader_table(pd.DataFrame(lines).set_index("setting"), groups=groups, digits=digits)
 
 
-def _score(mean: float, std: float) -> str:
-    return f"{mean:.3f}" + ("" if np.isnan(std) else f" ± {std:.3f}")
-
-
-def _reason(result: Mapping[str, object]) -> str:
-    """The numbers the rule looked at, in its words."""
-    order = {1: "ahead with every seed", -1: "behind with every seed", 0: "ahead with some seeds, behind with others"}
-    gap, spread = result["gap"], result["spread"]
-    return f"gap {gap:+.3f}, {'past' if abs(gap) > spread else 'within'} the seed spread {spread:.3f}, {order[result['ahead']]}"
-
-
 def finding(runs: pd.DataFrame, setting: Setting, metric: str = "mAP@all") -> str:
     """One Markdown sentence for a setting: Semi3-Net's score, then whether the edgemap branch
     helps, costs or is level there (against the network without it) and where Semi3-Net stands
@@ -216,22 +173,20 @@ def finding(runs: pd.DataFrame, setting: Setting, metric: str = "mAP@all") -> st
     if not semi3net:
         return f"{head}: not run yet (`semi3 study --plan {setting.plan}`)"
     seeds = f"{len(semi3net)} seed{'s' * (len(semi3net) != 1)}"
-    parts = [f"Semi3-Net {_score(*_mean_std(semi3net))} {metric} ({seeds})"]
+    parts = [f"Semi3-Net {score_text(*mean_std(semi3net))} {metric} ({seeds})"]
     for other, label, subject, words in (
             ("no-edgemap-branch", "without the edgemap branch", "the edgemap branch", BRANCH_PHRASES),
             ("two-branch-ce", "the two-branch network", "Semi3-Net", BASELINE_PHRASES)):
-        result = judge(runs, setting.name, other, metric)
-        if result is None:
+        outcome = judge(runs, setting.name, other, metric)
+        if outcome is None:
             parts.append(f"{label}: not run yet")
             continue
-        score = f"{label} {_score(result[other], result[f'{other} std'])}"
-        hosts = result["hosts"]  # a score moves with the host too (results page): say so beside the verdict
+        score = f"{label} {score_text(*outcome.mean_std_b)}"
+        hosts = _hosts(runs, setting.name, "semi3net"), _hosts(runs, setting.name, other)
+        # a score moves with the host too (results page): say so beside the verdict
         where = f"; it ran on {hosts[1]}, Semi3-Net on {hosts[0]}" if hosts[0] != hosts[1] else ""
-        if result["seeds"] < 2:
-            parts.append(f"{score} (gap {result['gap']:+.3f} with one seed: no verdict yet{where})")
-        else:
-            so_far = f"{result['seeds']} seeds so far; " if result["seeds"] < FULL_SEEDS else ""
-            parts.append(f"{score}, so {subject} {words[result['outcome']]} ({so_far}{_reason(result)}{where})")
+        said = statement(outcome, words, where)
+        parts.append(f"{score}, so {subject} {said}" if outcome.decided else f"{score}: {said}")
     return f"{head}: " + "; ".join(parts)
 
 
@@ -251,11 +206,11 @@ def in_short(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS, metric:
              {1: "ahead", 0: "level", -1: "behind"})):
         groups: dict[str, list[str]] = {word: [] for word in [*words.values(), "not judged yet"]}
         for setting in settings:
-            result = judge(runs, setting.name, other, metric)
-            if result is None or result["seeds"] < 2:
+            outcome = judge(runs, setting.name, other, metric)
+            if outcome is None or not outcome.decided:
                 groups["not judged yet"].append(f"*{setting.name}*")
             else:
-                groups[words[result["outcome"]]].append(f"*{setting.name}*{_provisional(result['seeds'])}")
+                groups[words[outcome.verdict]].append(f"*{setting.name}*{so_far(outcome)}")
         judged = [f"{word} in {_listed(names)}" for word, names in groups.items() if names and word != "not judged yet"]
         waiting = groups["not judged yet"]
         sentences.append(f"{opening} " + "; ".join(judged) + (
@@ -285,7 +240,7 @@ def gaps_to_baseline(runs: pd.DataFrame, metric: str = "mAP@all") -> pd.DataFram
     return pd.DataFrame(lines, columns=["setting", "row", "seed", "gap"])
 
 
-__all__ = ["ROLES", "SETTINGS", "Setting", "bridge_summary", "bridge_verdicts", "compare", "finding", "findings",
+__all__ = ["ROLES", "SETTINGS", "Setting", "bridge_summary", "bridge_verdicts", "finding", "findings",
            "gaps_to_baseline", "in_short", "judge", "load_settings", "verdicts_table", "write_findings"]
 
 

@@ -2,7 +2,9 @@
 
 The claims and the study rows that test them are written in ``book/paper-claims.yaml``; the
 measurements and verdicts are computed here from the study's records (``results/sketchy-mini``)
-with :func:`semi3lib.study.reporting.compare_rows`, so the page changes when the records do.
+by the book's one comparison rule (:func:`semi3lib.study.rule.compare`), so the page changes
+when the records do. A claim is *supported* when Semi3-Net beats every row it is compared with
+by the rule (past the seed spread and ahead with every seed), *not supported here* otherwise.
 :func:`write_page` writes the page's table as Markdown for the site build
 (``_build/generated/paper-vs-book.md``, included by ``book/paper-vs-book.md``).
 """
@@ -15,12 +17,27 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from semi3lib.study.reporting import PAPER_REPORTED, compare_rows, load_study, study_statistics
+from semi3lib.study.records import load_study, seed_scores, study_statistics
+from semi3lib.study.rule import Outcome, compare, score_text, statement
+from semi3lib.study.tables import markdown_table
+
+# Commonly quoted for Semi3-Net (Lei et al. 2020); not checked against the paper here.
+PAPER_REPORTED = (
+    {"dataset": "Sketchy (full: 6,250 queries, 73,002 photos)", "mAP@all": 0.916, "P@200": 0.930},
+    {"dataset": "TU-Berlin Extension (2,500 queries, 204,489 photos)", "mAP@all": 0.800, "P@200": 0.813},
+)
 
 CLAIMS_FILE = Path("book") / "paper-claims.yaml"
 STUDY_DIR = Path("results") / "sketchy-mini"
 GENERATED = Path("_build") / "generated" / "paper-vs-book.md"
 SUPPORTED, NOT_SUPPORTED, UNTESTED = "supported", "not supported here", "untested here"
+
+
+def paper_reported_table() -> pd.DataFrame:
+    """:data:`PAPER_REPORTED`, one row per dataset, columns labelled ``(paper)``."""
+    table = pd.DataFrame(PAPER_REPORTED).set_index("dataset")
+    table.columns = [f"{c} (paper)" for c in table.columns]
+    return table
 
 
 def load_claims(path: str | Path = CLAIMS_FILE) -> list[dict[str, Any]]:
@@ -33,17 +50,14 @@ def load_claims(path: str | Path = CLAIMS_FILE) -> list[dict[str, Any]]:
 
 def _value(stats: pd.DataFrame, row: str, metric: str = "mAP@all") -> str:
     mean, std, seeds = stats.at[row, f"{metric} mean"], stats.at[row, f"{metric} std"], int(stats.at[row, "seeds"])
-    spread = "" if pd.isna(std) else f"\u00a0±\u00a0{std:.3f}"
-    return f"`{row}` {mean:.3f}{spread} ({seeds} seed{'s' if seeds != 1 else ''})"
+    # no-break spaces: a cell of the page's table keeps a score and its spread on one line
+    score = score_text(mean, std).replace(" ", "\u00a0")
+    return f"`{row}` {score} ({seeds} seed{'s' if seeds != 1 else ''})"
 
 
-def _why(result: dict[str, Any]) -> str:
-    gap, spread = result["gap"], result["spread"]
-    if result["outcome"] == "above":
-        return f"ahead of `{result['other']}` by {gap:.3f}, more than the seed spread {spread:.3f}"
-    if result["outcome"] == "below":
-        return f"behind `{result['other']}` by {-gap:.3f}, more than the seed spread {spread:.3f}"
-    return f"level with `{result['other']}`: gap {gap:+.3f} within the seed spread {spread:.3f}"
+def _why(row: str, other: str, outcome: Outcome) -> str:
+    """One comparison in the rule's words: ```semi3net` against `no-coattention`: level (...)``."""
+    return f"`{row}` against `{other}`: {statement(outcome)}"
 
 
 def setting(runs: pd.DataFrame, study_dir: str | Path = STUDY_DIR, shown: str | Path = STUDY_DIR) -> str:
@@ -76,12 +90,12 @@ def paper_vs_book(runs: pd.DataFrame | None, claims: list[dict[str, Any]]) -> pd
             rows.append({"claim": text, "the paper's evidence": claim.get("paper", ""),
                          "this book's measurement": "not measured", "verdict": UNTESTED, "why": why})
             continue
-        results = [compare_rows(runs, row, other) for row, other in pairs]
+        outcomes = [compare(seed_scores(runs, row), seed_scores(runs, other)) for row, other in pairs]
         shown = list(dict.fromkeys(r for p in pairs for r in p))
-        verdict = SUPPORTED if all(r["outcome"] == "above" for r in results) else NOT_SUPPORTED
+        verdict = SUPPORTED if all(o.verdict == 1 for o in outcomes) else NOT_SUPPORTED
         rows.append({"claim": text, "the paper's evidence": claim.get("paper", ""),
                      "this book's measurement": "; ".join(_value(stats, r) for r in shown),
-                     "verdict": verdict, "why": "; ".join(f"`{r['row']}` {_why(r)}" for r in results)})
+                     "verdict": verdict, "why": "; ".join(_why(*p, o) for p, o in zip(pairs, outcomes))})
     return pd.DataFrame(rows)
 
 
@@ -90,12 +104,9 @@ def page_markdown(root: str | Path = ".") -> str:
     root = Path(root)
     runs, note = load_study(root / STUDY_DIR)
     table = paper_vs_book(runs, load_claims(root / CLAIMS_FILE))
+    shown = table.assign(verdict=[f"**{v}**" for v in table["verdict"]])
     lines = [f"Measured on: {setting(runs, root / STUDY_DIR) if runs is not None else note}.", "",
-             "| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    for row in table.itertuples(index=False):
-        cells = [str(v).replace("|", "\\|") for v in row]
-        cells[3] = f"**{cells[3]}**"
-        lines.append("| " + " | ".join(cells) + " |")
+             markdown_table(shown, index=False)]
     counts = table["verdict"].value_counts()
     lines += ["", "In all: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in (SUPPORTED, NOT_SUPPORTED, UNTESTED)) + "."]
     return "\n".join(lines) + "\n"

@@ -11,7 +11,9 @@ Two rows (networks, settings, variants) are compared on one metric from their pe
 B beats A by the mirror image; anything else is **level**. A row with one seed has no known
 spread, so a comparison with it is never decided. Fewer than :data:`FULL_SEEDS` seeds gives a
 *provisional* verdict. Every verdict in the README, the results page, Paper vs. this book and
-chapter 9 comes from :func:`compare`; every sentence that states one from :func:`reason`.
+chapters 5 and 9 comes from :func:`compare`; every sentence that states one from
+:func:`statement` (the word of a page's wording map, then :func:`reason`'s numbers), every
+table cell from :func:`verdict_word`, and every ``mean ± std`` from :func:`score_parts`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ FULL_SEEDS = 3  # the studies' seeds per row; a verdict on fewer is provisional
 
 # What the rule's verdict is called in running text, by the sign of the outcome.
 BEATS = {1: "ahead", -1: "behind", 0: "level"}
+NO_VERDICT = "no verdict yet"  # what a comparison the rule cannot decide says instead of a word
+# Where row A stands seed by seed (the sign of `Outcome.ahead`), as reason() and tables say it.
+SEED_BY_SEED = {1: "ahead with every seed", -1: "behind with every seed", 0: "ahead with some seeds, behind with others"}
 
 
 def mean_std(values: Mapping[int, float] | list[float]) -> tuple[float, float]:
@@ -99,27 +104,48 @@ def compare(a: Mapping[int, float], b: Mapping[int, float], metric: str = "mAP@a
     return Outcome(dict(a), dict(b), metric, gap, spread, paired, ahead, verdict)
 
 
+def score_parts(mean: float, std: float, digits: int = 3) -> tuple[str, str]:
+    """``("0.631", "± 0.005")``: a score and its seed spread as text, apart (the site's tables set
+    the spread smaller); one seed (NaN std) has no spread, ``""``."""
+    return f"{mean:.{digits}f}", "" if math.isnan(std) else f"± {std:.{digits}f}"
+
+
 def score_text(mean: float, std: float, digits: int = 3) -> str:
     """``0.631 ± 0.005``; one seed (NaN std) shows the mean alone."""
-    return f"{mean:.{digits}f}" + ("" if math.isnan(std) else f" ± {std:.{digits}f}")
-
-
-_ORDER = {1: "ahead with every seed", -1: "behind with every seed", 0: "ahead with some seeds, behind with others"}
+    return " ".join(part for part in score_parts(mean, std, digits) if part)
 
 
 def reason(outcome: Outcome) -> str:
     """The numbers the rule looked at, in its words, e.g. ``gap -0.045, past the seed spread
-    0.005, behind with every seed``; a provisional outcome says how many seeds it rests on."""
-    if not outcome.decided:
-        return f"gap {outcome.gap:+.3f} with one seed: no verdict yet"
+    0.005, behind with every seed``; a provisional outcome says how many seeds it rests on, an
+    undecided one why (``gap +0.100 with one seed``)."""
+    if math.isnan(outcome.spread):
+        return f"gap {outcome.gap:+.3f} with one seed"
+    if not outcome.paired:
+        return f"gap {outcome.gap:+.3f}, no seed in common"
     where = "past" if outcome.past_spread else "within"
     so_far = f"{outcome.seeds} seeds so far; " if outcome.provisional else ""
-    return f"{so_far}gap {outcome.gap:+.3f}, {where} the seed spread {outcome.spread:.3f}, {_ORDER[outcome.ahead]}"
+    return f"{so_far}gap {outcome.gap:+.3f}, {where} the seed spread {outcome.spread:.3f}, {SEED_BY_SEED[outcome.ahead]}"
 
 
 def verdict_word(outcome: Outcome, words: Mapping[int, str] = BEATS) -> str:
     """The verdict in ``words`` (by sign), marked provisional below :data:`FULL_SEEDS` seeds;
-    ``no verdict yet`` when the rule cannot decide."""
+    ``no verdict yet`` when the rule cannot decide. The word of a table cell."""
     if not outcome.decided:
-        return "no verdict yet"
-    return words[outcome.verdict] + (f" ({outcome.seeds} seeds so far)" if outcome.provisional else "")
+        return NO_VERDICT
+    return words[outcome.verdict] + so_far(outcome)
+
+
+def so_far(outcome: Outcome) -> str:
+    """`` (2 seeds so far)`` for a provisional outcome, ``""`` otherwise: the mark a verdict
+    on fewer than :data:`FULL_SEEDS` seeds carries wherever it is named."""
+    return f" ({outcome.seeds} seeds so far)" if outcome.provisional else ""
+
+
+def statement(outcome: Outcome, words: Mapping[int, str] = BEATS, note: str = "") -> str:
+    """The verdict in ``words`` with the numbers behind it, the one way a sentence states it:
+    ``behind (gap -0.030, past the seed spread 0.007, behind with every seed)``, or
+    ``no verdict yet (gap +0.100 with one seed)``. ``note`` is added inside the brackets (a
+    page's remark on the comparison, e.g. where the rows ran)."""
+    word = words[outcome.verdict] if outcome.decided else NO_VERDICT
+    return f"{word} ({reason(outcome)}{note})"

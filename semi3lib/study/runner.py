@@ -43,7 +43,7 @@ import pandas as pd
 
 from semi3lib.config import ConfigError, ExperimentConfig, load_config, load_yaml
 from semi3lib.data.splits import with_gallery
-from semi3lib.study.reporting import load_study, ordered_runs, study_statistics
+from semi3lib.study.records import load_study, ordered_runs, study_statistics
 
 SUMMARY_FILE = "summary.csv"
 RUNS_FILE = "runs.csv"  # one line per run: seed, metrics, wall time, hardware

@@ -1,0 +1,76 @@
+"""A study's records read back: one row per run file, in the plan's order, each row's seeds and
+their statistics, and a row's per-seed scores as the comparison rule takes them
+(:func:`semi3lib.study.rule.compare`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from semi3lib.engine.hardware import hardware_label
+
+TABLE_METRICS = ("mAP@all", "mAP@200", "P@10", "P@25", "P@100", "P@200")
+
+
+def load_study(study_dir: str | Path, split: str = "query") -> tuple[pd.DataFrame | None, str]:
+    """The reproduction study's runs (``<study_dir>/*.json``, one per run and seed, each with
+    ``run``, ``seed`` and ``metrics``) as one row per file, scored on ``split`` (``query``, or
+    ``val`` for a tuning study), with its wall time and hardware (:func:`hardware_label`);
+    ``(None, reason)`` when there are none. Files without ``metrics`` for that split are
+    ignored (other outputs may share the folder)."""
+    study_dir = Path(study_dir)
+    files = sorted(study_dir.glob("*.json")) if study_dir.is_dir() else []
+    rows = []
+    for path in files:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
+            continue
+        metrics = record["metrics"].get(split, record["metrics"] if split == "query" else None)
+        if not isinstance(metrics, dict):
+            continue
+        rows.append({"run": record.get("run", path.stem), "seed": record.get("seed"),
+                     **{k: metrics.get(k) for k in TABLE_METRICS if k in metrics},
+                     "wall_seconds": record.get("wall_seconds"),
+                     "hardware": hardware_label(record.get("machine")), "file": path.name})
+    if not rows:
+        why = "does not exist" if not study_dir.is_dir() else f"holds no run results (*.json with {split} metrics)"
+        return None, f"{study_dir} {why}"
+    return pd.DataFrame(rows), f"{len(rows)} run file(s) in {study_dir}"
+
+
+def study_statistics(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per study row, in the order the runs first appear: the number of seeds, then the
+    mean and sample std (ddof 1; NaN with one seed: unknown, not zero) of each metric and of
+    the wall time. A seed without a value for a metric is left out of that metric's numbers."""
+    columns = [m for m in (*TABLE_METRICS, "wall_seconds") if m in runs.columns]
+    grouped = runs[["run", *columns]].astype({c: float for c in columns}).groupby("run", sort=False)
+    table = grouped.agg(["mean", "std"])
+    table.columns = [f"{column} {stat}" for column, stat in table.columns]
+    seeds = runs.groupby("run", sort=False)["seed"].nunique() if "seed" in runs else grouped.size()
+    table.insert(0, "seeds", seeds.astype(int))
+    table.index.name = "run"
+    return table
+
+
+def ordered_runs(runs: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
+    """The runs of :func:`load_study` by row (rows named in ``order`` first, the others in the
+    order they appear), then by seed."""
+    rank = {name: i for i, name in enumerate(dict.fromkeys([*order, *runs["run"]]))}
+    return runs.sort_values(["run", "seed"], key=lambda c: c.map(rank) if c.name == "run" else c, kind="stable")
+
+
+def seed_scores(runs: pd.DataFrame, row: str, metric: str = "mAP@all", column: str = "run") -> dict[int, float]:
+    """``{seed: metric}`` of one row (the runs whose ``column`` is ``row``), what the rule
+    compares; a seed without a value for ``metric`` is left out, as in :func:`study_statistics`."""
+    if not len(runs) or metric not in runs:
+        return {}
+    chosen = runs[runs[column] == row]
+    scores = {int(seed): float(value) for seed, value in zip(chosen["seed"], chosen[metric]) if value is not None}
+    return {seed: value for seed, value in scores.items() if not math.isnan(value)}
