@@ -42,7 +42,7 @@ use_project_root()  # JupyterLab starts kernels in notebooks/; every path here i
 
 from semi3lib.book import runner as book
 
-from semi3lib.book import viz
+from semi3lib.book import figures
 from semi3lib.config import load_config
 from semi3lib.data import summary
 from semi3lib.data.images import load_image
@@ -50,7 +50,7 @@ from semi3lib.data.layouts import read_dataset
 from semi3lib.data.experiment import load_experiment_data
 from semi3lib.study.tables import reader_table
 
-viz.use_book_style()
+figures.use_book_style()
 cfg = load_config(config, overrides)
 data = load_experiment_data(cfg.data)
 index, split = data.index, data.split
@@ -110,10 +110,10 @@ categories = index.categories[:: max(1, len(index.categories) // example_categor
 pairs = summary.sketch_photo_examples(index, categories, per_category=2, seed=seed)
 rows = [[load_image(p.path, "RGB"), load_image(s.path, "L")] for s, p in pairs]
 rows = [rows[i] + rows[i + 1] for i in range(0, len(rows) - 1, 2)]
-fig = viz.image_table(rows, col_labels=["photo", "its sketch", "photo", "its sketch"],
-                      row_labels=[p.category for _, p in pairs[::2]],
-                      title="Sketches beside the photos they were drawn from")
-path = viz.save_figure(fig, "01_sketch_photo_pairs", figures_dir)
+fig = figures.image_table(rows, col_labels=["photo", "its sketch", "photo", "its sketch"],
+                          row_labels=[p.category for _, p in pairs[::2]],
+                          title="Sketches beside the photos they were drawn from")
+path = figures.save_figure(fig, "01_sketch_photo_pairs", figures_dir)
 
 # %% [markdown]
 # ## The two sketch variants
@@ -127,11 +127,11 @@ path = viz.save_figure(fig, "01_sketch_photo_pairs", figures_dir)
 # %% tags=["hide-input"]
 full_index = read_dataset(cfg.data.dataset, root=cfg.data.root)  # all categories: few drawings have both
 vpairs = summary.variant_pairs(full_index, variant_examples, seed=seed)
-fig = viz.image_table([[load_image(a.path, "L") for a, _ in vpairs], [load_image(b.path, "L") for _, b in vpairs]],
-                      col_labels=[a.category for a, _ in vpairs],
-                      row_labels=[summary.VARIANT_NAMES.get(v, v) for v in full_index.sketch_variants[:2]],
-                      title="One drawing, two renderings")
-path = viz.save_figure(fig, "01_sketch_variants", figures_dir)
+fig = figures.image_table([[load_image(a.path, "L") for a, _ in vpairs], [load_image(b.path, "L") for _, b in vpairs]],
+                          col_labels=[a.category for a, _ in vpairs],
+                          row_labels=[summary.VARIANT_NAMES.get(v, v) for v in full_index.sketch_variants[:2]],
+                          title="One drawing, two renderings")
+path = figures.save_figure(fig, "01_sketch_variants", figures_dir)
 
 # %% [markdown]
 # Measured over the sketches: the share of the canvas inside the strokes' bounding box, and
@@ -143,10 +143,10 @@ path = viz.save_figure(fig, "01_sketch_variants", figures_dir)
 
 # %% tags=["hide-input"]
 extent = summary.variant_extent_table(index, max_per_variant=extent_sample, seed=seed)
-fig = viz.plot_histogram_panels(extent, "variant", {"bbox_area": "bounding-box area / canvas area",
-                                                    "ink": "ink pixels / canvas pixels"},
-                                "How the two sketch renderings use the canvas")
-path = viz.save_figure(fig, "01_variant_extent", figures_dir)
+fig = figures.data.plot_histogram_panels(extent, "variant", {"bbox_area": "bounding-box area / canvas area",
+                                                             "ink": "ink pixels / canvas pixels"},
+                                         "How the two sketch renderings use the canvas")
+path = figures.save_figure(fig, "01_variant_extent", figures_dir)
 by_variant = extent.groupby("variant")
 reader_table(by_variant.mean(), by_variant.std())
 

@@ -47,7 +47,7 @@ import numpy as np
 
 from semi3lib.book import runner as book
 
-from semi3lib.book import viz
+from semi3lib.book import figures
 from semi3lib.config import load_config
 from semi3lib.data.images import load_image
 from semi3lib.data.summary import sketch_photo_examples
@@ -57,7 +57,7 @@ from semi3lib.data.experiment import load_experiment_data
 from semi3lib.study.tables import reader_table
 from semi3lib.engine.device import select_device
 
-viz.use_book_style()
+figures.use_book_style()
 cfg = load_config(config, overrides)
 data = load_experiment_data(cfg.data)
 index = data.index
@@ -78,10 +78,10 @@ rows = []
 for sketch, photo in pairs:
     rgb = np.asarray(load_image(photo.path, "RGB"))
     rows.append([rgb, *(compute_edgemap(rgb, m) for m in methods), load_image(sketch.path, "L")])
-fig = viz.image_table(rows, col_labels=["photo", *methods, "human sketch"],
-                      row_labels=[p.category for _, p in pairs],
-                      title="Edgemaps by method beside a human sketch of the same photo")
-path = viz.save_figure(fig, "02_edgemaps_by_method", figures_dir)
+fig = figures.image_table(rows, col_labels=["photo", *methods, "human sketch"],
+                          row_labels=[p.category for _, p in pairs],
+                          title="Edgemaps by method beside a human sketch of the same photo")
+path = figures.save_figure(fig, "02_edgemaps_by_method", figures_dir)
 
 # %% [markdown]
 # ## Which edgemap looks most like a sketch? A measured comparison
@@ -106,10 +106,10 @@ chance = 1 / len(data_r.index.categories)
 reader_table(comparison, best={c: "max" for c in comparison.columns if c.startswith(("mAP", "P@"))})
 
 # %% tags=["hide-input"]
-fig = viz.plot_metric_bars({m: comparison[m].to_dict() for m in ("mAP@all", "P@10")},
-                           title=f"Sketch queries vs gallery renderings, ImageNet features (chance mAP ~ {chance:.3f})",
-                           ylabel="score")
-path = viz.save_figure(fig, "02_edge_retrieval", figures_dir)
+fig = figures.edgemaps.plot_metric_bars({m: comparison[m].to_dict() for m in ("mAP@all", "P@10")},
+                                        title=f"Sketch queries vs gallery renderings, ImageNet features (chance mAP ~ {chance:.3f})",
+                                        ylabel="score")
+path = figures.save_figure(fig, "02_edge_retrieval", figures_dir)
 
 # %% [markdown]
 # ## Extraction speed
@@ -121,8 +121,8 @@ path = viz.save_figure(fig, "02_edge_retrieval", figures_dir)
 # %% tags=["hide-input"]
 speed_paths = [p.path for p in index.photos[:: max(1, len(index.photos) // speed_photos)][:speed_photos]]
 speed = edgemap_speed(speed_paths, methods)
-fig = viz.plot_speed(speed, title=f"Edgemap extraction speed ({len(speed_paths)} photos)")
-path = viz.save_figure(fig, "02_edge_speed", figures_dir)
+fig = figures.edgemaps.plot_speed(speed, title=f"Edgemap extraction speed ({len(speed_paths)} photos)")
+path = figures.save_figure(fig, "02_edge_speed", figures_dir)
 
 # %% tags=["remove-cell"]
 results_path = book.write_results(results_dir, "02_edgemaps", {

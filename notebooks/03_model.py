@@ -41,7 +41,7 @@ use_project_root()  # JupyterLab starts kernels in notebooks/; every path here i
 
 from semi3lib.book import runner as book
 
-from semi3lib.book import viz
+from semi3lib.book import figures
 import pandas as pd
 import torch
 
@@ -50,7 +50,7 @@ from semi3lib.data.experiment import load_experiment_data, train_dataset
 from semi3lib.models import Semi3Net
 from semi3lib.models.inspect import sharing_comparison, trace_forward
 
-viz.use_book_style()
+figures.use_book_style()
 cfg = load_config(config, overrides)
 data = load_experiment_data(cfg.data)
 model = Semi3Net(cfg.model, num_classes=data.num_classes).eval()
@@ -124,13 +124,13 @@ print("outputs:", ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())
 # The triplet's three images, as the network receives them (before normalisation):
 
 # %% tags=["hide-input"]
-fig = viz.image_table([[batch["sketch"][i], batch["photo"][i], batch["edge"][i]] for i in range(batch_size)],
-                      col_labels=["sketch", "photo", "edgemap"],
-                      row_labels=[f"{data.index.categories[int(batch['sketch_label'][i])]}"
-                                  f"{' (same)' if float(batch['same'][i]) else ' / ' + data.index.categories[int(batch['photo_label'][i])]}"
-                                  for i in range(batch_size)],
-                      title="Training triplets")
-path = viz.save_figure(fig, "03_training_triplets", figures_dir)
+fig = figures.image_table([[batch["sketch"][i], batch["photo"][i], batch["edge"][i]] for i in range(batch_size)],
+                          col_labels=["sketch", "photo", "edgemap"],
+                          row_labels=[f"{data.index.categories[int(batch['sketch_label'][i])]}"
+                                      f"{' (same)' if float(batch['same'][i]) else ' / ' + data.index.categories[int(batch['photo_label'][i])]}"
+                                      for i in range(batch_size)],
+                          title="Training triplets")
+path = figures.save_figure(fig, "03_training_triplets", figures_dir)
 
 # %% tags=["remove-cell"]
 results_path = book.write_results(results_dir, "03_model", {

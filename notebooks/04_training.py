@@ -56,13 +56,13 @@ import yaml
 
 from semi3lib.book import runner as book
 
-from semi3lib.book import viz
+from semi3lib.book import figures
 from semi3lib.config import load_config
 from semi3lib.study.tables import history_table, reader_table
 from semi3lib.engine.train import read_steps, train
 from semi3lib.engine.device import select_device
 
-viz.use_book_style()
+figures.use_book_style()
 cfg = load_config(config, [*overrides, f"train.out_dir={run_dir}", f"train.device={device}"])
 print(f"device: {select_device(cfg.train.device)}")
 print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -97,10 +97,10 @@ reader_table(history_table(result.history), digits=4, formats={"lr": "{:.1e}", "
 
 # %% tags=["hide-input"]
 steps = read_steps(result.out_dir)
-fig = viz.plot_training_curves(result.history, steps=steps,
-                               title=f"Training {cfg.name} ({cfg.data.image_size} px, {cfg.train.epochs} epochs, "
-                                     f"loss every {cfg.train.log_every} steps)")
-path = viz.save_figure(fig, "04_training_curves", figures_dir)
+fig = figures.training.plot_training_curves(result.history, steps=steps,
+                                            title=f"Training {cfg.name} ({cfg.data.image_size} px, {cfg.train.epochs} epochs, "
+                                                  f"loss every {cfg.train.log_every} steps)")
+path = figures.save_figure(fig, "04_training_curves", figures_dir)
 
 # %% tags=["remove-cell"]
 checkpoint = result.out_dir / "last.pt"

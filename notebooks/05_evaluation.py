@@ -59,7 +59,7 @@ import pandas as pd
 
 from semi3lib.book import runner as book
 
-from semi3lib.book import viz
+from semi3lib.book import figures
 from semi3lib.data.images import load_image
 from semi3lib.engine.evaluate import embed_split, embed_split_imagenet, load_trained
 from semi3lib.engine.metrics import per_query_ap, precision_recall_curve_mean, retrieval_metrics
@@ -71,7 +71,7 @@ from semi3lib.study.tables import (TUNING_GROUPS, against_reference, outcomes_ta
 from semi3lib.retrieval.index import search_arrays
 from semi3lib.engine.device import select_device
 
-viz.use_book_style()
+figures.use_book_style()
 dev = select_device(device)
 model, cfg, ckpt, data = load_trained(book.require_checkpoint(checkpoint), dev)
 counts = data.split.counts()
@@ -131,8 +131,8 @@ results
 #| label: fig-study
 #| fig-cap: mAP@all of every row of the reproduction study on the sketchy-mini query split, seed by seed.
 if study_runs is not None:
-    fig = viz.plot_study(study_runs, title="Reproduction study, query split", reference="two-branch-ce")
-    path = viz.save_figure(fig, "05_study", figures_dir)
+    fig = figures.evaluation.plot_study(study_runs, title="Reproduction study, query split", reference="two-branch-ce")
+    path = figures.save_figure(fig, "05_study", figures_dir)
 else:
     print(f"No study to plot: {study_note}.")
 
@@ -174,8 +174,8 @@ tuning_table
 #| label: fig-tuning
 #| fig-cap: The tuning search on the validation sketches; the dashed line is the untuned Semi3-Net.
 if tuning_runs is not None:
-    fig = viz.plot_study(tuning_runs, title="Tuning search, validation split", reference="untuned")
-    path = viz.save_figure(fig, "05_tuning", figures_dir)
+    fig = figures.evaluation.plot_study(tuning_runs, title="Tuning search, validation split", reference="untuned")
+    path = figures.save_figure(fig, "05_tuning", figures_dir)
 else:
     print(f"No tuning results to plot: {tuning_note}.")
 
@@ -226,8 +226,8 @@ curves = {name: precision_recall_curve_mean(e["query"], e["query_labels"], e["ga
                                             num_levels=pr_levels) for name, e in embeddings.items()}
 first = embeddings[trained_name]
 chance = float(np.mean(first["query_labels"][:, None] == first["gallery_labels"][None, :]))
-fig = viz.plot_pr_curves(curves, title="Precision-recall on the query split", chance=chance)
-path = viz.save_figure(fig, "05_pr_curves", figures_dir)
+fig = figures.evaluation.plot_pr_curves(curves, title="Precision-recall on the query split", chance=chance)
+path = figures.save_figure(fig, "05_pr_curves", figures_dir)
 
 # %% [markdown]
 # ## Example rankings
@@ -246,9 +246,9 @@ scores, top = search_arrays(first["gallery"], first["query"][picks], top_k)
 correct = first["gallery_labels"][top] == first["query_labels"][picks][:, None]
 sketches = [data.index.sketches[data.split.query[p]] for p in picks]
 photos = [[load_image(data.index.photos[data.split.gallery[j]].path, "RGB") for j in row] for row in top]
-fig = viz.retrieval_grid([load_image(s.path, "L") for s in sketches], photos, correct,
-                         query_labels=[f"{s.category}\nAP {ap[p]:.2f}" for s, p in zip(sketches, picks)], scores=scores)
-path = viz.save_figure(fig, "05_retrieval_grid", figures_dir)
+fig = figures.evaluation.retrieval_grid([load_image(s.path, "L") for s in sketches], photos, correct,
+                                        query_labels=[f"{s.category}\nAP {ap[p]:.2f}" for s, p in zip(sketches, picks)], scores=scores)
+path = figures.save_figure(fig, "05_retrieval_grid", figures_dir)
 
 # %% [markdown]
 # ## Ask the model: draw to search

@@ -49,7 +49,7 @@ import torch
 
 from semi3lib.book import runner as book
 
-from semi3lib.book import viz
+from semi3lib.book import figures
 from semi3lib.book.analysis import (activation_maps, boosted_channels, coattention_weights, discriminative_channels,
                                select_categories)
 from semi3lib.engine.evaluate import embed_split, load_trained
@@ -57,7 +57,7 @@ from semi3lib.study.tables import reader_table
 from semi3lib.models import Semi3Net
 from semi3lib.engine.device import select_device
 
-viz.use_book_style()
+figures.use_book_style()
 dev = select_device(device)
 model, cfg, ckpt, data = load_trained(book.require_checkpoint(checkpoint), dev)
 if model.coattention is None:
@@ -79,8 +79,8 @@ gallery = embed_split(model, data, cfg.data, "query", dev, cache_dir=Path(checkp
 weights, labels = gallery["gallery_attention"], gallery["gallery_labels"]
 print(f"weights for {len(weights)} photos x {weights.shape[1]} channels: mean {weights.mean():.3f}, "
       f"std {weights.std():.3f}, min {weights.min():.3f}, max {weights.max():.3f}")
-fig = viz.plot_weight_histogram(weights, title="Co-attention channel weights over the gallery (trained)")
-path = viz.save_figure(fig, "06_weight_distribution", figures_dir)
+fig = figures.coattention.plot_weight_histogram(weights, title="Co-attention channel weights over the gallery (trained)")
+path = figures.save_figure(fig, "06_weight_distribution", figures_dir)
 
 # %% [markdown]
 # For comparison, the same photos through an untrained model (same pretrained backbone, the
@@ -105,9 +105,9 @@ print(f"untrained: mean {init_weights.mean():.3f}, std {init_weights.std():.3f} 
 # %% tags=["hide-input"]
 channels = discriminative_channels(weights, labels, show_channels)
 means = np.stack([weights[labels == c][:, channels].mean(0) for c in shown])
-fig = viz.plot_channel_weights(means, [data.index.categories[c] for c in shown], channels,
-                               title=f"Mean co-attention weight per category ({len(channels)} most category-dependent channels)")
-path = viz.save_figure(fig, "06_channel_weights", figures_dir)
+fig = figures.coattention.plot_channel_weights(means, [data.index.categories[c] for c in shown], channels,
+                                               title=f"Mean co-attention weight per category ({len(channels)} most category-dependent channels)")
+path = figures.save_figure(fig, "06_channel_weights", figures_dir)
 
 # %% [markdown]
 # The channels each category lifts most above their mean over all photos (the lift in
@@ -136,9 +136,9 @@ items = GalleryPhotos(data.index, examples, image_size=cfg.data.image_size, edge
                       cache_dir=edge_cache_dir(cfg.data))
 batch = torch.utils.data.default_collate([items[i] for i in range(len(items))])
 maps = activation_maps(model, batch["photo"].to(dev), batch["edge"].to(dev))
-fig = viz.plot_activation_maps(list(batch["photo"]), maps, [data.index.photos[j].category for j in examples],
-                               title="Bottom-feature activation before and after co-attention")
-path = viz.save_figure(fig, "06_activation_maps", figures_dir)
+fig = figures.coattention.plot_activation_maps(list(batch["photo"]), maps, [data.index.photos[j].category for j in examples],
+                                               title="Bottom-feature activation before and after co-attention")
+path = figures.save_figure(fig, "06_activation_maps", figures_dir)
 
 # %% tags=["remove-cell"]
 results_path = book.write_results(results_dir, "06_coattention", {

@@ -43,14 +43,14 @@ import pandas as pd
 
 from semi3lib.book import runner as book
 
-from semi3lib.book import viz
+from semi3lib.book import figures
 from semi3lib.book.analysis import joint_points, neighbourhood_stats, select_categories, umap_2d
 from semi3lib.engine.evaluate import embed_split, embed_split_imagenet, load_trained
 from semi3lib.data.experiment import restrict_split
 from semi3lib.study.tables import reader_table
 from semi3lib.engine.device import select_device
 
-viz.use_book_style()
+figures.use_book_style()
 dev = select_device(device)
 model, cfg, ckpt, data = load_trained(book.require_checkpoint(checkpoint), dev)
 categories = select_categories(range(data.num_classes), umap_categories, seed=seed)
@@ -75,8 +75,8 @@ points = {name: joint_points(emb, categories) for name, emb in embeddings.items(
 
 # %% tags=["hide-input"]
 panels = {name: {**p, "xy": umap_2d(p["x"], seed=seed, n_neighbors=umap_neighbors)} for name, p in points.items()}
-fig = viz.plot_umap_panels(panels, names, title="Sketches and photos in the embedding space, before and after training")
-path = viz.save_figure(fig, "07_umap", figures_dir)
+fig = figures.embeddings.plot_umap_panels(panels, names, title="Sketches and photos in the embedding space, before and after training")
+path = figures.save_figure(fig, "07_umap", figures_dir)
 
 # %% [markdown]
 # ## Neighbourhoods, measured in the embedding space

@@ -40,12 +40,12 @@ use_project_root()  # JupyterLab starts kernels in notebooks/; every path here i
 
 from semi3lib.book import runner as book
 
-from semi3lib.book import viz
+from semi3lib.book import figures
 from semi3lib.study.tables import reader_table
 from semi3lib.study.benchmarks import (edges_table, load_benchmarks, machines_table, missing_benchmarks,
                                         search_table, targets_table, train_table)
 
-viz.use_book_style()
+figures.use_book_style()
 results = load_benchmarks(benchmarks_dir)
 print(f"benchmarks found in {benchmarks_dir}: {', '.join(results) or 'none'}")
 for name, command in missing_benchmarks(results).items():
@@ -65,8 +65,8 @@ reader_table(machines_table(results))
 # %% tags=["hide-input"]
 if "eval" in results:
     e = results["eval"]
-    fig = viz.plot_eval_benchmark(e)
-    viz.save_figure(fig, "08_eval_benchmark", figures_dir)
+    fig = figures.benchmarks.plot_eval_benchmark(e)
+    figures.save_figure(fig, "08_eval_benchmark", figures_dir)
     print(f"speed-up {e['speedup']}x wall, {e['speedup_cpu_time']}x CPU time; "
           f"max |AP difference| {e['agreement_on_subset']['max_abs_diff_ap']:.1e}")
 
@@ -87,8 +87,8 @@ if "eval" in results:
 
 # %% tags=["hide-input"]
 if "search" in results:
-    fig = viz.plot_search_benchmark(results["search"])
-    viz.save_figure(fig, "08_search_benchmark", figures_dir)
+    fig = figures.benchmarks.plot_search_benchmark(results["search"])
+    figures.save_figure(fig, "08_search_benchmark", figures_dir)
 reader_table(search_table(results))
 
 # %% [markdown]
@@ -108,8 +108,8 @@ reader_table(search_table(results))
 
 # %% tags=["hide-input"]
 if "train_step" in results:
-    fig = viz.plot_train_benchmark(results["train_step"])
-    viz.save_figure(fig, "08_train_benchmark", figures_dir)
+    fig = figures.benchmarks.plot_train_benchmark(results["train_step"])
+    figures.save_figure(fig, "08_train_benchmark", figures_dir)
     print(f"GPU: {results['train_step']['gpu'] or results['train_step'].get('gpu_reason')}")
 reader_table(train_table(results))
 
@@ -134,8 +134,8 @@ reader_table(train_table(results))
 
 # %% tags=["hide-input"]
 if "edges" in results:
-    fig = viz.plot_edges_benchmark(results["edges"])
-    viz.save_figure(fig, "08_edges_benchmark", figures_dir)
+    fig = figures.benchmarks.plot_edges_benchmark(results["edges"])
+    figures.save_figure(fig, "08_edges_benchmark", figures_dir)
 reader_table(edges_table(results))
 
 # %% [markdown]

@@ -64,10 +64,10 @@ from semi3lib.book import runner as book
 
 from semi3lib.study import bridge
 
-from semi3lib.book import viz
+from semi3lib.book import figures
 from semi3lib.study.tables import runs_reader_table
 
-viz.use_book_style()
+figures.use_book_style()
 runs = bridge.load_settings()
 for setting in bridge.SETTINGS:
     have = runs[runs["setting"] == setting.name] if len(runs) else runs
@@ -95,8 +95,8 @@ bridge.bridge_summary(runs) if len(runs) else "No runs yet: run the plans named 
 #| label: fig-bridge
 #| fig-cap: mAP@all of Semi3-Net and of Semi3-Net without the edgemap branch minus the two-branch network's, per setting and seed.
 gaps = bridge.gaps_to_baseline(runs, metric)
-fig = viz.plot_bridge_gaps(gaps, [s.name for s in bridge.SETTINGS], metric)
-path = viz.save_figure(fig, "09_bridge", figures_dir)
+fig = figures.bridge.plot_bridge_gaps(gaps, [s.name for s in bridge.SETTINGS], metric)
+path = figures.save_figure(fig, "09_bridge", figures_dir)
 
 # %% [markdown]
 # ## What the rule says

@@ -11,12 +11,12 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 
-from semi3lib.book import viz  # noqa: E402
+from semi3lib.book import figures  # noqa: E402
 from semi3lib.study.benchmarks import BENCHMARKS, load_benchmarks, machines_table, targets_table  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
-PLOTS = {"eval": viz.plot_eval_benchmark, "search": viz.plot_search_benchmark,
-         "train_step": viz.plot_train_benchmark, "edges": viz.plot_edges_benchmark}
+PLOTS = {"eval": figures.benchmarks.plot_eval_benchmark, "search": figures.benchmarks.plot_search_benchmark,
+         "train_step": figures.benchmarks.plot_train_benchmark, "edges": figures.benchmarks.plot_edges_benchmark}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_targets_table_has_one_boolean_or_unmeasured_verdict_per_target(committe
 def test_each_benchmark_plots(committed, name, tmp_path):
     if name not in committed:
         pytest.skip(f"{name}.json not committed")
-    path = viz.save_figure(PLOTS[name](committed[name]), f"08_{name}", tmp_path)
+    path = figures.save_figure(PLOTS[name](committed[name]), f"08_{name}", tmp_path)
     assert path.stat().st_size > 10_000
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from semi3lib.study import bridge
 
-from semi3lib.book import viz
+from semi3lib.book import figures
 from semi3lib.config import load_config
 from semi3lib.data.layouts import read_dataset
 from semi3lib.data.splits import UNSEEN_CATEGORY_SETS, make_split, split_from_config, with_gallery
@@ -164,13 +164,13 @@ def test_settings_are_read_by_role_and_judged_by_the_rule(tmp_path):
     assert [title for title, _ in summary.groups] == ["128 px, 7 epochs", "unseen categories"]
     gaps = bridge.gaps_to_baseline(runs)
     assert len(gaps) == 2 * 3 + 2 * 2 and set(gaps["row"]) == {"semi3net", "no-edgemap-branch"}
-    fig = viz.plot_bridge_gaps(gaps, [s.name for s in bridge.SETTINGS])
+    fig = figures.bridge.plot_bridge_gaps(gaps, [s.name for s in bridge.SETTINGS])
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts.count("not run yet") == 2 and "+0.095" in texts
     plt.close(fig)
     # a row first present in a later setting is still in the legend
     later = gaps[~((gaps["setting"] == "128 px, 7 epochs") & (gaps["row"] == "no-edgemap-branch"))]
-    fig = viz.plot_bridge_gaps(later, [s.name for s in bridge.SETTINGS])
+    fig = figures.bridge.plot_bridge_gaps(later, [s.name for s in bridge.SETTINGS])
     assert fig.axes[0].get_legend_handles_labels()[1] == ["Semi3-Net", "without the edgemap branch"]
     plt.close(fig)
 

@@ -8,7 +8,7 @@ What a run writes to ``train.out_dir``:
   (epoch, step, lr and the loss terms averaged since the previous row; see :func:`read_steps`);
 - ``last.pt`` every epoch and ``best.pt`` on improvement, both written atomically;
 - ``embeddings/query-<key>.npz``: the final model's query and gallery embeddings (and
-  co-attention weights), read back by ``evaluation.embed_split(..., cache_dir=out_dir)``.
+  co-attention weights), read back by ``evaluate.embed_split(..., cache_dir=out_dir)``.
 
 The folder is locked (``.semi3.lock``, an OS file lock) while a process trains in it. One that
 already holds a run is continued only with ``resume=True`` and replaced only with
@@ -60,6 +60,7 @@ from semi3lib.engine.device import select_device
 from semi3lib.config import ConfigError, ExperimentConfig, load_yaml, save_config
 from semi3lib.engine.evaluate import evaluate_model
 from semi3lib.data.experiment import ExperimentData, load_experiment_data, train_dataset
+from semi3lib.data.datasets import TrainTriplets
 from semi3lib.models.losses import HybridLoss
 from semi3lib.models import Semi3Net
 
@@ -321,8 +322,81 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
         return _train(cfg, dist_info, resume, progress, data, ckpt)
 
 
+@dataclass
+class _Run:
+    """What one training process builds before its first step and then works with: the
+    device, data, model (and its DDP wrapper), optimiser, schedule, loss and batches."""
+
+    cfg: ExperimentConfig
+    dist_info: DistInfo
+    device: torch.device
+    out_dir: Path
+    data: ExperimentData
+    model: Semi3Net
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    criterion: HybridLoss
+    dataset: TrainTriplets
+    sampler: GlobalBatchSampler
+    loader: DataLoader
+    # The module the steps call: ``model`` itself, or its DDP wrapper once resumed (see _train).
+    train_model: torch.nn.Module
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+
+@dataclass
+class _Progress:
+    """Where a run stands between epochs: what a checkpoint saves and a resume restores."""
+
+    start_epoch: int = 0  # the first epoch this process trains (0-based)
+    step: int = 0  # optimiser steps taken so far, over all processes that trained this run
+    best: float = -math.inf  # the best selection metric so far (see _save_epoch)
+    history: list[dict[str, Any]] = field(default_factory=list)  # one row per finished epoch
+    final_metrics: dict[str, float] = field(default_factory=dict)  # the last query evaluation
+    wall_before: float = 0.0  # seconds spent by the processes this one resumes
+
+
 def _train(cfg: ExperimentConfig, dist_info: DistInfo, resume: bool, progress: bool,
            data: ExperimentData | None, ckpt: dict[str, Any] | None) -> TrainResult:
+    """The run in five steps: set up, resume, then per epoch train, evaluate and save.
+
+    The order of the steps is the order of random draws and float operations, so a run
+    resumed from any epoch's checkpoint continues exactly as one that never stopped.
+    """
+    run = _set_up(cfg, dist_info, data)
+    state = _resume(run, ckpt) if resume else _Progress()
+    if dist_info.world > 1:  # after resume: DDP starts every rank from rank 0's (restored) weights
+        ids = [run.device.index] if run.device.type == "cuda" else None
+        run.train_model = torch.nn.parallel.DistributedDataParallel(run.model, device_ids=ids)
+    started = time.perf_counter()
+    if dist_info.is_main:
+        _restart_steps_log(run.out_dir, state.step)
+
+    for epoch in range(state.start_epoch, cfg.train.epochs):
+        row = _train_one_epoch(run, state, epoch, progress)
+        is_last = epoch + 1 == cfg.train.epochs
+        if dist_info.is_main and (is_last or (cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0)):
+            state.final_metrics = _evaluate(run, row, is_last)
+        row["wall_seconds"] = state.wall_before + time.perf_counter() - started
+        state.history.append(row)
+        if dist_info.is_main:
+            _save_epoch(run, state, epoch)
+            if progress:
+                print(_epoch_summary(row, cfg.train.epochs), flush=True)
+        if dist_info.world > 1:
+            dist.barrier()
+
+    return TrainResult(out_dir=run.out_dir, history=state.history, final_metrics=state.final_metrics,
+                       model=run.model, wall_seconds=state.history[-1]["wall_seconds"] if state.history else 0.0)
+
+
+def _set_up(cfg: ExperimentConfig, dist_info: DistInfo, data: ExperimentData | None) -> _Run:
+    """Seed, load the data (rank 0 writes ``split.json``, the others wait for it) and build
+    model, optimiser, batches, schedule and loss, in this order: the model's random
+    initialisation draws from the generators seeded here."""
     t = cfg.train
     device = select_device(t.device)
     if device.type == "cuda" and dist_info.world > 1:
@@ -345,119 +419,149 @@ def _train(cfg: ExperimentConfig, dist_info: DistInfo, resume: bool, progress: b
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
                         pin_memory=device.type == "cuda")
     scheduler = build_scheduler(optimizer, cfg, total_steps=t.epochs * len(sampler))
-    criterion = HybridLoss(cfg.loss)
+    return _Run(cfg=cfg, dist_info=dist_info, device=device, out_dir=out_dir, data=data, model=model,
+                optimizer=optimizer, scheduler=scheduler, criterion=HybridLoss(cfg.loss), dataset=dataset,
+                sampler=sampler, loader=loader, train_model=model)
 
-    history: list[dict[str, Any]] = []
-    start_epoch, best = 0, -math.inf
-    last_path = out_dir / "last.pt"
-    if resume and ckpt is None and not dist_info.is_main and last_path.is_file():
-        ckpt = load_checkpoint_file(last_path)  # rank 0 checked it (prepare_run_folder)
-    if resume and ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        start_epoch, best, history = ckpt["epoch"] + 1, ckpt["best"], ckpt["history"]
-        set_rng_state(ckpt["rng"][min(dist_info.rank, len(ckpt["rng"]) - 1)])
-        if dist_info.is_main:
-            print(f"resuming {out_dir} from epoch {start_epoch}", flush=True)
 
-    train_model: torch.nn.Module = model
-    if dist_info.world > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    use_amp = device.type == "cuda" and t.amp
-    started = time.perf_counter()
-    elapsed_before = history[-1]["wall_seconds"] if history else 0.0
-    step = start_epoch * len(sampler)
-    if dist_info.is_main:
-        _restart_steps_log(out_dir, step)
-    log_every = max(1, t.log_every)
-    final_metrics: dict[str, float] = history[-1].get("query", {}) if history else {}
+def _resume(run: _Run, ckpt: dict[str, Any] | None) -> _Progress:
+    """Continue from ``last.pt`` when there is one: rank 0 was handed the checkpoint it checked
+    (:func:`prepare_run_folder`), the other ranks read the same file. Without one (a run
+    killed before its first epoch ended) the run starts afresh."""
+    if ckpt is None and not run.dist_info.is_main and run.last_path.is_file():
+        ckpt = load_checkpoint_file(run.last_path)
+    if ckpt is None:
+        return _Progress()
+    state = _restore_checkpoint(run, ckpt)
+    if run.dist_info.is_main:
+        print(f"resuming {run.out_dir} from epoch {state.start_epoch}", flush=True)
+    return state
 
-    for epoch in range(start_epoch, t.epochs):
-        model.train()
-        if t.freeze_bn:
-            _freeze_batchnorm(model)
-        sampler.set_epoch(epoch)
-        dataset.set_epoch(epoch)
-        sums: dict[str, float] = {}
-        window: dict[str, float] = {}  # loss sums since the last steps.jsonl row
-        window_steps = 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not (progress and dist_info.is_main),
-                   dynamic_ncols=True, leave=False)
-        for batch_no, batch in enumerate(bar, 1):
-            batch = batch_to_device(batch, device, t.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                outputs = train_model(sketch=batch["sketch"], photo=batch["photo"],
-                                      edge=batch["edge"] if cfg.model.edge_branch else None)
-            loss, parts = criterion({k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if t.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            for key, value in parts.items():
-                sums[key] = sums.get(key, 0.0) + float(value)
-                window[key] = window.get(key, 0.0) + float(value)
-            window_steps += 1
-            # The last row of an epoch closes its window, so rows never straddle a checkpoint.
-            if step % log_every == 0 or batch_no == len(sampler):
-                if dist_info.is_main:
-                    _append_step(out_dir, {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[-1]["lr"],
+
+def _restore_checkpoint(run: _Run, ckpt: dict[str, Any]) -> _Progress:
+    """Load a checkpoint dict (as :func:`_save_checkpoint` writes it) into the run's model,
+    optimiser, schedule and RNGs; returns where the run stands. The one reader of the format."""
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scheduler.load_state_dict(ckpt["scheduler"])
+    rng = ckpt["rng"]  # one state per saving rank; a rank beyond them takes the last
+    set_rng_state(rng[min(run.dist_info.rank, len(rng) - 1)])
+    start_epoch, history = ckpt["epoch"] + 1, ckpt["history"]
+    return _Progress(start_epoch=start_epoch, step=start_epoch * len(run.sampler), best=ckpt["best"],
+                     history=history, final_metrics=history[-1].get("query", {}) if history else {},
+                     wall_before=history[-1]["wall_seconds"] if history else 0.0)
+
+
+def _train_one_epoch(run: _Run, state: _Progress, epoch: int, progress: bool) -> dict[str, Any]:
+    """Train epoch ``epoch`` (0-based) over its seeded batches, appending to ``steps.jsonl``
+    every ``train.log_every`` steps and at the epoch's end; returns the epoch's history row
+    (epoch, step, lr and each loss term's mean over the epoch)."""
+    t = run.cfg.train
+    run.model.train()
+    if t.freeze_bn:
+        _freeze_batchnorm(run.model)
+    run.sampler.set_epoch(epoch)
+    run.dataset.set_epoch(epoch)
+    n_steps, log_every = len(run.sampler), max(1, t.log_every)
+    sums: dict[str, float] = {}
+    window: dict[str, float] = {}  # loss sums since the last steps.jsonl row
+    window_steps = 0
+    bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not (progress and run.dist_info.is_main),
+               dynamic_ncols=True, leave=False)
+    for batch_no, batch in enumerate(bar, 1):
+        parts = _train_step(run, batch)
+        state.step += 1
+        for key, value in parts.items():
+            value = float(value)
+            sums[key] = sums.get(key, 0.0) + value
+            window[key] = window.get(key, 0.0) + value
+        window_steps += 1
+        # The last row of an epoch closes its window, so rows never straddle a checkpoint.
+        if state.step % log_every == 0 or batch_no == n_steps:
+            if run.dist_info.is_main:
+                _append_step(run.out_dir, {"epoch": epoch + 1, "step": state.step, "lr": _current_lr(run),
                                            **{f"loss_{k}": v / window_steps for k, v in window.items()}})
-                window, window_steps = {}, 0
-            if step % log_every == 0 or step == 1:
-                bar.set_postfix({k: f"{v / (bar.n + 1):.3f}" for k, v in sums.items()})
-            _kill_hook(step)
-        n_steps = len(sampler)
-        row: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "step": step,
-            "lr": optimizer.param_groups[-1]["lr"],
-            **{f"loss_{k}": v / n_steps for k, v in sums.items()},
-        }
-        is_last = epoch + 1 == t.epochs
-        if dist_info.is_main and (is_last or (t.eval_every and (epoch + 1) % t.eval_every == 0)):
-            # The final query embeddings are kept in the run folder for the notebooks that read
-            # last.pt (see evaluation.embed_split); they do not touch any random state.
-            final_metrics = evaluate_model(model, data, cfg.data, which="query", device=device,
-                                           cache_dir=out_dir if is_last else None)
-            row["query"] = final_metrics
-            if data.split.val:
-                row["val"] = evaluate_model(model, data, cfg.data, which="val", device=device)
-        row["wall_seconds"] = elapsed_before + time.perf_counter() - started
-        history.append(row)
-        if dist_info.is_main:
-            # Model selection uses the validation split when there is one, never the queries.
-            selection = row.get("val", row.get("query", {})).get(SELECTION_METRIC)
-            improved = selection is not None and selection > best
-            best = selection if improved else best
-            ckpt = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch,
-                "best": best,
-                "history": history,
-                "rng": [rng_state()],
-                "config": cfg.to_dict(),
-                "num_classes": data.num_classes,
-                "categories": data.index.categories,
-                "identity": model_identity(model, cfg),
-            }
-            atomic_torch_save(ckpt, last_path)
-            if improved:
-                atomic_torch_save(ckpt, out_dir / "best.pt")
-            _write_metrics(out_dir, history)
-            summary = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith("loss_"))
-            if "query" in row:
-                summary += f" | query mAP@all={row['query']['mAP@all']:.4f} P@25={row['query'].get('P@25', float('nan')):.4f}"
-            if progress:
-                print(f"epoch {epoch + 1}/{t.epochs} {summary} ({row['wall_seconds']:.0f}s)", flush=True)
-        if dist_info.world > 1:
-            dist.barrier()
+            window, window_steps = {}, 0
+        if state.step % log_every == 0 or state.step == 1:
+            bar.set_postfix({k: f"{v / (bar.n + 1):.3f}" for k, v in sums.items()})
+        _kill_hook(state.step)
+    return {"epoch": epoch + 1, "step": state.step, "lr": _current_lr(run),
+            **{f"loss_{k}": v / n_steps for k, v in sums.items()}}
 
-    return TrainResult(out_dir=out_dir, history=history, final_metrics=final_metrics, model=model,
-                       wall_seconds=history[-1]["wall_seconds"] if history else 0.0)
+
+def _train_step(run: _Run, batch: dict[str, Any]) -> dict[str, Any]:
+    """One optimiser step on ``batch``; returns the loss terms (tensors) it minimised."""
+    t = run.cfg.train
+    batch = batch_to_device(batch, run.device, t.channels_last)
+    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.device.type == "cuda" and t.amp):
+        outputs = run.train_model(sketch=batch["sketch"], photo=batch["photo"],
+                                  edge=batch["edge"] if run.cfg.model.edge_branch else None)
+    # The loss is computed in float32 even under bf16 autocast.
+    loss, parts = run.criterion({k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}, batch)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if t.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), t.grad_clip)
+    run.optimizer.step()
+    run.scheduler.step()
+    return parts
+
+
+def _current_lr(run: _Run) -> float:
+    """The head's learning rate (the last parameter group; the backbone's may be scaled)."""
+    return run.optimizer.param_groups[-1]["lr"]
+
+
+def _evaluate(run: _Run, row: dict[str, Any], is_last: bool) -> dict[str, float]:
+    """Score the model on the query split (and the validation split, when there is one) into
+    ``row``; returns the query metrics. After the last epoch the query embeddings are kept in
+    the run folder for the notebooks that read ``last.pt`` (see ``evaluate.embed_split``);
+    evaluating touches no random state, so it never changes what is learned."""
+    metrics = evaluate_model(run.model, run.data, run.cfg.data, which="query", device=run.device,
+                             cache_dir=run.out_dir if is_last else None)
+    row["query"] = metrics
+    if run.data.split.val:
+        row["val"] = evaluate_model(run.model, run.data, run.cfg.data, which="val", device=run.device)
+    return metrics
+
+
+def _save_epoch(run: _Run, state: _Progress, epoch: int) -> None:
+    """Rank 0, after each epoch: update the best score, write ``last.pt`` (and ``best.pt`` on
+    improvement) and the metrics tables. Model selection uses the validation split when there
+    is one, never the queries."""
+    row = state.history[-1]
+    selection = row.get("val", row.get("query", {})).get(SELECTION_METRIC)
+    improved = selection is not None and selection > state.best
+    state.best = selection if improved else state.best
+    _save_checkpoint(run, state, epoch, improved)
+    _write_metrics(run.out_dir, state.history)
+
+
+def _save_checkpoint(run: _Run, state: _Progress, epoch: int, improved: bool) -> None:
+    """Write the run after ``epoch`` to ``last.pt`` and, when ``improved``, ``best.pt``. The
+    one writer of the format (read back by :func:`_restore_checkpoint`, ``evaluate.load_model``
+    and :func:`prepare_run_folder`)."""
+    ckpt = {
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "epoch": epoch,
+        "best": state.best,
+        "history": state.history,
+        "rng": [rng_state()],
+        "config": run.cfg.to_dict(),
+        "num_classes": run.data.num_classes,
+        "categories": run.data.index.categories,
+        "identity": model_identity(run.model, run.cfg),
+    }
+    atomic_torch_save(ckpt, run.last_path)
+    if improved:
+        atomic_torch_save(ckpt, run.out_dir / "best.pt")
+
+
+def _epoch_summary(row: dict[str, Any], epochs: int) -> str:
+    """The console line of a finished epoch: its mean losses and, when scored, the query metrics."""
+    summary = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith("loss_"))
+    if "query" in row:
+        summary += f" | query mAP@all={row['query']['mAP@all']:.4f} P@25={row['query'].get('P@25', float('nan')):.4f}"
+    return f"epoch {row['epoch']}/{epochs} {summary} ({row['wall_seconds']:.0f}s)"
