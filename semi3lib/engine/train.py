@@ -290,7 +290,7 @@ def prepare_run_folder(out_dir: Path, cfg: ExperimentConfig, resume: bool, overw
                           "--overwrite to replace it, or use another train.out_dir")
     last_path = out_dir / "last.pt"
     if last_path.is_file():
-        ckpt = load_checkpoint_file(last_path)
+        ckpt = load_checkpoint_file(last_path, resume=True)
         _check_resumable(ckpt["config"], cfg, last_path)
         return ckpt
     if (out_dir / "config.yaml").is_file():
@@ -351,7 +351,7 @@ def _train(cfg: ExperimentConfig, dist_info: DistInfo, resume: bool, progress: b
     start_epoch, best = 0, -math.inf
     last_path = out_dir / "last.pt"
     if resume and ckpt is None and not dist_info.is_main and last_path.is_file():
-        ckpt = load_checkpoint_file(last_path)  # rank 0 checked it (prepare_run_folder)
+        ckpt = load_checkpoint_file(last_path, resume=True)  # rank 0 checked it (prepare_run_folder)
     if resume and ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
