@@ -544,3 +544,212 @@ def test_a_bad_command_line_number_is_one_line_with_its_range(args, match, capsy
         main(args)
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1 and match in err[0], err
+
+
+# --------------------------------------------------------------------------- checkpoints hold data, never code
+
+
+class MarkerPayload:
+    """What a hostile checkpoint carries: unpickling it runs code (creates ``marker``)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+def hostile_checkpoint(run: Path, name: str, marker: Path) -> Path:
+    """``run/name``: the run's own checkpoint with a code-running payload in place of its RNG
+    states, so that only unpickling it as data stands between a command and the payload."""
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    ckpt["rng"] = [MarkerPayload(marker)]
+    torch.save(ckpt, run / name)
+    return run / name
+
+
+def legacy_checkpoint(run: Path, dest: Path) -> Path:
+    """The run's last.pt as semi3lib wrote checkpoints before they were data only: RNG states
+    as ``random.getstate()`` and ``np.random.get_state()`` tuples (a numpy array inside)."""
+    import numpy as np
+
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    for state in ckpt["rng"]:
+        py, npy = state["python"], state["numpy"]
+        state["python"] = (py["version"], tuple(py["state"].tolist()), py["gauss_next"])
+        state["numpy"] = (npy["algorithm"], npy["key"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+                          npy["cached_gaussian"])
+    torch.save(ckpt, dest)
+    return dest
+
+
+def test_the_hostile_payload_runs_when_unpickled_as_code(finished_run, tmp_path):
+    """The payload of the tests below is real: ``weights_only=False`` would run it."""
+    marker = tmp_path / "ran"
+    path = hostile_checkpoint(copy_run(finished_run, tmp_path / "run"), "best.pt", marker)
+    torch.load(path, weights_only=False)
+    assert marker.is_file()
+
+
+def test_a_checkpoint_semi3_train_writes_is_data_only(finished_run):
+    ckpt = torch.load(finished_run / "last.pt", weights_only=True)  # raises on anything but data
+    assert {"model", "optimizer", "scheduler", "rng", "config", "num_classes", "identity"} <= set(ckpt)
+    assert isinstance(ckpt["rng"][0]["numpy"]["key"], torch.Tensor)
+
+
+@pytest.mark.parametrize("entry", ["eval", "index", "search --checkpoint", "export", "train --resume"])
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_nothing(entry, finished_run, photos, tiny, tmp_path,
+                                                                      capsys):
+    marker = tmp_path / "ran"
+    run = copy_run(finished_run, tmp_path / "run")
+    index = tmp_path / "g.npz"
+    if entry == "search --checkpoint":
+        assert semi3(capsys, "index", "--checkpoint", run / "last.pt", "--photos", photos, "--out", index,
+                     "--quiet")[0] == 0
+    hostile = hostile_checkpoint(run, "last.pt" if entry == "train --resume" else "best.pt", marker)
+    args = {
+        "eval": ["eval", "--checkpoint", hostile, "--device", "cpu", "--quiet"],
+        "index": ["index", "--checkpoint", hostile, "--photos", photos, "--out", index, "--quiet"],
+        "search --checkpoint": ["search", "--index", index, photos / "cat" / "p0.jpg", "--checkpoint", hostile,
+                                "--device", "cpu"],
+        "export": ["export", "--checkpoint", hostile, "--out", tmp_path / "export", "--quiet"],
+        "train --resume": ["train", "--quiet", "--resume", "--config", SMOKE, *tiny(run)],
+    }[entry]
+    before = snapshot(tmp_path)
+    line = refused(capsys, *args, match=f"{hostile} holds objects a checkpoint may not hold (builtins.exec)")
+    assert "nothing in it was run" in line and len(line) <= 300
+    assert not marker.exists()
+    assert unchanged(before)
+
+
+def test_the_widget_refuses_a_checkpoint_that_would_run_code_in_its_message(finished_run, tmp_path):
+    from semi3lib.interactive.widget import SketchSearch
+
+    marker = tmp_path / "ran"
+    run = copy_run(finished_run, tmp_path / "run")
+    hostile = hostile_checkpoint(run, "best.pt", marker)
+    before = snapshot(tmp_path)
+    widget = SketchSearch.from_checkpoint(hostile)  # no exception in the cell
+    assert widget.error and widget.searcher is None
+    assert "holds objects a checkpoint may not hold (builtins.exec)" in widget.message
+    assert not marker.exists() and unchanged(before)
+
+
+def test_a_checkpoint_of_an_earlier_semi3lib_is_refused_with_how_to_convert_it(finished_run, tmp_path, capsys):
+    old = legacy_checkpoint(finished_run, tmp_path / "old.pt")
+    before = snapshot(tmp_path)
+    refused(capsys, "eval", "--checkpoint", old, "--device", "cpu", "--quiet",
+            match=f"earlier semi3lib (numpy arrays in its RNG state), which is not read as it is; convert it once, "
+                  f"without running anything in it: semi3 checkpoint upgrade {old} NEW.pt")
+    assert unchanged(before)
+
+
+def test_checkpoint_upgrade_converts_an_earlier_checkpoint_losslessly(finished_run, tmp_path, capsys):
+    import numpy as np
+
+    old = legacy_checkpoint(finished_run, tmp_path / "old.pt")
+    new = tmp_path / "new.pt"
+    before = snapshot(old)
+    refused(capsys, "checkpoint", "upgrade", old, old, match="is an input of this command")
+    status, out, err = semi3(capsys, "checkpoint", "upgrade", old, new)
+    assert status == 0, err
+    assert json.loads(out)["checkpoint"] == str(new) and unchanged(before)
+    legacy, upgraded, original = (torch.load(old, weights_only=False), torch.load(new, weights_only=True),
+                                  torch.load(finished_run / "last.pt", weights_only=True))
+    for key in original["model"]:
+        assert torch.equal(upgraded["model"][key], original["model"][key]), key
+    state = upgraded["rng"][0]
+    assert state["python"]["state"].tolist() == list(legacy["rng"][0]["python"][1])
+    assert np.array_equal(state["numpy"]["key"].numpy(), legacy["rng"][0]["numpy"][1])
+    assert torch.equal(state["torch"], original["rng"][0]["torch"])
+    assert upgraded["history"] == original["history"] and upgraded["config"] == original["config"]
+    refused(capsys, "checkpoint", "upgrade", old, new, match="already exists; pass --overwrite")
+
+
+def test_checkpoint_upgrade_refuses_a_checkpoint_that_would_run_code(finished_run, tmp_path, capsys):
+    marker = tmp_path / "ran"
+    hostile = hostile_checkpoint(copy_run(finished_run, tmp_path / "run"), "best.pt", marker)
+    before = snapshot(tmp_path)
+    refused(capsys, "checkpoint", "upgrade", hostile, tmp_path / "new.pt", match="(builtins.exec): refused")
+    assert not marker.exists() and not (tmp_path / "new.pt").exists() and unchanged(before)
+
+
+def test_set_rng_state_restores_what_rng_state_saved_bit_for_bit():
+    import random
+
+    import numpy as np
+
+    from semi3lib.engine.checkpoints import rng_state, set_rng_state
+
+    random.gauss(0, 1), np.random.randn()  # a cached Gaussian on both sides
+    state = rng_state()
+    first = (random.random(), random.gauss(0, 1), np.random.rand(3).tolist(), np.random.randn(), torch.rand(3))
+    set_rng_state(state)
+    again = (random.random(), random.gauss(0, 1), np.random.rand(3).tolist(), np.random.randn(), torch.rand(3))
+    assert first[:4] == again[:4] and torch.equal(first[4], again[4])
+
+
+def _malformed(run: Path, dest: Path, change) -> Path:
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    change(ckpt)
+    torch.save(ckpt, dest)
+    return dest
+
+
+@pytest.mark.parametrize("case, match", [
+    ("empty", "its model entry holds no weights"),
+    ("no num_classes", "is not a checkpoint written by semi3 train: no num_classes entry"),
+    ("other network", "its weights do not fit the network its config describes"),
+    ("a list", "is not a semi3 checkpoint (it holds a list, not a dict)"),
+    ("truncated", "is not a checkpoint: not a torch.save archive (truncated, or another kind of file)"),
+])
+def test_a_malformed_checkpoint_is_one_readable_line(case, match, finished_run, tmp_path, capsys):
+    path = tmp_path / "best.pt"
+    if case == "empty":
+        torch.save({"model": {}, "config": {}}, path)
+    elif case == "no num_classes":
+        _malformed(finished_run, path, lambda c: c.pop("num_classes"))
+    elif case == "other network":
+        _malformed(finished_run, path, lambda c: c["config"]["model"].update(embed_dim=32))
+    elif case == "a list":
+        torch.save([1, 2], path)
+    else:
+        data = (finished_run / "last.pt").read_bytes()
+        path.write_bytes(data[:len(data) // 2])
+    before = snapshot(tmp_path)
+    line = refused(capsys, "eval", "--checkpoint", path, "--device", "cpu", "--quiet", match=match)
+    assert len(line) <= 300 and unchanged(before)
+
+
+def test_a_resume_from_a_checkpoint_without_its_run_state_is_one_line(finished_run, tiny, tmp_path, capsys):
+    run = copy_run(finished_run, tmp_path / "run")
+    _malformed(finished_run, run / "last.pt", lambda c: c.pop("optimizer"))
+    before = snapshot(run)
+    refused(capsys, "train", "--quiet", "--resume", "--config", SMOKE, *tiny(run),
+            match="is not a checkpoint written by semi3 train: no optimizer entry")
+    assert unchanged(before)
+
+
+def test_search_given_a_checkpoint_as_its_index_says_so_in_one_short_line(finished_run, photos, capsys):
+    before = snapshot(finished_run)
+    line = refused(capsys, "search", "--index", finished_run / "best.pt", photos / "cat" / "p0.jpg",
+                   match=f"--index {finished_run / 'best.pt'} is a checkpoint, not an index: build one with semi3 index")
+    assert len(line) <= 300 and unchanged(before)
+
+
+def test_an_error_message_of_any_length_is_cut_to_one_readable_line(capsys, monkeypatch):
+    import semi3lib.cli.study as study_cli
+
+    def verbose(args):
+        raise ValueError("arrays: " + ", ".join(f"archive/data/{k}" for k in range(3000)))
+
+    monkeypatch.setattr(study_cli, "cmd_study", verbose)
+    line = refused(capsys, "study", match="arrays: archive/data/0, archive/data/1")
+    assert len(line) <= 500 and line.endswith("more characters: run with --debug)")
+
+
+def test_eval_on_the_validation_split_of_a_run_without_one_is_one_line(finished_run, capsys):
+    before = snapshot(finished_run)
+    line = refused(capsys, "eval", "--checkpoint", finished_run / "last.pt", "--split", "val", "--device", "cpu",
+                   "--quiet", match="has no validation sketches (data.val_sketches_per_category is 0); use --split query")
+    assert len(line) <= 300 and unchanged(before)

@@ -8,6 +8,7 @@ import base64
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,11 @@ def test_bad_input_is_a_message_not_a_traceback(widget, tmp_path):
     widget.upload_name = "notes.txt"
     widget.upload = "data:text/plain;base64," + base64.b64encode(b"not a sketch").decode()
     assert widget.error and "notes.txt is not an image" in widget.message
+    widget.upload_name = "cut.png"
+    widget.upload = "data:image/png;base64"  # the header alone
+    assert widget.error and "cut.png is not a data URL with data in it" in widget.message and widget.results == []
+    widget.sketch = "data:image/png;base64,iVBORw0KGgo=%%%"
+    assert widget.error and "The canvas did not arrive as base64 data" in widget.message
 
 
 @pytest.mark.data
@@ -104,3 +110,37 @@ def test_the_front_end_is_one_es_module_with_a_render_function():
     html = SketchSearch()._repr_mimebundle_()
     data = html[0] if isinstance(html, tuple) else html
     assert "make lab" in data["text/html"] and "application/vnd.jupyter.widget-view+json" in data
+
+
+@pytest.mark.parametrize("payload, match", [
+    ("data:image/png;base64", "is not a data URL with data in it (no comma after 'data:image/png;base64')"),
+    ("data:image/png;base64,iVBORw0KGgo", "did not arrive as base64 data"),  # bad padding
+    ("data:image/png;base64,iVBO!!Gg==", "did not arrive as base64 data"),  # not base64 characters
+    ("data:image/png;base64,\u00e9t\u00e9", "did not arrive as base64 data"),  # not ASCII
+])
+def test_a_damaged_data_url_is_a_value_error_with_a_message(payload, match):
+    from semi3lib.interactive.widget import InputError, decode_sketch
+
+    with pytest.raises(InputError, match=re.escape(f"the sketch {match}")) as raised:
+        decode_sketch(payload, "the sketch")
+    assert isinstance(raised.value, ValueError) and len(str(raised.value)) <= 300
+
+
+@pytest.mark.parametrize("content", ["truncated", "random", "a folder"])
+def test_an_unreadable_checkpoint_is_the_widgets_message_not_an_exception(content, tmp_path):
+    import torch
+
+    path = tmp_path / "best.pt"
+    if content == "truncated":
+        torch.save({"model": {"w": torch.zeros(64, 64)}, "config": {}, "num_classes": 2}, path)
+        path.write_bytes(path.read_bytes()[:-200])
+    elif content == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    else:
+        path.mkdir()
+    w = SketchSearch.from_checkpoint(path)
+    assert w.error and w.searcher is None and str(path) in w.message
+    if content != "a folder":
+        assert "is not a checkpoint: not a torch.save archive" in w.message
+    w.sketch = "data:image/png;base64,iVBORw0KGgo="  # nothing to search with: ignored, no exception
+    assert w.results == []

@@ -17,7 +17,7 @@ import traceback
 import typing
 
 # Modules that contribute subcommands, in the order they appear in --help.
-_COMMAND_MODULES = ["data", "model", "engine", "study", "book", "export"]
+_COMMAND_MODULES = ["data", "model", "engine", "study", "book", "export", "checkpoint"]
 
 
 class UserError(Exception):
@@ -69,13 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A message longer than this is cut (the rest is under --debug): one line stays readable even
+# when a library puts a whole file listing into its error.
+MAX_MESSAGE = 400
+
+
 def describe_error(err: BaseException) -> str:
-    """One line for ``err``: an OSError as its reason and path(s), anything else as its message."""
+    """One line for ``err``: an OSError as its reason and path(s), anything else as its message,
+    at most about :data:`MAX_MESSAGE` characters."""
     if isinstance(err, OSError) and err.strerror:
         text = err.strerror + "".join(f": {name}" for name in (err.filename, err.filename2) if name is not None)
     else:
         text = str(err) or type(err).__name__
-    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+    line = "; ".join(line.strip() for line in text.splitlines() if line.strip())
+    if len(line) > MAX_MESSAGE:
+        line = f"{line[:MAX_MESSAGE]}... ({len(line) - MAX_MESSAGE} more characters: run with --debug)"
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:

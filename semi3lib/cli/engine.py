@@ -43,6 +43,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_split(data, split: str, source: str) -> None:
+    """Refuse ``--split val`` where the split holds no validation sketches (before embedding)."""
+    if split == "val" and not data.split.val:
+        raise UserError(f"--split val: {source} has no validation sketches (data.val_sketches_per_category is 0); "
+                        "use --split query, or train with data.val_sketches_per_category=N")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from semi3lib.config import load_config
     from semi3lib.engine.evaluate import evaluate_imagenet_baseline, evaluate_model, load_model
@@ -56,6 +63,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise UserError("give either --checkpoint or --baseline, not both")
         cfg = load_config(args.config, args.overrides)
         data = load_experiment_data(cfg.data)
+        _require_split(data, args.split, args.config)
         metrics = evaluate_imagenet_baseline(data, cfg.data, cfg.model.backbone, cfg.model.weights_path,
                                              device, args.split, progress=not args.quiet)
         metrics["model"] = f"imagenet:{cfg.model.backbone}"
@@ -75,6 +83,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 raise UserError(str(err)) from err
         split_file = Path(args.checkpoint).parent / "split.json"
         data = load_experiment_data(cfg.data, split_file if split_file.is_file() else None)
+        _require_split(data, args.split, args.checkpoint)
         metrics = evaluate_model(model, data, cfg.data, args.split, device, progress=not args.quiet)
         metrics["model"] = str(args.checkpoint)
     metrics["split"] = args.split
@@ -94,8 +103,12 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from semi3lib.engine.checkpoints import is_checkpoint_file
     from semi3lib.retrieval.search import search_sketch
 
+    if is_checkpoint_file(args.index):  # a common slip: the checkpoint where the index belongs
+        raise UserError(f"--index {args.index} is a checkpoint, not an index: build one with semi3 index "
+                        f"--checkpoint {args.index} --photos FOLDER --out INDEX.npz")
     hits = search_sketch(args.index, args.sketch, k=args.k, checkpoint=args.checkpoint, device=args.device)
     if args.json:
         print(json.dumps({"sketch": str(args.sketch), "results": [{"path": p, "score": s} for p, s in hits]}))

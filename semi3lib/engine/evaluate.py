@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from semi3lib.io import atomic_write_bytes
-from semi3lib.engine.checkpoints import load_checkpoint_file, weights_digest
+from semi3lib.engine.checkpoints import CheckpointError, load_checkpoint_file, weights_digest, weights_mismatch
 from semi3lib.config import DataConfig, ExperimentConfig, config_from_dict
 from semi3lib.data.experiment import ExperimentData, gallery_dataset, load_experiment_data, query_dataset
 from semi3lib.engine.metrics import retrieval_metrics
@@ -131,10 +131,18 @@ def for_inference(module: ModuleT, device: torch.device | str) -> ModuleT:
 
 def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[Semi3Net, ExperimentConfig, dict[str, Any]]:
     """Rebuild the model a checkpoint was trained with and load its weights (the layers are
-    built without fetching any pretrained weights, then overwritten)."""
+    built without fetching any pretrained weights, then overwritten). The checkpoint is read
+    as data only (see :func:`load_checkpoint_file`); weights that do not fit the network its
+    config describes are a :class:`CheckpointError`, not a traceback."""
     ckpt = load_checkpoint_file(checkpoint)
     cfg = config_from_dict(ckpt["config"])
     model = Semi3Net(cfg.model, num_classes=ckpt["num_classes"], load_weights=False)
+    missing, unexpected = weights_mismatch(model, ckpt["model"])
+    if missing or unexpected:
+        examples = [f"{len(names)} {what}" + (f" (e.g. {names[0]})" if names else "")
+                    for names, what in ((missing, "missing or of another shape"), (unexpected, "unexpected"))]
+        raise CheckpointError(f"{checkpoint}: its weights do not fit the network its config describes: "
+                              + "; ".join(examples))
     model.load_state_dict(ckpt["model"])
     return for_inference(model, device), cfg, ckpt
 

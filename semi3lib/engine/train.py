@@ -291,7 +291,7 @@ def prepare_run_folder(out_dir: Path, cfg: ExperimentConfig, resume: bool, overw
                           "--overwrite to replace it, or use another train.out_dir")
     last_path = out_dir / "last.pt"
     if last_path.is_file():
-        ckpt = load_checkpoint_file(last_path)
+        ckpt = load_checkpoint_file(last_path, resume=True)
         _check_resumable(ckpt["config"], cfg, last_path)
         return ckpt
     if (out_dir / "config.yaml").is_file():
@@ -429,7 +429,7 @@ def _resume(run: _Run, ckpt: dict[str, Any] | None) -> _Progress:
     (:func:`prepare_run_folder`), the other ranks read the same file. Without one (a run
     killed before its first epoch ended) the run starts afresh."""
     if ckpt is None and not run.dist_info.is_main and run.last_path.is_file():
-        ckpt = load_checkpoint_file(run.last_path)
+        ckpt = load_checkpoint_file(run.last_path, resume=True)
     if ckpt is None:
         return _Progress()
     state = _restore_checkpoint(run, ckpt)

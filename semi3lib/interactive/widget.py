@@ -14,6 +14,7 @@ raises in the cell. The search is the same as ``semi3 search``: the sketch is pr
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,13 +98,28 @@ class InputError(ValueError):
     """A sketch that cannot be searched with: the message is shown in the widget."""
 
 
+def _data_url_bytes(payload: str, what: str) -> bytes:
+    """The bytes of a base64 data URL (``data:<type>;base64,<data>``) or of bare base64 text;
+    :class:`InputError` for a data URL without data or text that is not base64."""
+    if payload.startswith("data:"):
+        header, comma, payload = payload.partition(",")
+        if not comma:
+            raise InputError(f"{what} is not a data URL with data in it (no comma after {header[:40]!r}): "
+                             "upload a PNG or JPEG sketch.")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):  # bad characters or padding; ValueError: non-ASCII text
+        raise InputError(f"{what} did not arrive as base64 data (damaged in transfer?): upload it again.") from None
+
+
 def decode_sketch(payload: str | bytes, what: str, blank: str | None = None) -> Any:
     """A data URL or raw bytes -> greyscale PIL image (as ``semi3 search`` reads a file);
-    :class:`InputError` for a non-image or a blank image."""
+    :class:`InputError` (a ValueError) for a data URL without data, bad base64, a non-image or
+    a blank image."""
     from semi3lib.data.images import load_image
 
     if isinstance(payload, str):
-        payload = base64.b64decode(payload.split(",", 1)[1] if payload.startswith("data:") else payload)
+        payload = _data_url_bytes(payload, what)
     try:
         image = load_image(io.BytesIO(payload), "L")
     except Exception:  # noqa: BLE001 (whatever fails to decode, the answer is the same)
@@ -149,8 +165,10 @@ class SketchSearch(anywidget.AnyWidget):
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, index: str | Path | None = None, **kwargs: Any) -> "SketchSearch":
-        """The widget for a checkpoint (see :meth:`SketchSearcher.from_checkpoint`); a missing
-        checkpoint or a mismatched index becomes the widget's message, not an exception."""
+        """The widget for a checkpoint (see :meth:`SketchSearcher.from_checkpoint`); a missing,
+        unreadable or refused checkpoint (one that holds more than data: nothing in it is run)
+        or a mismatched index becomes the widget's message, not an exception."""
+        from semi3lib.engine.checkpoints import CheckpointError
         from semi3lib.paths import DatasetNotFoundError
         from semi3lib.retrieval.index import IndexCompatibilityError, IndexFormatError
 
@@ -163,6 +181,10 @@ class SketchSearch(anywidget.AnyWidget):
                              f"configs/sketchy-mini-cpu.yaml`.", **kwargs)
         except (IndexCompatibilityError, IndexFormatError) as err:
             return cls(None, f"The gallery index {index} does not belong to {checkpoint}: {err}", **kwargs)
+        except CheckpointError as err:
+            return cls(None, f"This checkpoint cannot be used: {err}", **kwargs)
+        except (ValueError, OSError) as err:  # a bad config in the checkpoint, a folder, no permission
+            return cls(None, f"The widget cannot be built from {checkpoint}: {err}", **kwargs)
 
     @classmethod
     def from_trained(cls, model: Any, cfg: Any, data: Any, gallery: np.ndarray, **kwargs: Any) -> "SketchSearch":
