@@ -22,10 +22,11 @@ A ``rescore`` row trains nothing: it scores another row's trained models again w
 retrieval-time change (``model.gallery_embedding``), seed by seed, and reports that row's
 training time.
 
-Each (row, seed) writes ``<out_dir>/<row>-seed<k>.json``, a :class:`~semi3lib.engine.records.RunRecord`
-(``run``, ``seed``, ``metrics`` per split, ``wall_seconds``, ``config``, ``machine``), when it
-finishes, and a row whose record exists is skipped, so a study can be stopped and continued,
-across sessions and machines. A row that is interrupted resumes from its last finished epoch. The no-training baseline is deterministic:
+Each (row, seed) writes ``<out_dir>/<row>-seed<k>.json``, a
+:class:`~semi3lib.engine.records.RunRecord` (``run``, ``seed``, ``metrics`` per split,
+``wall_seconds``, ``config``, ``machine``), when it finishes, and a row whose record exists is
+skipped, so a study can be stopped and continued, across sessions and machines. A row that is
+interrupted resumes from its last finished epoch. The no-training baseline is deterministic:
 it runs for the first seed only. ``summary.csv`` holds the mean and std over seeds of every row,
 ``runs.csv`` every run with its wall time and hardware.
 """
