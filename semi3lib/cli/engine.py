@@ -117,7 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     again.add_argument("--overwrite", action="store_true",
                        help="replace the run in train.out_dir and the --results file, if they exist")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--results", help="also write the run's record here (metrics, history, config, machine: as semi3 study)")
+    p.add_argument("--results", help="also write the run's record here, as semi3 study writes one per run")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.epochs=2 model.coattention=false")
     p.set_defaults(func=cmd_train)
 
