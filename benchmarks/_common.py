@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from semi3lib.engine.hardware import machine_info
+from semi3lib.io import atomic_write_text
 
 __all__ = ["RESULTS", "PeakRSS", "machine_info", "write_result"]
 
@@ -56,13 +56,11 @@ class PeakRSS:
 
 
 def write_result(name: str, result: dict[str, Any], out: str | None = None) -> Path:
-    """Print ``result`` as JSON and write it to results/benchmarks/<name>.json (or ``out``)."""
+    """Print ``result`` as JSON and write it to results/benchmarks/<name>.json (or ``out``),
+    atomically (:func:`semi3lib.io.atomic_write`)."""
     path = Path(out) if out else RESULTS / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result, indent=2)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, text + "\n")
     print(text)
     print(f"written to {path}", file=sys.stderr)
     return path

@@ -61,6 +61,7 @@ from semi3lib.config import load_config
 from semi3lib.study.tables import history_table, reader_table
 from semi3lib.engine.train import read_steps, train
 from semi3lib.engine.device import select_device
+from semi3lib.engine.hardware import machine_info
 
 figures.use_book_style()
 cfg = load_config(config, [*overrides, f"train.out_dir={run_dir}", f"train.device={device}"])
@@ -111,7 +112,7 @@ results_path = book.write_results(results_dir, "04_training", {
     "wall_seconds": result.wall_seconds,
     "final_query_metrics": result.final_metrics,
     "history": result.history,
-    "hardware": book.hardware_summary(),
+    "hardware": machine_info(),
 })
 print(f"checkpoint for the next chapters: {checkpoint}")
 print(f"wrote {results_path}")

@@ -85,7 +85,7 @@ def _write_error(err: BaseException, path: Path) -> OSError:
     return OSError(number, f"{reason} ({free} bytes free) writing", str(path))
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, durable: bool = True) -> Path:
     """Call ``write(handle)`` on a temporary file beside ``path``, fsync, then rename it over
     ``path``.
 
@@ -94,6 +94,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
     an exception in ``write``) the temporary file is removed and ``path`` is left as it was; a
     failure inside ``write`` that is not an OSError (torch's writer raises RuntimeError on a
     full disk) is raised as an OSError naming ``path``.
+
+    ``durable=False`` skips the fsync: for a cache, whose entries a power loss may lose (they
+    are recomputed) as long as no reader ever sees half of one; an fsync per small file would
+    cost more than computing it.
     """
     path = Path(path)
     if path.is_dir():
@@ -107,7 +111,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
             try:
                 write(handle)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    os.fsync(handle.fileno())
             except (OSError, RuntimeError) as err:
                 if isinstance(err, OSError) and err.filename:
                     raise

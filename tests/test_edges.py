@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,6 +133,31 @@ def test_binary_maps_are_stored_as_1bit_png_and_grey_maps_as_raw_npy(tmp_path, p
         entry = cache.path_for(photos[0])
         assert [f.suffix for f in entry.parent.iterdir()] == [suffix]
         assert np.array_equal(EdgeCache(tmp_path / "cache", method).get(photos[0]), edge)
+
+
+@pytest.mark.parametrize("method", ["canny", "xdog"])
+def test_a_cache_entry_is_written_atomically_without_fsync_and_a_failed_write_leaves_nothing(tmp_path, photos, method,
+                                                                                             monkeypatch):
+    """Through io.atomic_write (durable=False: a lost entry is only computed again, an fsync per
+    entry would cost more); a write that fails (a full disk) leaves no entry and no temporary file."""
+    import semi3lib.io
+
+    synced = []
+    monkeypatch.setattr(semi3lib.io.os, "fsync", synced.append)
+    cache = EdgeCache(tmp_path / "cache", method)
+    cache.get(photos[0])
+    files = {f.relative_to(cache.dir) for f in cache.dir.rglob("*") if f.is_file()}
+    entry = cache.path_for(photos[0]).relative_to(cache.dir)
+    assert synced == [] and files == {Path("params.json"), entry.with_suffix(".png" if method == "canny" else ".npy")}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full_disk)
+    monkeypatch.setattr(semi3lib.io.os, "replace", full_disk)  # a PNG's write succeeds; its rename fails
+    with pytest.raises(OSError, match="No space left"):
+        cache.get(photos[1])
+    assert {f.relative_to(cache.dir) for f in cache.dir.rglob("*") if f.is_file()} == files
 
 
 @pytest.mark.parametrize("method", EDGE_METHODS)

@@ -31,8 +31,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from semi3lib.study import bridge
-
-from semi3lib.study import reporting
+from semi3lib.study.records import TABLE_METRICS, load_study, study_statistics
+from semi3lib.study.tables import results_table
 from semi3lib.book.site import SiteBuildError, build_site, check_site, ensure_template_installed, find_myst, read_config, toc_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,16 +109,14 @@ def _metadata(name: str) -> dict:
 
 def evaluation_notebook() -> nbformat.NotebookNode:
     """The evaluation chapter's kinds of content, its results table built as the real one is
-    (``reporting.results_table`` over the study's records), its cells tagged as the real ones."""
+    (``results_table`` over the study's records), its cells tagged as the real ones."""
     import pandas as pd
 
-    from semi3lib.study import reporting
-
-    runs, note = reporting.load_study(REPO / "results" / "sketchy-mini")
+    runs, note = load_study(REPO / "results" / "sketchy-mini")
     assert runs is not None, note
-    ours = pd.DataFrame([[0.577, 0.584, 0.604, 0.536, 0.199, 0.110]], columns=list(reporting.TABLE_METRICS),
+    ours = pd.DataFrame([[0.577, 0.584, 0.604, 0.536, 0.199, 0.110]], columns=list(TABLE_METRICS),
                         index=pd.Index(["Semi3-Net (this book's run)"], name="model"))
-    table = reporting.results_table(ours, runs)
+    table = results_table(ours, runs)
     pr_png, grid_png = _figures()
     cells = [
         new_markdown_cell(
@@ -460,8 +458,8 @@ def test_results_table_and_figures_are_shown(chromium, served, path):
     groups = re.findall(r'<tr class="group-row"><th[^>]*>(.*?)</th>', table)
     assert groups[:2] == ["Floor and baselines", "The method"] and len(groups) == 5
     assert re.search(r'<tr class="reference-row"><th scope="row" class="row-label">semi3net <span class="ref-mark">', table)
-    runs, _ = reporting.load_study(REPO / "results" / "sketchy-mini")
-    best = reporting.study_statistics(runs)["mAP@all mean"].max()
+    runs, _ = load_study(REPO / "results" / "sketchy-mini")
+    best = study_statistics(runs)["mAP@all mean"].max()
     assert f'<td class="best"><strong>{best:.3f}' in table  # the best mAP@all of the records, in bold
     assert ">3<" in table and "3.0" not in table  # seeds are counts
     assert "mAP@all" in table

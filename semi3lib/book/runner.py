@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -36,7 +35,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import yaml
+
+from semi3lib.engine.hardware import machine_info
 
 # The notebooks' kernels have no ipywidgets: tqdm.auto falls back to text bars, and need not
 # warn about it in every executed page.
@@ -98,7 +98,7 @@ class BookRun:
     profile: str
     notebooks: list[NotebookRun] = field(default_factory=list)
     seconds: float = 0.0
-    hardware: dict[str, Any] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)  # engine.hardware.machine_info: what ran the book
 
 
 # --------------------------------------------------------------------------- profiles
@@ -291,21 +291,6 @@ def collapse_injected_parameters(executed: Path) -> None:
         nbformat.write(notebook, str(executed))
 
 
-def hardware_summary() -> dict[str, Any]:
-    """What ran the book: CPU count, torch threads, GPU name (if any)."""
-    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(),
-                            "cpu_count": os.cpu_count()}
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:  # the runner itself does not need torch
-        pass
-    return info
-
-
 def run_book(profile: str, only: Sequence[str] | None = None, out: str | Path = "_build",
              root: str | Path = ".", extra_parameters: Mapping[str, Any] | None = None,
              log: Callable[[str], None] = print) -> BookRun:
@@ -322,7 +307,7 @@ def run_book(profile: str, only: Sequence[str] | None = None, out: str | Path = 
         raise BookError(f"build folder {out} is a file, not a folder")
     names = resolve_notebooks(only)
     profile_values = load_profile(profile, root)
-    book = BookRun(profile=profile, hardware=hardware_summary())
+    book = BookRun(profile=profile, hardware=machine_info())
     started = time.perf_counter()
     from semi3lib.io import atomic_write_text, folder_lock
 

@@ -34,12 +34,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                "wall_seconds": round(result.wall_seconds, 1), "query": result.final_metrics}
     print(json.dumps(summary))
     if args.results:
-        from semi3lib.io import atomic_write_text
         from semi3lib.engine.hardware import machine_info
+        from semi3lib.engine.records import RunRecord, training_metrics, write_record
 
-        record = {"run": cfg.name, "command": "semi3 " + " ".join(sys.argv[1:]) if sys.argv else None,
-                  **summary, "history": result.history, "config": cfg.to_dict(), "machine": machine_info()}
-        atomic_write_text(args.results, json.dumps(record, indent=2) + "\n")
+        # the record a study writes for each of its runs, plus the command and the run folder
+        write_record(args.results, RunRecord(
+            run=cfg.name, seed=cfg.train.seed, metrics=training_metrics(result.history, result.final_metrics),
+            wall_seconds=summary["wall_seconds"], overrides=list(args.overrides), history=result.history,
+            config=cfg.to_dict(), machine=machine_info(),
+            command="semi3 " + " ".join(sys.argv[1:]) if sys.argv else None, out_dir=summary["out_dir"]))
     return 0
 
 
@@ -127,7 +130,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     again.add_argument("--overwrite", action="store_true",
                        help="replace the run in train.out_dir and the --results file, if they exist")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--results", help="also write a JSON record (metrics, history, config, machine) here")
+    p.add_argument("--results", help="also write the run's record here, as semi3 study writes one per run")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.epochs=2 model.coattention=false")
     p.set_defaults(func=cmd_train)
 

@@ -20,6 +20,8 @@ from typing import Any, Callable, Iterable
 import cv2
 import numpy as np
 
+from semi3lib.io import atomic_write
+
 EDGE_METHODS = ("canny", "xdog", "sobel")
 # Bump when an algorithm changes, so caches written by older code are not reused.
 EDGE_ALGORITHM_VERSION = 1
@@ -137,23 +139,19 @@ def _write_entry(entry: Path, edge: np.ndarray) -> None:
     Reading is the point of the cache: decoding a grey map (XDoG, Sobel) from even a lightly
     compressed PNG costs ~0.25 ms, a quarter of computing it from the photo (JPEG decode
     included), which held the cached pass to 5-8x faster; stored raw (64 KB at 256 px) it is
-    read in ~0.03 ms. Writes go to a temporary file renamed into place, so DataLoader workers
-    sharing a cache never see half-written files.
+    read in ~0.03 ms. Written by :func:`semi3lib.io.atomic_write` (a temporary file renamed
+    into place), so DataLoader workers sharing a cache never see half-written files; without
+    fsync, since a lost entry is only computed again.
     """
-    entry.parent.mkdir(parents=True, exist_ok=True)
     binary = bool(np.all((edge == 0) | (edge == 255)))
-    target = entry.with_suffix(".png" if binary else ".npy")
-    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp{target.suffix}")
-    try:
-        if binary:
-            if not cv2.imwrite(str(tmp), edge, _BILEVEL_PNG):
-                return
-        else:
-            with open(tmp, "wb") as f:
-                np.save(f, np.ascontiguousarray(edge), allow_pickle=False)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves no half-written file
+    if binary:
+        encoded, png = cv2.imencode(".png", edge, _BILEVEL_PNG)
+        if not encoded:  # not cached; the edgemap itself is still returned
+            return
+        atomic_write(entry.with_suffix(".png"), lambda handle: handle.write(png.tobytes()), durable=False)
+    else:
+        atomic_write(entry.with_suffix(".npy"),
+                     lambda handle: np.save(handle, np.ascontiguousarray(edge), allow_pickle=False), durable=False)
 
 
 # The header np.save writes for a C-ordered (H, W) uint8 array, version 1.0.

@@ -1,4 +1,5 @@
 """Layer ``engine``: running a model on data. Training (:mod:`.train`), evaluation
-(:mod:`.evaluate`), retrieval metrics (:mod:`.metrics`), what a checkpoint holds
-(:mod:`.checkpoints`), the device and the machine a run was on (:mod:`.device`,
-:mod:`.hardware`). Imports ``models``, ``data`` and the cross-cutting modules only."""
+(:mod:`.evaluate`), embedding photos and sketches in batches (:mod:`.embedding`), retrieval
+metrics (:mod:`.metrics`), what a checkpoint holds (:mod:`.checkpoints`), a run's record
+(:mod:`.records`), the device and the machine a run was on (:mod:`.device`, :mod:`.hardware`).
+Imports ``models``, ``data`` and the cross-cutting modules only."""

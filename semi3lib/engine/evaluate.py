@@ -1,7 +1,9 @@
 """Embedding a split and scoring it: trained checkpoints and the ImageNet baseline.
 
-Metrics come from :func:`semi3lib.engine.metrics.retrieval_metrics` (plain, non-interpolated AP;
-see its docstring): the query sketches rank the whole gallery by cosine similarity.
+The batches go through :mod:`semi3lib.engine.embedding`, which ``semi3 index``, ``semi3
+export`` and the widget use too. Metrics come from
+:func:`semi3lib.engine.metrics.retrieval_metrics` (plain, non-interpolated AP; see its
+docstring): the query sketches rank the whole gallery by cosine similarity.
 """
 
 from __future__ import annotations
@@ -11,18 +13,17 @@ import hashlib
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Sequence, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from semi3lib.io import atomic_write_bytes
 from semi3lib.engine.checkpoints import CheckpointError, load_checkpoint_file, weights_digest, weights_mismatch
 from semi3lib.config import DataConfig, ExperimentConfig, config_from_dict
 from semi3lib.data.experiment import ExperimentData, gallery_dataset, load_experiment_data, query_dataset
+from semi3lib.engine.embedding import embed_dataset, embed_photos
 from semi3lib.engine.metrics import retrieval_metrics
 from semi3lib.models import Semi3Net, build_backbone
 
@@ -31,23 +32,7 @@ ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 if TYPE_CHECKING:
     import pandas as pd
 
-EVAL_BATCH_SIZE = 64
 EMBEDDINGS_DIR = "embeddings"  # inside a run folder: cached embed_split results
-
-
-@torch.no_grad()
-def embed_dataset(dataset: Dataset, embed: Callable[[dict[str, torch.Tensor]], torch.Tensor],
-                  device: torch.device, desc: str = "embed", progress: bool = False,
-                  num_workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``embed`` over a dataset in batches. Returns embeddings ``(N, D)`` float32 and
-    labels ``(N,)`` int64, in dataset order."""
-    loader = DataLoader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, num_workers=num_workers)
-    embeds, labels = [], []
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
-        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        embeds.append(embed(batch).float().cpu())
-        labels.append(batch["label"].cpu())
-    return torch.cat(embeds).numpy(), torch.cat(labels).numpy()
 
 
 def embed_split(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, which: str = "query",
@@ -73,23 +58,14 @@ def embed_split(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, whi
     was_training = model.training
     model.eval()
     workers = min(2, data_cfg.num_workers)
-    use_edge = model.cfg.edge_branch
-    attention: list[torch.Tensor] = []
-
-    def photo_embedding(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        embedding, weights = model.embed_photo_with_attention(batch["photo"], batch["edge"] if use_edge else None)
-        if weights is not None:
-            attention.append(weights.float().cpu())
-        return embedding
-
     q, ql = embed_dataset(query_dataset(data, data_cfg, which), lambda b: model.embed_sketch(b["sketch"]),
                           device, f"{which} sketches", progress, workers)
-    g, gl = embed_dataset(gallery_dataset(data, data_cfg), photo_embedding, device, "gallery photos", progress,
-                          workers)
+    gallery = embed_photos(model, gallery_dataset(data, data_cfg), device, num_workers=workers,
+                           desc="gallery photos", progress=progress)
     model.train(was_training)
-    out = {"query": q, "query_labels": ql, "gallery": g, "gallery_labels": gl}
-    if attention:
-        out["gallery_attention"] = torch.cat(attention).numpy()
+    out = {"query": q, "query_labels": ql, "gallery": gallery.embeddings, "gallery_labels": gallery.labels}
+    if gallery.attention is not None:
+        out["gallery_attention"] = gallery.attention
     if cache is not None:  # written atomically: readers never see a partial file
         buffer = io.BytesIO()
         np.savez(buffer, **out)

@@ -1,5 +1,6 @@
 """A description of the machine a result was measured on (CPU, cores, RAM, GPU, library
-versions, git commit): every results file carries one, so numbers are never orphaned."""
+versions, git commit): every results file carries one (:func:`machine_info`), so numbers are
+never orphaned."""
 
 from __future__ import annotations
 
@@ -41,11 +42,28 @@ def hardware_label(machine: dict[str, Any] | None) -> str | None:
     return f"{machine.get('cpu')}, {cores} cores" if cores else machine.get("cpu")
 
 
-def machine_info() -> dict[str, Any]:
-    """CPU, cores, RAM, GPU and library versions: the "machine" block of every result."""
-    import numpy as np
-    import torch
+def _torch_info() -> dict[str, Any]:
+    """torch's threads and GPU; None each where torch is not installed (the book's runner
+    describes its machine without needing torch)."""
+    try:
+        import torch
+    except ImportError:
+        return {"torch_threads": None, "gpu": None}
+    return {"torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, cores, RAM, GPU, library versions and git commit: the "machine" block of every
+    result (run records, benchmarks, the book's runs)."""
     try:
         import psutil
         ram_gb = round(psutil.virtual_memory().total / 2**30, 1)
@@ -59,26 +77,21 @@ def machine_info() -> dict[str, Any]:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         load = None
-    info = {
+    torch_info = _torch_info()
+    return {
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "usable_cores": affinity,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch_info["torch_threads"],
         "ram_gb": ram_gb,
         "load_average_1_5_15min": load,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "gpu": torch_info["gpu"],
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
+        "torch": _version("torch"),
+        "numpy": _version("numpy"),
         "sklearn": _version("sklearn"),
         "faiss": _version("faiss"),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
     }
-    try:
-        info["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-            timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        info["git_commit"] = None
-    return info

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from semi3lib.io import atomic_write_text
+from semi3lib.io import atomic_write_bytes, atomic_write_text
 from semi3lib.data.images import load_image
 from semi3lib.data.transforms import image_to_tensor, resize_center_crop
 
@@ -142,7 +142,7 @@ def export_search(checkpoint: str | Path, out: str | Path, *, thumb_size: int = 
     identity.update(checkpoint=str(checkpoint.resolve()))
     save_index(RetrievalIndex(embeddings=embeddings, paths=paths, model_identity=identity, labels=categories),
                out / INDEX_FILE)
-    (out / GALLERY_FILE).write_bytes(embeddings.astype("<f2").tobytes())
+    atomic_write_bytes(out / GALLERY_FILE, embeddings.astype("<f2").tobytes())
 
     (out / "thumbs").mkdir()
     for i, photo in enumerate(photos):

@@ -5,21 +5,24 @@ photos were."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from semi3lib.io import check_output_file
-from semi3lib.data.images import UnreadableImageError, load_image
+from semi3lib.data.images import load_image
 from semi3lib.data.transforms import image_to_tensor
-from semi3lib.data.edgemaps import compute_edgemap
+from semi3lib.engine.embedding import PhotoFiles, embed_photos
 from semi3lib.engine.evaluate import load_model
 from semi3lib.retrieval.index import RetrievalIndex, check_compatible, load_index, save_index, search
 from semi3lib.engine.device import select_device
 from semi3lib.engine.checkpoints import model_identity
+
+if TYPE_CHECKING:
+    from semi3lib.config import ExperimentConfig
+    from semi3lib.models import Semi3Net
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
@@ -35,42 +38,16 @@ def find_images(folder: str | Path) -> list[Path]:
     return paths
 
 
-@torch.no_grad()
-def embed_photo_files(model, cfg, paths: list[Path], device: torch.device, batch_size: int = 32,
-                      progress: bool = True) -> tuple[np.ndarray, list[str], int]:
-    """Embed photo files (each with its own edgemap, as in training): ``(N, D)`` float32
-    embeddings, the N resolved paths embedded, and how many files were unreadable (skipped,
-    with a warning)."""
-    size, method = cfg.data.image_size, cfg.data.edge_method
-    kept, embeds, skipped = [], [], 0
-    batch_photos, batch_edges, batch_paths = [], [], []
-
-    def flush() -> None:
-        if not batch_paths:
-            return
-        photo = torch.stack(batch_photos).to(device)
-        edge = torch.stack(batch_edges).to(device) if cfg.model.edge_branch else None
-        embeds.append(model.embed_photo(photo, edge).float().cpu())
-        kept.extend(batch_paths)
-        batch_photos.clear(), batch_edges.clear(), batch_paths.clear()
-
-    for path in tqdm(paths, desc="index photos", disable=not progress, dynamic_ncols=True):
-        try:
-            image = load_image(path, "RGB")
-        except UnreadableImageError as err:
-            warnings.warn(f"skipping {err}")
-            skipped += 1
-            continue
-        batch_photos.append(image_to_tensor(image, size))
-        edge = compute_edgemap(np.asarray(image), method)
-        batch_edges.append(image_to_tensor(edge, size))
-        batch_paths.append(str(Path(path).resolve()))
-        if len(batch_paths) == batch_size:
-            flush()
-    flush()
-    dim = cfg.model.embed_dim
-    matrix = torch.cat(embeds).numpy().astype(np.float32) if embeds else np.zeros((0, dim), np.float32)
-    return matrix, kept, skipped
+def embed_photo_files(model: Semi3Net, cfg: ExperimentConfig, paths: Sequence[str | Path], device: torch.device | str,
+                      batch_size: int = 32, progress: bool = True) -> tuple[np.ndarray, list[str], int]:
+    """Embed photo files (each with its own edgemap, as in training and evaluation; by
+    :func:`semi3lib.engine.embedding.embed_photos`): ``(N, D)`` float32 embeddings, the N
+    resolved paths embedded, and how many files were unreadable (skipped, with a warning)."""
+    edge_method = cfg.data.edge_method if cfg.model.edge_branch else None  # no edgemaps for a model without the branch
+    photos = PhotoFiles(paths, cfg.data.image_size, edge_method)
+    embedded = embed_photos(model, photos, device, batch_size=batch_size, desc="index photos", progress=progress)
+    kept = [str(path.resolve()) for path, valid in zip(photos.paths, embedded.valid) if valid]
+    return embedded.embeddings[embedded.valid], kept, int((~embedded.valid).sum())
 
 
 @torch.no_grad()

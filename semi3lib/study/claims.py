@@ -63,12 +63,12 @@ def _why(row: str, other: str, outcome: Outcome) -> str:
 def setting(runs: pd.DataFrame, study_dir: str | Path = STUDY_DIR, shown: str | Path = STUDY_DIR) -> str:
     """The study's shared setting, read from one of its records (``shown``: the folder's name
     on the page)."""
-    import json
+    from semi3lib.engine.records import read_record
 
     records = sorted(Path(study_dir).glob("semi3net-seed*.json"))
     if not records:
         return f"{len(runs)} records in {study_dir}"
-    config = json.loads(records[0].read_text()).get("config", {})
+    config = read_record(records[0]).config
     data, model, train = config.get("data", {}), config.get("model", {}), config.get("train", {})
     return (f"{data.get('dataset', '?')} query split, {model.get('backbone', '?')} at {data.get('image_size', '?')} px, "
             f"{train.get('epochs', '?')} epochs, mAP@all over seeds, {len(runs)} records in `{shown}`")

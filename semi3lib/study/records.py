@@ -4,41 +4,33 @@ their statistics, and a row's per-seed scores as the comparison rule takes them
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-from semi3lib.engine.hardware import hardware_label
+from semi3lib.engine.records import read_records
 
 TABLE_METRICS = ("mAP@all", "mAP@200", "P@10", "P@25", "P@100", "P@200")
 
 
 def load_study(study_dir: str | Path, split: str = "query") -> tuple[pd.DataFrame | None, str]:
-    """The reproduction study's runs (``<study_dir>/*.json``, one per run and seed, each with
-    ``run``, ``seed`` and ``metrics``) as one row per file, scored on ``split`` (``query``, or
-    ``val`` for a tuning study), with its wall time and hardware (:func:`hardware_label`);
+    """The reproduction study's runs (``<study_dir>/*.json``, one
+    :class:`~semi3lib.engine.records.RunRecord` per run and seed, read by
+    :func:`~semi3lib.engine.records.read_records`) as one row per file, scored on ``split``
+    (``query``, or ``val`` for a tuning study), with its wall time and hardware;
     ``(None, reason)`` when there are none. Files without ``metrics`` for that split are
     ignored (other outputs may share the folder)."""
     study_dir = Path(study_dir)
-    files = sorted(study_dir.glob("*.json")) if study_dir.is_dir() else []
     rows = []
-    for path in files:
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+    for path, record in read_records(study_dir):
+        metrics = record.metrics.get(split)
+        if metrics is None:
             continue
-        if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
-            continue
-        metrics = record["metrics"].get(split, record["metrics"] if split == "query" else None)
-        if not isinstance(metrics, dict):
-            continue
-        rows.append({"run": record.get("run", path.stem), "seed": record.get("seed"),
+        rows.append({"run": record.run, "seed": record.seed,
                      **{k: metrics.get(k) for k in TABLE_METRICS if k in metrics},
-                     "wall_seconds": record.get("wall_seconds"),
-                     "hardware": hardware_label(record.get("machine")), "file": path.name})
+                     "wall_seconds": record.wall_seconds, "hardware": record.hardware, "file": path.name})
     if not rows:
         why = "does not exist" if not study_dir.is_dir() else f"holds no run results (*.json with {split} metrics)"
         return None, f"{study_dir} {why}"

@@ -22,8 +22,9 @@ A ``rescore`` row trains nothing: it scores another row's trained models again w
 retrieval-time change (``model.gallery_embedding``), seed by seed, and reports that row's
 training time.
 
-Each (row, seed) writes ``<out_dir>/<row>-seed<k>.json`` (``run``, ``seed``, ``metrics`` per
-split, ``wall_seconds``, ``config``, ``machine``) when it finishes, and a row whose record exists is
+Each (row, seed) writes ``<out_dir>/<row>-seed<k>.json``, a
+:class:`~semi3lib.engine.records.RunRecord` (``run``, ``seed``, ``metrics`` per split,
+``wall_seconds``, ``config``, ``machine``), when it finishes, and a row whose record exists is
 skipped, so a study can be stopped and continued, across sessions and machines. A row that is
 interrupted resumes from its last finished epoch. The no-training baseline is deterministic:
 it runs for the first seed only. ``summary.csv`` holds the mean and std over seeds of every row,
@@ -33,7 +34,6 @@ it runs for the first seed only. ``summary.csv`` holds the mean and std over see
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,7 @@ import pandas as pd
 
 from semi3lib.config import ConfigError, ExperimentConfig, load_config, load_yaml
 from semi3lib.data.splits import with_gallery
+from semi3lib.engine.records import RunRecord, read_record, training_metrics, write_record
 from semi3lib.study.records import load_study, ordered_runs, study_statistics
 
 SUMMARY_FILE = "summary.csv"
@@ -178,10 +179,9 @@ def _splits_of(data: Any) -> list[str]:
 
 
 def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = (), progress: bool = True
-            ) -> dict[str, Any]:
+            ) -> RunRecord:
     """Train (or, for a baseline, only score; for a rescore row, score another row's trained
     model again) one row for one seed and write its record."""
-    from semi3lib.io import atomic_write_text
     from semi3lib.engine.evaluate import evaluate_imagenet_baseline, evaluate_model, load_trained
     from semi3lib.data.experiment import load_experiment_data
     from semi3lib.engine.hardware import machine_info
@@ -204,7 +204,7 @@ def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = ()
         if not trained.is_file():
             raise ConfigError(f"row {row.name!r} re-scores {source.name!r}, which has no record for seed {seed} "
                               f"yet ({trained}): run it first")
-        source_record = json.loads(trained.read_text())
+        source_record = read_record(trained)
         run_dir = plan.run_dir(source, seed)
         model, _, _, data = load_trained(run_dir / "last.pt", device)
         model.set_gallery_embedding(cfg.model.gallery_embedding)
@@ -212,20 +212,17 @@ def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = ()
         metrics = {which: evaluate_model(model, data, cfg.data, which, device, progress, cache_dir=run_dir)
                    for which in _splits_of(data)}
         # the row's cost is the training it re-scores; the scoring itself is recorded apart
-        wall, history = source_record["wall_seconds"], source_record.get("history", [])
+        wall, history = source_record.wall_seconds, source_record.history
         extra_info = {"rescored": source.name, "scoring_seconds": round(time.perf_counter() - started, 1)}
     else:
         result = train(cfg, resume=True, progress=progress)
         wall, history = result.wall_seconds, result.history
-        metrics = {"query": result.final_metrics}
-        if history and "val" in history[-1]:
-            metrics["val"] = history[-1]["val"]
+        metrics = training_metrics(history, result.final_metrics)
     trained_overrides = plan.row(row.rescore).overrides if row.rescore else []
-    record = {"run": row.name, "what": row.what, "seed": seed, "metrics": metrics,
-              "wall_seconds": round(wall, 1), **extra_info,
-              "overrides": [*plan.overrides, *trained_overrides, *row.overrides, *extra], "history": history,
-              "config": cfg.to_dict(), "machine": machine_info()}
-    atomic_write_text(plan.record_path(row, seed), json.dumps(record, indent=2) + "\n")
+    record = RunRecord(run=row.name, what=row.what, seed=seed, metrics=metrics, wall_seconds=round(wall, 1),
+                       **extra_info, overrides=[*plan.overrides, *trained_overrides, *row.overrides, *extra],
+                       history=history, config=cfg.to_dict(), machine=machine_info())
+    write_record(plan.record_path(row, seed), record)
     return record
 
 
@@ -243,8 +240,8 @@ def run_study(plan: StudyPlan, only: Iterable[str] | None = None, seeds: Iterabl
                 continue
             print(f"{row.name} seed {seed}: {row.what or 'running'}", flush=True)
             record = run_row(plan, row, seed, extra, progress)
-            print(f"{row.name} seed {seed}: {plan.split} mAP@all {record['metrics'][plan.split]['mAP@all']:.4f} "
-                  f"({record['wall_seconds']:.0f} s of training)", flush=True)
+            print(f"{row.name} seed {seed}: {plan.split} mAP@all {record.metrics[plan.split]['mAP@all']:.4f} "
+                  f"({record.wall_seconds:.0f} s of training)", flush=True)
             write_summary(plan.out_dir, order, plan.split)  # kept current, should the study stop here
     return write_summary(plan.out_dir, order, plan.split)
 
