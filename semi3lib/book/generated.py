@@ -34,9 +34,10 @@ import pandas as pd
 import yaml
 
 from semi3lib.engine.hardware import hardware_label
+from semi3lib.io import atomic_write_text
 from semi3lib.study import benchmarks, claims
 from semi3lib.study.records import TABLE_METRICS, load_study
-from semi3lib.study.rule import FULL_SEEDS, Outcome, compare, mean_std, reason, score_text, verdict_word
+from semi3lib.study.rule import FULL_SEEDS, Outcome, compare, mean_std, reason, score_text, statement, verdict_word
 
 PAGES = ("README.md", "book/*.md")
 BLOCK = re.compile(r"<!-- gen:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /gen:(?P=name) -->", re.S)
@@ -158,7 +159,7 @@ def mean_text(by_seed: Mapping[int, float]) -> str:
 
 def judged(outcome: Outcome, words: Mapping[int, str] = VERSUS) -> str:
     """``**behind** (gap -0.007, within the seed spread 0.010, ...)``: the verdict and its reason."""
-    return f"**{verdict_word(outcome, words)}** ({reason(outcome)})"
+    return statement(outcome, words, mark="**")
 
 
 def spelled(n: int) -> str:
@@ -240,7 +241,7 @@ def write_blocks(root: str | Path = ".") -> list[Path]:
         text = page.read_text()
         new = render(text, records)
         if new != text:
-            page.write_text(new)
+            atomic_write_text(page, new)
             changed.append(page)
     return changed
 

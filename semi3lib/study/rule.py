@@ -142,10 +142,11 @@ def so_far(outcome: Outcome) -> str:
     return f" ({outcome.seeds} seeds so far)" if outcome.provisional else ""
 
 
-def statement(outcome: Outcome, words: Mapping[int, str] = BEATS, note: str = "") -> str:
+def statement(outcome: Outcome, words: Mapping[int, str] = BEATS, note: str = "", mark: str = "") -> str:
     """The verdict in ``words`` with the numbers behind it, the one way a sentence states it:
     ``behind (gap -0.030, past the seed spread 0.007, behind with every seed)``, or
     ``no verdict yet (gap +0.100 with one seed)``. ``note`` is added inside the brackets (a
-    page's remark on the comparison, e.g. where the rows ran)."""
+    page's remark on the comparison, e.g. where the rows ran); ``mark`` goes either side of the
+    word (``**`` for bold Markdown)."""
     word = words[outcome.verdict] if outcome.decided else NO_VERDICT
-    return f"{word} ({reason(outcome)}{note})"
+    return f"{mark}{word}{mark} ({reason(outcome)}{note})"
