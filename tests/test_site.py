@@ -193,10 +193,8 @@ def write_standin_project(dest: Path, install: bool = True) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "myst.yml", dest / "myst.yml")
     shutil.copytree(REPO / "book", dest / "book", ignore=shutil.ignore_patterns("node_modules"))
-    (dest / "results").mkdir(exist_ok=True)  # the study's records, for the generated pages
-    for study_dir in sorted({s.study_dir for s in bridge.SETTINGS}):  # results/sketchy-mini and chapter 9's
-        if (REPO / study_dir).is_dir():
-            (dest / study_dir).symlink_to(REPO / study_dir, target_is_directory=True)
+    for records in ("results", "configs"):  # what the generated pages are computed from (book.generated)
+        shutil.copytree(REPO / records, dest / records)
     if install:
         template = REPO / "book" / "site-template"
         ensure_template_installed(template)
