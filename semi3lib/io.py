@@ -1,6 +1,7 @@
-"""The outputs of a command: written atomically, so a crash never
-leaves a truncated file; run folders locked while a process trains in them; outputs checked
-before the work that makes them, so none replaces an input or an earlier result by surprise."""
+"""The outputs of a command: files and folders written atomically, so a crash never leaves a
+truncated file or a half-written folder; run folders locked while a process trains in them;
+outputs checked before the work that makes them, so none replaces an input or an earlier result
+by surprise."""
 
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
-    """Delete the temporary files that killed processes left in ``folder`` (of target ``name``
-    only, if given); returns them."""
+    """Delete the temporary files and folders (see :func:`atomic_folder`) that killed processes
+    left in ``folder`` (of target ``name`` only, if given); returns them."""
     removed = []
     folder = Path(folder)
     if not folder.is_dir():
@@ -47,7 +48,10 @@ def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None)
     for tmp in folder.glob(".*.tmp"):
         match = _TMP_PATTERN.match(tmp.name)
         if match and (name is None or match["name"] == name) and not _pid_alive(int(match["pid"])):
-            tmp.unlink(missing_ok=True)
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
 
@@ -55,7 +59,8 @@ def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None)
 def _debug_kill_during_write(path: Path) -> None:
     """Fault injection for the tests: ``SEMI3_DEBUG_KILL_IN_WRITE=<file name>[:<n>]`` SIGKILLs this
     process during the n-th (default first) atomic write of that file, after the temporary file
-    is written and before it replaces the target."""
+    is written and before it replaces the target (for a folder, :func:`atomic_folder`: after the
+    earlier folder is renamed aside, before the new one is renamed in)."""
     spec = os.environ.get("SEMI3_DEBUG_KILL_IN_WRITE")
     if not spec:
         return
@@ -132,6 +137,127 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+# --------------------------------------------------------------------------- folders written as a whole
+
+# While :func:`atomic_folder` swaps a new folder in, the earlier one is renamed aside to
+# ``.<name>.<pid>.old``. Not ``.tmp``: a kill between the two renames leaves it the only whole
+# copy, which :func:`recover_folder` puts back; :func:`remove_stale_temporaries` never sees it.
+_ASIDE_PATTERN = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.old$")
+
+
+def _is_empty_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+
+
+def recover_folder(target: str | os.PathLike) -> list[Path]:
+    """Repair what a killed :func:`atomic_folder` left beside ``target``; returns what it restored
+    or removed.
+
+    An earlier ``target`` renamed aside is put back if ``target`` is missing (or an empty
+    folder), and deleted if a new ``target`` is in place; half-built temporary folders are
+    deleted. What a live process left is its own and is left alone.
+    """
+    target = Path(target)
+    touched: list[Path] = []
+    if not target.parent.is_dir():
+        return touched
+    for aside in sorted(target.parent.glob(".*.old")):
+        match = _ASIDE_PATTERN.match(aside.name)
+        if not match or match["name"] != target.name or _pid_alive(int(match["pid"])):
+            continue
+        if os.path.lexists(target) and not _is_empty_folder(target):
+            shutil.rmtree(aside, ignore_errors=True)  # the swap had finished: this is the replaced folder
+        else:
+            if target.is_dir():
+                target.rmdir()
+            os.rename(aside, target)
+        touched.append(aside)
+    return touched + remove_stale_temporaries(target.parent, target.name)
+
+
+def _fsync_path(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """fsync every file and folder under ``folder``: their data is on disk before the rename
+    that publishes them (files written by libraries, e.g. Pillow, are not fsynced)."""
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            _fsync_path(os.path.join(dirpath, name))
+        _fsync_path(dirpath)
+
+
+def _swap_in(build: Path, target: Path) -> None:
+    """Rename the finished ``build`` to ``target``; an earlier non-empty ``target`` is renamed
+    aside first and deleted after (two renames: POSIX cannot swap folders in one)."""
+    aside = None
+    if os.path.lexists(target) and not _is_empty_folder(target):
+        aside = target.parent / f".{target.name}.{os.getpid()}.old"
+        os.rename(target, aside)
+    _debug_kill_during_write(target)
+    try:
+        os.replace(build, target)  # onto nothing, or onto an empty folder
+    except BaseException:
+        if aside is not None:
+            os.rename(aside, target)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)  # what is left is the next recover_folder's
+    _fsync_path(target.parent)
+
+
+def _as_target(err: OSError, build: Path, target: Path) -> OSError:
+    """``err`` naming the file of ``target`` it was writing, not the temporary folder's (which
+    is gone when the user reads the message)."""
+    if not err.filename or not Path(os.fsdecode(err.filename)).is_relative_to(build):
+        return err
+    named = target / Path(os.fsdecode(err.filename)).relative_to(build)
+    return OSError(err.errno, err.strerror, str(named))
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike, *, durable: bool = True) -> Iterator[Path]:
+    """Write the folder ``target`` as a whole: yield an empty temporary folder beside it
+    (``.<name>.<pid>.<random>.tmp``) to write into; when the block ends without an error, it
+    replaces ``target`` (an earlier folder there is deleted).
+
+    Readers see the earlier folder whole or the new one whole, never a mix. An error in the block
+    (a full disk's included) removes the temporary folder and leaves ``target`` as it was; a
+    full disk's OSError, which names no file, is raised naming ``target``. A process killed
+    mid-way leaves its temporary folder, or, between the two renames of the swap, the earlier
+    folder renamed aside: the next ``atomic_folder`` (or :func:`recover_folder`) of ``target``
+    deletes the one and puts the other back. ``durable`` fsyncs every file before the swap.
+    """
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory (give a folder)", str(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    recover_folder(target)
+    build = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
+    try:
+        os.chmod(build, 0o777 & ~_UMASK)  # mkdtemp's 0700 would hide the folder from the other users
+        try:
+            yield build
+            if durable:
+                _fsync_tree(build)
+        except OSError as err:
+            if err.filename is None and err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise _write_error(err, target) from err
+            named = _as_target(err, build, target)
+            if named is err:
+                raise
+            raise named from err
+        _swap_in(build, target)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
 
 
 # --------------------------------------------------------------------------- outputs and run folders

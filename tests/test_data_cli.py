@@ -109,3 +109,31 @@ def test_pack_writes_the_same_layout_smaller_so_splits_match(tmp_path, capsys):
         assert img.format == "PNG" and img.mode == "L" and img.size == (64, 64)
     assert json.loads((out / "PACKED.json").read_text())["written"] == 42
     assert main(["data", "pack", str(root), "--dataset", "sketchy", "--out", str(root / "inside")]) == 2
+
+
+def test_a_pack_failing_midway_leaves_no_half_pack_and_the_retry_needs_nothing_cleared(tmp_path, capsys,
+                                                                                       monkeypatch):
+    import errno
+
+    import semi3lib.data.pack as pack
+
+    root = make_sketchy(tmp_path / "s")
+    out = tmp_path / "packed"
+    args = ["data", "pack", str(root), "--dataset", "sketchy", "--out", str(out), "--no-progress"]
+    real_load_image, reads = pack.load_image, []
+
+    def failing_disk(path, mode="RGB"):
+        reads.append(path)
+        if len(reads) == 20:  # about half way: 19 files are written by then
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return real_load_image(path, mode)
+
+    monkeypatch.setattr(pack, "load_image", failing_disk)
+    assert main(args) == 2
+    assert "Input/output error" in capsys.readouterr().err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # no half pack, no temporary
+    monkeypatch.undo()
+    assert main(args) == 0
+    assert "packed 42 files" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["packed", "s"]
+    assert json.loads((out / "PACKED.json").read_text())["out"] == str(out)

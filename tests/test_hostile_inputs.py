@@ -753,3 +753,207 @@ def test_eval_on_the_validation_split_of_a_run_without_one_is_one_line(finished_
     line = refused(capsys, "eval", "--checkpoint", finished_run / "last.pt", "--split", "val", "--device", "cpu",
                    "--quiet", match="has no validation sketches (data.val_sketches_per_category is 0); use --split query")
     assert len(line) <= 300 and unchanged(before)
+
+
+# --------------------------------------------------------------------------- exports and packs are written as a whole
+
+
+def _relative_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` by its path relative to it."""
+    return {str(Path(path).relative_to(folder)): digest for path, digest in snapshot(folder).items()}
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """What a killed or failed whole-folder write could leave beside its target: temporary
+    files and folders (``.*.tmp``) and earlier folders renamed aside (``.*.old``)."""
+    return sorted([*folder.glob(".*.tmp"), *folder.glob(".*.old")])
+
+
+def export_args(run: Path, out: Path) -> list:
+    return ["export", "--checkpoint", run / "last.pt", "--out", out, "--quiet"]
+
+
+@pytest.fixture
+def earlier_export(finished_run, tmp_path, capsys) -> Path:
+    """A complete export of the finished tiny run in ``tmp_path/export``."""
+    out = tmp_path / "export"
+    assert semi3(capsys, *export_args(finished_run, out))[0] == 0
+    return out
+
+
+def exported_again(capsys, run: Path, out: Path) -> None:
+    """A new export over ``out`` succeeds, verifies, and leaves nothing beside it."""
+    from semi3lib.retrieval.export import verify_export
+
+    status, _, err = semi3(capsys, *export_args(run, out))
+    assert status == 0, err
+    assert verify_export(out)["count"] > 0
+    assert leftovers(out.parent) == []
+
+
+@pytest.fixture
+def roomy_tmpfs(tmp_path):
+    """A 40 MB tmpfs: room for two tiny exports (14 MB each), then a disk that fills up (the
+    ``tmpfs`` fixture's 2 MB holds no export). Skipped, with the reason, where it cannot be mounted."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs Linux and root (CI runs as root)")
+    mount = tmp_path / "roomy-tmpfs"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_an_export_failing_midway_keeps_the_earlier_export_byte_for_byte(finished_run, earlier_export, tmp_path,
+                                                                          capsys, monkeypatch):
+    import semi3lib.retrieval.export as export
+    from semi3lib.data.images import UnreadableImageError
+
+    before = snapshot(earlier_export, finished_run)
+    files = _relative_digests(earlier_export)
+    real_load_image, photos_read = export.load_image, []
+
+    def third_photo_unreadable(path, mode="RGB"):
+        # gallery photos (thumbnails) are read in colour; the encoder and index are written by then
+        if mode == "RGB":
+            photos_read.append(path)
+            if len(photos_read) == 3:
+                raise UnreadableImageError(path, "cannot identify image file")
+        return real_load_image(path, mode)
+
+    monkeypatch.setattr(export, "load_image", third_photo_unreadable)
+    refused(capsys, *export_args(finished_run, earlier_export), match="unreadable image")
+    assert unchanged(before) and _relative_digests(earlier_export) == files  # nothing changed, added or deleted
+    assert leftovers(tmp_path) == []
+    monkeypatch.undo()
+    exported_again(capsys, finished_run, earlier_export)
+
+
+def test_sigkill_shortly_after_an_export_starts_keeps_the_earlier_export_and_the_next_run_cleans_up(
+        finished_run, earlier_export, tmp_path, capsys):
+    before = snapshot(earlier_export, finished_run)
+    files = _relative_digests(earlier_export)
+    export = spawn(*export_args(finished_run, earlier_export))
+    deadline = time.monotonic() + 300
+    # killed as soon as it has begun writing the new export (its temporary folder exists)
+    while not list(tmp_path.glob(".export.*.tmp")) and export.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    export.send_signal(signal.SIGKILL)
+    _, err = export.communicate(timeout=60)
+    assert export.returncode == -signal.SIGKILL, err[-2000:]
+    assert unchanged(before) and _relative_digests(earlier_export) == files
+    assert len(list(tmp_path.glob(".export.*.tmp"))) == 1  # the killed export's half-built folder
+    exported_again(capsys, finished_run, earlier_export)  # ... which the next run deletes
+
+
+def test_sigkill_between_the_two_renames_of_an_export_is_repaired_by_the_next_run(finished_run, earlier_export,
+                                                                                   tmp_path, capsys):
+    files = _relative_digests(earlier_export)
+    before = snapshot(finished_run)
+    killed = spawn(*export_args(finished_run, earlier_export), SEMI3_DEBUG_KILL_IN_WRITE="export")
+    _, err = killed.communicate(timeout=300)
+    assert killed.returncode == -signal.SIGKILL, err[-2000:]
+    # killed after the earlier export was renamed aside, before the new one was renamed in
+    assert not earlier_export.exists()
+    (aside,) = tmp_path.glob(".export.*.old")
+    assert _relative_digests(aside) == files and len(list(tmp_path.glob(".export.*.tmp"))) == 1
+    exported_again(capsys, finished_run, earlier_export)
+    assert unchanged(before)
+
+
+def test_recover_folder_puts_back_an_earlier_folder_a_killed_process_left_aside(tmp_path):
+    from semi3lib.io import recover_folder
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has exited
+    aside, half = tmp_path / f".export.{pid}.old", tmp_path / f".export.{pid}.x1y2.tmp"
+    (aside / "thumbs").mkdir(parents=True)
+    (aside / "thumbs" / "00000.jpg").write_bytes(b"earlier")
+    (half / "thumbs").mkdir(parents=True)
+    other = tmp_path / f".other.{pid}.old"  # another target's: not ours to touch
+    other.mkdir()
+    live = tmp_path / f".export.{os.getpid()}.old"  # a live process's swap in progress
+    live.mkdir()
+    assert sorted(recover_folder(tmp_path / "export")) == sorted([aside, half])
+    assert (tmp_path / "export" / "thumbs" / "00000.jpg").read_bytes() == b"earlier"
+    assert not aside.exists() and not half.exists() and other.is_dir() and live.is_dir()
+    # the swap had finished when it was killed: the folder aside is the replaced one
+    (tmp_path / f".export.{pid}.old").mkdir()
+    assert recover_folder(tmp_path / "export") == [tmp_path / f".export.{pid}.old"]
+    assert (tmp_path / "export" / "thumbs" / "00000.jpg").read_bytes() == b"earlier"
+    assert not (tmp_path / f".export.{pid}.old").exists()
+
+
+def test_a_full_disk_during_an_export_keeps_the_earlier_export_and_the_retry_succeeds(finished_run, roomy_tmpfs,
+                                                                                    capsys):
+    out = roomy_tmpfs / "export"
+    assert semi3(capsys, *export_args(finished_run, out))[0] == 0
+    before = snapshot(out, finished_run)
+    encoder_bytes = json.loads((out / "manifest.json").read_text())["encoder"]["bytes"]
+    # no room for the encoder; then room for the encoder but not for the thumbnails after it
+    for leave in (2**20, encoder_bytes + 64 * 2**10):
+        fill(roomy_tmpfs, leave=leave)
+        line = refused(capsys, *export_args(finished_run, out), match="No space left on device")
+        assert f"{out}" in line and ".tmp" not in line  # names the export, not its temporary folder
+        assert unchanged(before) and leftovers(roomy_tmpfs) == []
+        (roomy_tmpfs / "filler").unlink()
+    exported_again(capsys, finished_run, out)
+
+
+def test_a_full_disk_during_a_pack_leaves_no_half_pack_and_the_retry_succeeds(tmp_path, tmpfs, capsys):
+    root = make_sketchy(tmp_path / "sketchy")
+    before = snapshot(root)
+    out = tmpfs / "packed"
+    args = ["data", "pack", root, "--dataset", "sketchy", "--out", out, "--no-progress"]
+    fill(tmpfs, leave=64 * 2**10)  # the pack needs about 170 kB here (a page per file)
+    line = refused(capsys, *args, match="No space left on device")
+    assert f"{out}" in line and ".tmp" not in line
+    assert not out.exists() and leftovers(tmpfs) == [] and unchanged(before)
+    (tmpfs / "filler").unlink()
+    status, printed, err = semi3(capsys, *args)
+    assert status == 0, err
+    assert "packed 42 files" in printed and json.loads((out / "PACKED.json").read_text())["written"] == 42
+    assert leftovers(tmpfs) == [] and unchanged(before)
+
+
+def test_the_site_refuses_a_tampered_export_naming_the_wrong_file(earlier_export, tmp_path):
+    from semi3lib.book.search_page import install_search_page
+    from semi3lib.book.site import SiteBuildError
+    from semi3lib.retrieval.export import verify_export
+
+    manifest = verify_export(earlier_export)
+
+    def rewrite_manifest(folder: Path) -> None:
+        old = json.loads((folder / "manifest.json").read_text())
+        del old["files"]
+        (folder / "manifest.json").write_text(json.dumps(old))
+
+    def flip_a_byte(path: Path) -> None:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+    tampered = {
+        "thumbs/00001.jpg: sha256 differs from manifest.json": lambda f: flip_a_byte(f / "thumbs" / "00001.jpg"),
+        f"sketch_encoder.onnx: 100 bytes, manifest.json says {manifest['encoder']['bytes']}":
+            lambda f: (f / "sketch_encoder.onnx").write_bytes(b"\0" * 100),
+        "examples/00.png: missing": lambda f: (f / "examples" / "00.png").unlink(),
+        "thumbs/page.html: not listed in manifest.json": lambda f: (f / "thumbs" / "page.html").write_text("<script>"),
+        "manifest.json: lists no files": rewrite_manifest,
+    }
+    for n, (problem, tamper) in enumerate(tampered.items()):
+        export = shutil.copytree(earlier_export, tmp_path / f"tampered-{n}")
+        tamper(export)
+        before = snapshot(export)
+        html = tmp_path / f"html-{n}"
+        html.mkdir()
+        with pytest.raises(SiteBuildError, match="does not verify") as refusal:
+            install_search_page(html, export)
+        assert problem in str(refusal.value) and "semi3 export" in str(refusal.value)
+        assert list(html.iterdir()) == [] and unchanged(before)  # nothing copied, the export left as it was
+        shutil.rmtree(export)

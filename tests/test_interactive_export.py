@@ -108,3 +108,59 @@ def test_page_preprocessing_is_pillows_bit_for_bit(sketchy_mini_root, tmp_path):
         for size in (64, 128):
             expected = sketch_tensor(path, size).numpy()
             np.testing.assert_array_equal(_js_tensor(node, rgba, size, tmp_path), expected, err_msg=f"{path} at {size}")
+
+
+@pytest.mark.data
+def test_export_manifest_lists_every_other_file_with_its_size_and_sha256(search_export):
+    import hashlib
+
+    from semi3lib.retrieval.export import FORMAT_VERSION, export_problems, verify_export
+
+    manifest = verify_export(search_export)
+    assert manifest["format_version"] == FORMAT_VERSION == 2
+    on_disk = sorted(p.relative_to(search_export).as_posix() for p in search_export.rglob("*") if p.is_file())
+    assert [f["file"] for f in manifest["files"]] == [name for name in on_disk if name != "manifest.json"]
+    for entry in manifest["files"]:
+        data = (search_export / entry["file"]).read_bytes()
+        assert entry["bytes"] == len(data) and entry["sha256"] == hashlib.sha256(data).hexdigest()
+    assert {"sketch_encoder.onnx", "gallery.f16", "index.npz", "thumbs/00000.jpg", "examples/00.png"} <= {
+        f["file"] for f in manifest["files"]}
+    assert export_problems(search_export) == (manifest, [])
+    # built beside its folder and renamed into place: nothing is left there
+    name = search_export.name
+    assert [*search_export.parent.glob(f".{name}.*.tmp"), *search_export.parent.glob(f".{name}.*.old")] == []
+
+
+def test_an_export_that_does_not_verify_names_each_wrong_file(tmp_path):
+    import hashlib
+
+    from semi3lib.retrieval.export import ExportError, export_problems, verify_export
+
+    export = tmp_path / "export"
+    files = {"sketch_encoder.onnx": b"onnx", "gallery.f16": b"\0\0", "index.npz": b"npz", "thumbs/00000.jpg": b"jpg",
+             "examples/00.png": b"png"}
+    for name, data in files.items():
+        (export / name).parent.mkdir(parents=True, exist_ok=True)
+        (export / name).write_bytes(data)
+    manifest = {"format": "semi3-search-export", "format_version": 2, "count": 1,
+                "encoder": {"file": "sketch_encoder.onnx"}, "gallery": {"file": "gallery.f16"},
+                "thumbs": {"pattern": "thumbs/{:05d}.jpg"}, "examples": [{"file": "examples/00.png"}],
+                "files": [{"file": n, "bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()} for n, d in files.items()]}
+    (export / "manifest.json").write_text(json.dumps(manifest))
+    assert verify_export(export) == manifest
+    (export / "gallery.f16").write_bytes(b"\1\1")
+    (export / "index.npz").write_bytes(b"longer")
+    (export / "examples/00.png").unlink()
+    (export / "thumbs/extra.jpg").write_bytes(b"added")
+    assert export_problems(export)[1] == ["gallery.f16: sha256 differs from manifest.json",
+                                          "index.npz: 6 bytes, manifest.json says 3",
+                                          "examples/00.png: missing",
+                                          "thumbs/extra.jpg: not listed in manifest.json"]
+    with pytest.raises(ExportError, match=f"search export {export} does not verify: gallery.f16"):
+        verify_export(export)
+    manifest["files"] = [f for f in manifest["files"] if f["file"] != "sketch_encoder.onnx"] + [
+        {"file": "../outside", "bytes": 0, "sha256": ""}]
+    (export / "manifest.json").write_text(json.dumps(manifest))
+    problems = export_problems(export)[1]
+    assert "manifest.json: lists {'file': '../outside', 'bytes': 0, 'sha256': ''}, not a file of the export" in problems
+    assert "sketch_encoder.onnx: read by the page or the index but not listed in manifest.json" in problems

@@ -6,8 +6,9 @@
   the browser's DecompressionStream, so a static server without compression sends 3.5 MB,
   not 15);
 - the export of ``semi3 export`` (``_build/search-export`` by default): manifest, encoder
-  (gzipped), float16 gallery, thumbnails, example sketches. Without one the page says how to
-  make it.
+  (gzipped), float16 gallery, thumbnails, example sketches; copied only if every file verifies
+  against the manifest's sizes and sha256 (else the build stops, naming the wrong files).
+  Without one the page says how to make it.
 
 mystmd keeps a page's ``<div id="semi3-search">`` but drops ``<script>`` and ``<link>``
 elements, so the page's script and stylesheet are added to the built pages that hold that div.
@@ -36,10 +37,29 @@ def _gzip(source: Path, dest: Path) -> None:
         shutil.copyfileobj(fin, fout)
 
 
-def install_search_page(html_dir: str | Path, export_dir: str | Path | None = DEFAULT_EXPORT) -> Path:
-    """Copy the search page's code, runtime and (if present) model into ``html_dir``."""
-    from semi3lib.book.site import ensure_template_installed
+def _checked_export(export: Path) -> dict | None:
+    """The manifest of the export in ``export`` if it verifies; None if there is no export."""
+    from semi3lib.book.site import SiteBuildError
+    from semi3lib.retrieval.export import MANIFEST_FILE, ExportError, verify_export
 
+    if not (export / MANIFEST_FILE).is_file():
+        return None
+    try:
+        return verify_export(export)
+    except ExportError as err:
+        raise SiteBuildError(f"{err}; run `semi3 export --out {export}` again") from None
+
+
+def install_search_page(html_dir: str | Path, export_dir: str | Path | None = DEFAULT_EXPORT) -> Path:
+    """Copy the search page's code, runtime and (if present and verified) model into ``html_dir``.
+
+    An export whose files do not match its manifest (changed, missing, added) raises
+    :class:`semi3lib.book.site.SiteBuildError` before anything is copied."""
+    from semi3lib.book.site import ensure_template_installed
+    from semi3lib.retrieval.export import INDEX_FILE, MANIFEST_FILE
+
+    export = Path(export_dir) if export_dir is not None else None
+    manifest = _checked_export(export) if export is not None else None
     ensure_template_installed(WEB_DIR)
     app = Path(html_dir) / APP_DIR
     shutil.rmtree(app, ignore_errors=True)
@@ -54,16 +74,17 @@ def install_search_page(html_dir: str | Path, export_dir: str | Path | None = DE
         text = page.read_text()
         if MOUNT in text and PAGE_TAGS not in text:
             page.write_text(text.replace("</body>", PAGE_TAGS + "</body>", 1))
-    export = Path(export_dir) if export_dir is not None else None
-    if export is not None and (export / "manifest.json").is_file():
-        import json
-
-        manifest = json.loads((export / "manifest.json").read_text())
+    if manifest is not None:
         model = app / "model"
         model.mkdir()
-        shutil.copy2(export / "manifest.json", model / "manifest.json")
-        _gzip(export / manifest["encoder"]["file"], model / f"{manifest['encoder']['file']}.gz")
-        shutil.copy2(export / manifest["gallery"]["file"], model / manifest["gallery"]["file"])
-        for folder in ("thumbs", "examples"):
-            shutil.copytree(export / folder, model / folder)
+        shutil.copy2(export / MANIFEST_FILE, model / MANIFEST_FILE)
+        for entry in manifest["files"]:  # the verified files, and only those
+            name = entry["file"]
+            if name == INDEX_FILE:  # for `semi3 search --index`, not the page
+                continue
+            (model / name).parent.mkdir(parents=True, exist_ok=True)
+            if name == manifest["encoder"]["file"]:
+                _gzip(export / name, model / f"{name}.gz")
+            else:
+                shutil.copy2(export / name, model / name)
     return app

@@ -140,7 +140,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pack = sub.add_parser("pack", help="write a compact copy (same layout, resized images)")
     _add_dataset_args(pack)
     pack.add_argument("--size", type=int_at_least(8), default=224, help="shorter side in pixels (never enlarged)")
-    pack.add_argument("--out", required=True, help="output folder")
+    pack.add_argument("--out", required=True,
+                      help="output folder, new or empty (written as a whole: a failed pack leaves none)")
     pack.add_argument("--quality", type=int_at_least(1, 100), default=90, help="JPEG quality of photos")
     pack.add_argument("--no-progress", action="store_true")
     pack.set_defaults(func=cmd_pack)

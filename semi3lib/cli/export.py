@@ -1,5 +1,6 @@
 """``semi3 export``: the trained sketch encoder (ONNX), the gallery's embeddings (float16) and
-thumbnails, for the book's in-browser search page (see semi3lib/interactive/export.py)."""
+thumbnails, for the book's in-browser search page (see semi3lib/retrieval/export.py). The
+export is written as a whole: an earlier one at ``--out`` is replaced only by a complete one."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="ONNX sketch encoder + gallery for the book's in-browser search page")
     p.add_argument("--checkpoint", help="a checkpoint written by semi3 train (last.pt / best.pt)")
     p.add_argument("--profile", help="export the checkpoint the book's chapters read with this profile")
-    p.add_argument("--out", required=True, help="folder to write (the site build copies _build/search-export)")
+    p.add_argument("--out", required=True,
+                   help="new folder, or an earlier export to replace (the site build copies _build/search-export)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_export)
