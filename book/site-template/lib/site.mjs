@@ -1,5 +1,7 @@
 // The site around the pages: reading mystmd's content server, the page layout (sidebar with
 // the table of contents, page header, outline, previous/next), and the static build.
+// Below 900 px the sidebar folds behind the top bar's "Contents" button: a checkbox and its
+// label, so the site still runs no script (static/book.css).
 
 import fs from 'node:fs';
 import path from 'node:path';
