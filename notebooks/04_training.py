@@ -89,7 +89,7 @@ print(f"{len(result.history)} epoch(s) in {result.wall_seconds:.0f} s; run folde
 # the query split's mAP@all at the epochs where it was evaluated.
 
 # %% tags=["hide-input"]
-reader_table(history_table(result.history), digits=4, formats={"lr": "{:.1e}", "wall_seconds": "{:,.0f}"})
+reader_table(history_table(result.history), digits=3, formats={"lr": "{:.1e}", "wall_seconds": "{:,.0f}"})
 
 # %% [markdown]
 # The curves follow the loss terms within each epoch, from the step log: each point is the

@@ -196,7 +196,7 @@ if tuning_runs is not None and reference in set(tuning_runs["run"]):
     tuning_rule = against_reference(tuning_runs, reference)  # every other row with several seeds
     winners = [row for row, outcome in tuning_rule.items() if outcome.verdict == 1]
     print("Ahead of the base by the rule:", ", ".join(winners) if winners else "none")
-    shown = reader_table(outcomes_table(tuning_rule, reference), integers=("seeds",), digits=4)
+    shown = reader_table(outcomes_table(tuning_rule, reference), integers=("seeds",), digits=3)
 else:
     shown = pd.DataFrame({"note": [f"No {reference} records in the tuning search."]})
 shown

@@ -97,8 +97,10 @@ class ReaderTable:
         self.values, self.std, self.groups = values, std, groups
         self.integers, self.best, self.reference, self.digits = tuple(integers), dict(best), reference, digits
         self.caption, self.column_digits, self.formats = caption, dict(column_digits or {}), dict(formats or {})
-        # A plain 0..n-1 index labels nothing: the table then has no row-label column.
-        self.show_index = not isinstance(values.index, pd.RangeIndex)
+        # A plain 0..n-1 index labels nothing: the table then has no row-label column. A named
+        # one (a training history's "epoch", 1..n) is a column a reader needs.
+        index = values.index
+        self.show_index = not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.name is None)
 
     @property
     def rows(self) -> list[str]:

@@ -6,15 +6,23 @@
 // notebook cells and their outputs (HTML such as pandas tables, images, text, streams and
 // errors). An unknown node renders its children inside a <div> naming its type, and is
 // reported, so new content degrades visibly instead of disappearing.
+//
+// The reader's view of a notebook ("the paper view") follows a few rules, each in one place:
+// code is folded unless its cell is tagged `show-input` (`_block`); test directives such as
+// `# NBVAL_CHECK_OUTPUT` are dropped from code (`_code`); printed text wraps, its tables become
+// tables and a long print is folded after its first lines (`streamHtml`); every table can
+// stack on a phone (`tables.mjs`); display maths wraps at its operators (`_math`).
 
 import katex from 'katex';
+import { escapeHtml, groupCounts, stripAnsi, stripTestDirectives } from './text.mjs';
+import { annotateTables, countText, splitTextTables, STACK_MIN_COLUMNS, wordsText } from './tables.mjs';
 
-const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-export const escapeHtml = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ESCAPES[c]);
+export { escapeHtml };
 
-// eslint-disable-next-line no-control-regex
-const ANSI = /\u001b\[[0-9;]*[A-Za-z]/g;
-const stripAnsi = (s) => String(s ?? '').replace(ANSI, '');
+// A printed output longer than this many lines shows its first PREVIEW_LINES and folds the rest
+// (chapter 4's resolved config is ~80 lines).
+export const LONG_OUTPUT_LINES = 24;
+export const PREVIEW_LINES = 8;
 
 const IMAGE_MIMES = ['image/svg+xml', 'image/png', 'image/jpeg', 'image/gif', 'image/webp'];
 
@@ -66,13 +74,20 @@ export class MdastRenderer {
   }
 
   math(value, displayMode) {
+    const options = { throwOnError: true, macros: { ...(this.ctx.macros ?? {}) }, output: 'htmlAndMathml' };
     try {
-      return katex.renderToString(value, {
-        displayMode,
-        throwOnError: true,
-        macros: { ...(this.ctx.macros ?? {}) },
-        output: 'htmlAndMathml',
-      });
+      if (displayMode) {
+        // Display maths is set in display style but laid out as inline maths, so the browser
+        // may break the line after a top-level relation or operator (=, +, \qquad-separated
+        // parts) when the column is narrower than the formula; KaTeX's display mode never
+        // breaks. Environments that exist only in display mode (align, gather) fall back to it.
+        try {
+          return katex.renderToString(`\\displaystyle ${value}`, { ...options, displayMode: false });
+        } catch {
+          return katex.renderToString(value, { ...options, displayMode: true });
+        }
+      }
+      return katex.renderToString(value, { ...options, displayMode: false });
     } catch (err) {
       this.ctx.warn?.(`KaTeX could not render ${JSON.stringify(value)}: ${err.message}`);
       return `<code class="math-error" title="${escapeHtml(err.message)}">${escapeHtml(value)}</code>`;
@@ -101,6 +116,10 @@ export class MdastRenderer {
     const label = tags.includes('injected-parameters') ? 'Show the parameters this page was run with'
       : tags.includes('parameters') ? 'Show the default parameters' : null;
     if (label) for (const child of node.children ?? []) if (child.type === 'code') child.toggleLabel = label;
+    // The rule for code: a notebook's code is one click away unless its cell asks to be read
+    // (`show-input`); the prose, the outputs and the figures carry the chapter.
+    // A `hide-cell` cell is folded whole, so its code is not folded a second time inside.
+    if (node.kind === 'notebook-code') markCode(node, tags.includes('show-input') || node.visibility === 'hide' ? 'show' : 'fold');
     const html = `<div class="${cls}"${this.idAttr(node)}>${await this.children(node)}</div>`;
     // A `hide-cell` tag: the whole cell, code and output, one click away.
     if (node.visibility === 'hide') return `<details class="hidden-cell"><summary>Show cell</summary>${html}</details>`;
@@ -204,7 +223,8 @@ export class MdastRenderer {
   }
 
   async _inlineCode(node) {
-    return `<code>${escapeHtml(node.value)}</code>`;
+    // A long path may break after a slash (in a table cell, on a phone), not inside a name.
+    return `<code>${escapeHtml(node.value).replace(/\/(?=.)/g, '/<wbr>')}</code>`;
   }
 
   async _html(node) {
@@ -271,16 +291,19 @@ export class MdastRenderer {
   }
 
   async _math(node) {
+    // The number sits in its own column beside the formula, never over it.
     const number = node.enumerator ? `<span class="equation-number">(${escapeHtml(node.enumerator)})</span>` : '';
-    return `<div class="math-display"${this.idAttr(node)}>${this.math(node.value, true)}${number}</div>\n`;
+    return `<div class="math math-display${number ? ' numbered' : ''}"${this.idAttr(node)}><div class="math-body">${this.math(node.value, true)}</div>${number}</div>\n`;
   }
 
   // --- code --------------------------------------------------------------------------------
   async _code(node) {
     const lang = node.lang ? ` class="language-${escapeHtml(node.lang)}"` : '';
     const cls = node.executable ? 'code-cell-input' : 'code-block';
-    const pre = `<pre class="${cls}"${this.idAttr(node)}><code${lang}>${escapeHtml(String(node.value ?? '').replace(/\n+$/, ''))}</code></pre>\n`;
-    if (node.visibility === 'hide') return `<details class="hidden-input"><summary>${escapeHtml(node.toggleLabel ?? 'Show code')}</summary>${pre}</details>`;
+    const source = node.executable ? stripTestDirectives(node.value) : String(node.value ?? '');
+    const pre = `<pre class="${cls}"${this.idAttr(node)}><code${lang}>${escapeHtml(source.replace(/\n+$/, ''))}</code></pre>\n`;
+    const fold = node.visibility === 'hide' || (node.executable && node.readerView === 'fold');
+    if (fold) return `<details class="hidden-input"><summary>${escapeHtml(node.toggleLabel ?? 'Show code')}</summary>${pre}</details>`;
     return pre;
   }
 
@@ -300,7 +323,7 @@ export class MdastRenderer {
     switch (out.output_type) {
       case 'stream': {
         const text = Array.isArray(out.text) ? out.text.join('') : out.text;
-        return `<pre class="output output-stream ${escapeHtml(out.name ?? 'stdout')}"${id}>${escapeHtml(stripAnsi(text))}</pre>`;
+        return printedHtml(stripAnsi(text), `output output-stream ${escapeHtml(out.name ?? 'stdout')}`, id);
       }
       case 'error': {
         const tb = (out.traceback ?? [`${out.ename}: ${out.evalue}`]).join('\n');
@@ -328,7 +351,7 @@ export class MdastRenderer {
   async mimeBundle(data, metadata) {
     const mimes = Object.keys(data);
     if (mimes.includes('text/html')) {
-      return `<div class="output-html">${await this.mimeValue(data['text/html'])}</div>`;
+      return `<div class="output-html">${annotateTables(await this.mimeValue(data['text/html']))}</div>`;
     }
     const image = IMAGE_MIMES.find((m) => mimes.includes(m));
     if (image) {
@@ -340,7 +363,10 @@ export class MdastRenderer {
       else src = `data:${image};base64,${(await this.mimeValue(entry)).replace(/\s/g, '')}`;
       const alt = data['text/plain'] ? escapeHtml(stripAnsi(await this.mimeValue(data['text/plain']))) : 'output image';
       const width = meta.width ? ` width="${Number(meta.width)}"` : '';
-      return `<img class="output-image" src="${escapeHtml(src)}" alt="${alt}"${width} loading="lazy">`;
+      const img = `<img class="output-image" src="${escapeHtml(src)}" alt="${alt}"${width} loading="lazy">`;
+      // On a phone a wide figure is small: it opens full size in the browser, which can zoom.
+      if (src.startsWith('data:')) return img;
+      return `<a class="image-link" href="${escapeHtml(src)}" title="Open the figure full size">${img}</a><a class="open-full" href="${escapeHtml(src)}">Open the figure full size</a>`;
     }
     if (mimes.includes('text/markdown')) {
       return `<pre class="output-text">${escapeHtml(await this.mimeValue(data['text/markdown']))}</pre>`;
@@ -350,7 +376,7 @@ export class MdastRenderer {
       return `<div class="math-display">${this.math(tex, true)}</div>`;
     }
     if (mimes.includes('text/plain')) {
-      return `<pre class="output-text">${escapeHtml(stripAnsi(await this.mimeValue(data['text/plain'])))}</pre>`;
+      return printedHtml(stripAnsi(await this.mimeValue(data['text/plain'])), 'output-text', '');
     }
     if (mimes.includes('application/json')) {
       return `<pre class="output-text">${escapeHtml(JSON.stringify(data['application/json'].content ?? data['application/json'], null, 2))}</pre>`;
@@ -405,16 +431,33 @@ export class MdastRenderer {
   }
 
   async _table(node) {
-    return `<div class="table-wrap"><table${this.idAttr(node)}>${await this.children(node)}</table></div>\n`;
+    // The header row's words label each body cell, for the stacked layout on a phone.
+    const rows = node.children ?? [];
+    const header = rows[0]?.children?.every((c) => c.header) ? rows[0] : null;
+    const labels = header ? header.children.map((c) => plainText(c)) : [];
+    const parts = [];
+    for (const row of rows) {
+      let column = 0;
+      const cells = [];
+      for (const cell of row.children ?? []) {
+        cells.push(await this._tableCell(cell, row === header ? '' : labels[column]));
+        column += Number(cell.colspan ?? 1);
+      }
+      parts.push(`<tr>${cells.join('')}</tr>`);
+    }
+    const head = header ? `<thead>${parts.shift()}</thead>` : '';
+    const stack = labels.length >= STACK_MIN_COLUMNS ? ' class="stack"' : '';
+    return `<div class="table-wrap"><table${stack}${this.idAttr(node)}>${head}<tbody>${parts.join('')}</tbody></table></div>\n`;
   }
 
   async _tableRow(node) {
     return `<tr>${await this.children(node)}</tr>`;
   }
 
-  async _tableCell(node) {
+  async _tableCell(node, label = '') {
     const tag = node.header ? 'th' : 'td';
     const attrs = [];
+    if (label && !node.header) attrs.push(`data-label="${escapeHtml(label)}"`);
     if (node.align) attrs.push(`style="text-align:${escapeHtml(node.align)}"`);
     if (node.colspan) attrs.push(`colspan="${Number(node.colspan)}"`);
     if (node.rowspan) attrs.push(`rowspan="${Number(node.rowspan)}"`);
@@ -493,3 +536,39 @@ export class MdastRenderer {
     return `<aside class="admonition admonition-proof"${this.idAttr(node)}><p class="admonition-title">${title}</p>${await this.children(node)}</aside>`;
   }
 }
+
+/** The text of an mdast node (its text and inline code, concatenated). */
+export function plainText(node) {
+  if (node.type === 'text' || node.type === 'inlineCode') return node.value ?? '';
+  return (node.children ?? []).map(plainText).join('');
+}
+
+/** Mark the executable code of one notebook cell (nested containers included) shown or folded. */
+function markCode(node, view) {
+  for (const child of node.children ?? []) {
+    if (child.type === 'code' && child.executable) child.readerView = view;
+    else if (child.type !== 'block') markCode(child, view);
+  }
+}
+
+/**
+ * Printed text (a stream, a plain-text result) for a reader: fixed-width tables become tables,
+ * counts get thousands separators, lines wrap (the stylesheet), and a print longer than
+ * LONG_OUTPUT_LINES shows its first PREVIEW_LINES with the rest one click away.
+ */
+export function printedHtml(text, cls, idAttr) {
+  const parts = splitTextTables(text);
+  const html = parts.map((part) => {
+    if (part.table) return `<div class="table-wrap text-table-wrap">${part.table}</div>`;
+    const lines = part.text.replace(/\n$/, '').split('\n');
+    const pre = (some) => `<pre class="${cls}">${escapeHtml(groupCounts(some.join('\n')))}</pre>`;
+    if (lines.length <= LONG_OUTPUT_LINES) return pre(lines);
+    const rest = lines.slice(PREVIEW_LINES);
+    return `${pre(lines.slice(0, PREVIEW_LINES))}<details class="hidden-output long-output"><summary>Show the other ${rest.length} lines</summary>${pre(rest)}</details>`;
+  });
+  if (html.length === 1 && !parts[0].table && !html[0].includes('<details')) return html[0].replace('<pre class=', `<pre${idAttr} class=`);
+  return `<div class="printed"${idAttr}>${html.join('')}</div>`;
+}
+
+// Re-exported for the site's tests of the rules.
+export { countText, wordsText };

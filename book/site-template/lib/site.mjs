@@ -1,10 +1,13 @@
 // The site around the pages: reading mystmd's content server, the page layout (sidebar with
 // the table of contents, page header, outline, previous/next), and the static build.
+// Below 900 px the sidebar folds behind the top bar's "Contents" button: a checkbox and its
+// label, so the site still runs no script (static/book.css).
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MdastRenderer, escapeHtml } from './mdast.mjs';
+import { renumberEmbedded } from './numbering.mjs';
 
 export const TEMPLATE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const KATEX_DIST = path.join(TEMPLATE_DIR, 'node_modules', 'katex', 'dist');
@@ -121,6 +124,7 @@ function licenceLine(frontmatter) {
  */
 export async function renderPage({ cdn, config, project, slug, base, assets, warn }) {
   const data = await cdn.page(project, slug);
+  renumberEmbedded(data.mdast); // one figure and table numbering per page
   const pages = projectPages(project);
   const position = pages.findIndex((p) => p.slug === slug);
   const fm = data.frontmatter ?? {};
@@ -181,8 +185,13 @@ ${fm.description ? `<meta name="description" content="${escapeHtml(fm.descriptio
 </head>
 <body>
 <a class="skip-link" href="#content">Skip to the text</a>
+<input type="checkbox" id="nav-toggle" class="nav-toggle" aria-controls="site-nav" aria-label="Show the table of contents">
+<header class="topbar">
+<label for="nav-toggle" class="menu-button" aria-hidden="true"><span class="menu-icon"></span>Contents</label>
+<a class="topbar-brand" href="${escapeHtml(pageHref(base, project, project.index))}">${escapeHtml(siteTitle)}</a>
+</header>
 <div class="layout">
-<nav class="sidebar" aria-label="Table of contents">
+<nav class="sidebar" id="site-nav" aria-label="Table of contents">
 <a class="brand" href="${escapeHtml(pageHref(base, project, project.index))}">${escapeHtml(siteTitle)}</a>
 <p class="brand-subtitle">${escapeHtml(project.title)}</p>
 ${navigation(base, config, project, slug)}
