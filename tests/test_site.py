@@ -4,7 +4,8 @@ The site is built from a copy of the real ``myst.yml`` and ``book/`` pages in a 
 folder, with small stand-in executed notebooks written here (no kernel), so the test does not
 wait for the real notebooks. The evaluation stand-in carries every kind of content the real one
 will: math, a labelled pandas results table, labelled matplotlib figures, an admonition and
-cross-references. Screenshots of the rendered pages are saved under ``_build/screenshots/``.
+cross-references. Screenshots of the rendered pages are saved in a temporary folder, or in
+``$SEMI3_SCREENSHOTS`` to keep them (the ``screenshots`` fixture, tests/conftest.py).
 
 Chromium (Debian's ``chromium``, installed by ``.ci/install-browser``) is required in CI; on a
 machine without it the browser tests are skipped, saying so.
@@ -36,7 +37,6 @@ from semi3lib.study import reporting
 from semi3lib.book.site import SiteBuildError, build_site, check_site, ensure_template_installed, find_myst, read_config, toc_files
 
 REPO = Path(__file__).resolve().parents[1]
-SCREENSHOTS = REPO / "_build" / "screenshots"
 from browser import IN_CI, require_chromium
 
 NOTEBOOK_TITLES = {
@@ -554,20 +554,18 @@ def test_results_page_states_the_bridge_comparison_per_setting_from_the_records(
         assert plain[:60] in section and plain[-40:] in section, plain
 
 
-def test_screenshots_of_the_results_page_at_both_widths(chromium, served):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_screenshots_of_the_results_page_at_both_widths(chromium, served, screenshots):
     for width in WIDTHS:
-        shot = SCREENSHOTS / f"results-{width}.png"
+        shot = screenshots / f"results-{width}.png"
         shot.unlink(missing_ok=True)
         run_chromium(chromium, served + "/results/", f"--screenshot={shot}", f"--window-size={width},3000")
         assert shot.is_file() and shot.stat().st_size > 20_000, f"{shot} is missing or blank"
 
 
-def test_screenshots_of_the_rendered_book(chromium, served):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_screenshots_of_the_rendered_book(chromium, served, screenshots):
     for name, path, height in [("evaluation", "/evaluation/", 2600), ("results", "/results/", 2000),
                                ("introduction", "/", 1600)]:
-        shot = SCREENSHOTS / f"{name}.png"
+        shot = screenshots / f"{name}.png"
         shot.unlink(missing_ok=True)
         run_chromium(chromium, served + path, f"--screenshot={shot}", f"--window-size=1280,{height}")
         assert shot.is_file() and shot.stat().st_size > 20_000, f"{shot} is missing or blank"
