@@ -41,7 +41,10 @@ from semi3lib.paths import DatasetNotFoundError, find_dataset_root
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS_ENV = "SEMI3_SCREENSHOTS"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One intra-op thread unless SEMI3_TEST_THREADS says otherwise: the tests' tensors are small, and on
+# a busy 2-core machine two OpenMP threads wait for each other whenever one is descheduled
+# (tests/test_model.py and test_model_inspect.py at load 7-10: 45-55 s with one thread, 133-213 s with two).
+torch.set_num_threads(max(1, int(os.environ.get("SEMI3_TEST_THREADS", "1"))))
 
 
 def _require_data() -> bool:
@@ -106,8 +109,9 @@ def screenshots(tmp_path_factory) -> Path:
 DATA_FIXTURES = frozenset({"sketchy_mini_root"})
 # Session fixtures that cost tens of seconds: whoever uses them is out of the fast loop.
 SLOW_FIXTURES = frozenset({
-    "smoke_run",   # trains the smoke model (also behind search_export)
-    "smoke_book",  # runs every notebook of the smoke profile (tests/test_notebooks.py)
+    "smoke_run",     # trains the smoke model (also behind search_export)
+    "smoke_book",    # runs every notebook of the smoke profile (tests/test_notebooks.py)
+    "finished_run",  # trains a tiny run for the refusals of tests/test_hostile_inputs.py
 })
 
 
@@ -263,10 +267,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
     report = yield
     refused = item.stash.get(_REFUSED, [])
-    if refused and report.passed:  # the failure was swallowed (a thread, an except BaseException): fail anyway
-        report.outcome = "failed"
-        report.longrepr = "\n".join(refused)
-        refused.clear()
+    if refused:
+        if report.passed:  # the failure was swallowed (a thread, an except BaseException): fail anyway
+            report.outcome = "failed"
+            report.longrepr = "\n".join(refused)
+        refused.clear()  # reported once, not again at teardown
     return report
 
 

@@ -134,6 +134,7 @@ def test_binary_maps_are_stored_as_1bit_png_and_grey_maps_as_raw_npy(tmp_path, p
         assert np.array_equal(EdgeCache(tmp_path / "cache", method).get(photos[0]), edge)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", EDGE_METHODS)
 def test_cached_second_pass_over_sketchy_mini_photos_is_10x_faster(tmp_path, sketchy_mini_root, method):
     """Over every sketchy-mini photo, as promised (a subset of a few hundred sat right at 10x for

@@ -252,6 +252,7 @@ def test_build_names_every_missing_notebook_before_running_myst(tmp_path):
     assert not (project / "_build" / "html").exists()
 
 
+@pytest.mark.slow
 def test_strict_build_fails_on_a_broken_cross_reference(standin_project, tmp_path):
     _require_tools()
     project = tmp_path / "book"
@@ -262,6 +263,7 @@ def test_strict_build_fails_on_a_broken_cross_reference(standin_project, tmp_pat
         build_site(project, strict=True)
 
 
+@pytest.mark.slow
 def test_built_site_has_every_page_and_figure(site):
     assert check_site(site.parents[1]) == []
     for slug in ["reproduce", "interactive", "data", "edgemaps", "model", "training", "evaluation", "coattention",
@@ -271,6 +273,7 @@ def test_built_site_has_every_page_and_figure(site):
     assert (site / "_static" / "katex" / "katex.min.css").is_file()
 
 
+@pytest.mark.slow
 def test_check_site_names_a_deleted_figure(site, tmp_path):
     copy = tmp_path / "project"
     shutil.copytree(site.parents[1], copy, symlinks=True)
