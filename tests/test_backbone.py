@@ -43,6 +43,7 @@ def test_semi3net_photo_and_sketch_bottoms_both_start_from_imagenet(lite0_file_s
     assert photo_stem is not sketch_stem
 
 
+@pytest.mark.slow
 def test_lite0_weights_that_do_not_fit_fail_loudly(lite0_file_state, tmp_path):
     truncated = dict(list(lite0_file_state.items())[:-1])
     torch.save(truncated, tmp_path / "short.pth")
