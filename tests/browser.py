@@ -1,6 +1,7 @@
 """Headless Debian Chromium driven by playwright's Python package (never a downloaded
 browser): the interactive tests' one way to open a page. Missing Chromium is a failure in CI
-and a skip elsewhere, as in tests/test_site.py."""
+and a skip elsewhere, as in tests/test_site.py. A test that calls these helpers, directly or
+through its fixtures, is marked ``browser`` by rule (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,7 @@ def chromium_page(width: int = 1280, height: int = 900) -> Iterator["object"]:
             yield page
         finally:
             browser.close()
+
+
+# The helpers whose use marks a test `browser` (tests/conftest.py: uses_browser).
+BROWSER_HELPERS = (require_chromium, chromium_page)

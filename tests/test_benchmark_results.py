@@ -36,11 +36,32 @@ def test_every_committed_result_names_its_machine_and_command(committed):
     assert list(machines_table(committed)["benchmark"]) == list(committed)
 
 
-def test_targets_table_has_one_boolean_or_unmeasured_verdict_per_target(committed):
+# The verdicts on the committed results, worked out by hand from the JSON files: (benchmark,
+# what the row measures, met).
+COMMITTED_VERDICTS = [
+    ("evaluation", "12.1x wall (10.5x CPU time)", False),  # 12.1x < the 20x target
+    ("evaluation", "+145 MB", True),  # peak RSS +144.6 MB < 2 GB
+    ("evaluation", "4.2e-09", True),  # max |AP difference| <= 1e-6
+    # The largest gallery at the configured 256 dimensions: 1,000,000 photos.
+    ("search", "exact: 56.7 ms", False),  # over 50 ms
+    ("search", "faiss-flat: 166.4 ms, recall@10 1.000", False),  # over 50 ms
+    ("search", "faiss-ivf: 1.2 ms, recall@10 1.000", True),
+    ("search", "faiss-hnsw: 0.1 ms, recall@10 0.589", False),  # fast, but recall 0.589 < 0.9
+    # Every training run: the loader alone (195-424 triplets/s) outpaces the model (0.4-18 triplets/s).
+    *[("training", f"loader {loader} triplets/s vs model {model}", True) for loader, model in [
+        (424, "12.7"), (424, "18.4"), (195, "3.2"), (195, "5.9"),
+        (395, "1.6"), (395, "1.7"), (219, "0.4"), (219, "0.5")]],
+    ("training", "not measured (no GPU)", None),  # the runs were on CPU
+    ("edgemaps", "13.3x", True), ("edgemaps", "43.6x", True), ("edgemaps", "43.6x", True),  # canny, xdog, sobel >= 10x
+]
+
+
+def test_targets_table_gives_the_committed_results_their_verdicts(committed):
+    if set(committed) != set(BENCHMARKS):
+        pytest.skip("the verdicts below are for the four committed results")
     table = targets_table(committed)
     assert list(table.columns) == ["benchmark", "target", "measured", "met"]
-    assert len(table) >= len(committed)
-    assert all(v in (True, False, None) for v in table["met"])
+    assert list(zip(table["benchmark"], table["measured"], table["met"])) == COMMITTED_VERDICTS
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)

@@ -33,12 +33,21 @@ def test_every_notebook_source_has_a_title_a_literal_parameters_cell_and_the_pyt
 @pytest.mark.parametrize("profile", book.PROFILES)
 def test_every_profile_sets_only_parameters_the_notebooks_declare(profile, tmp_path):
     values = book.load_profile(profile, REPO)
-    declared = {}
+    common = values["__common__"]
+    declared, injected = {}, {}
     for name in book.NOTEBOOKS:
         ipynb = book.to_ipynb(REPO / "notebooks" / f"{name}.py", tmp_path / f"{name}.ipynb")
         declared[name] = book.declared_parameters(ipynb)
-        book.notebook_parameters(values, name, declared[name])
-    book.check_common_parameters(values, declared)
+        injected[name] = book.notebook_parameters(values, name, declared[name])
+        # The common keys the notebook declares, then its own section, which wins.
+        assert injected[name] == {**{k: v for k, v in common.items() if k in declared[name]}, **values[name]}, name
+    book.check_common_parameters(values, declared)  # raises on a common key no notebook declares
+    for key, value in common.items():
+        assert any(injected[name].get(key) == value for name in book.NOTEBOOKS), f"common {key!r} reaches no notebook"
+    # Each profile writes its own results and figures: a smoke or full run never overwrites the published (cpu) ones.
+    effective = [{**declared[name], **injected[name]} for name in book.NOTEBOOKS]
+    assert {(p["results_dir"], p["figures_dir"]) for p in effective} == {
+        (f"results/book/{profile}", "figures" if profile == "cpu" else f"figures/{profile}")}
 
 
 def test_checkpoint_consumers_default_to_the_training_notebooks_output():

@@ -1,16 +1,34 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from semi3lib.config import ConfigError, ExperimentConfig, load_config, save_config
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _leaves(tree: dict, prefix: str = "") -> dict:
+    """``{"section.key": value}`` for every value of a nested mapping."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 @pytest.mark.parametrize("name", ["sketchy-mini-cpu", "sketchy-gpu", "tuberlin-ext-gpu", "smoke"])
-def test_shipped_configs_load(name):
-    cfg = load_config(REPO / "configs" / f"{name}.yaml")
-    assert isinstance(cfg, ExperimentConfig)
+def test_shipped_configs_load_with_every_value_the_file_sets(name):
+    path = REPO / "configs" / f"{name}.yaml"
+    cfg = load_config(path)
+    written = _leaves(yaml.safe_load(path.read_text()))
+    loaded = _leaves(cfg.to_dict())
+    assert {key: loaded.get(key) for key in written} == written  # nothing dropped, renamed or coerced away
+    assert cfg.train.out_dir == f"runs/{name}"  # each config trains into its own run folder
+    unset = {key: value for key, value in loaded.items() if key not in written}
+    assert unset == {key: value for key, value in _leaves(ExperimentConfig().to_dict()).items() if key in unset}
 
 
 def test_paper_setting_configs_use_vgg19_at_224px():

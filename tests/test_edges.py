@@ -160,6 +160,7 @@ def test_a_cache_entry_is_written_atomically_without_fsync_and_a_failed_write_le
     assert {f.relative_to(cache.dir) for f in cache.dir.rglob("*") if f.is_file()} == files
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", EDGE_METHODS)
 def test_cached_second_pass_over_sketchy_mini_photos_is_10x_faster(tmp_path, sketchy_mini_root, method):
     """Over every sketchy-mini photo, as promised (a subset of a few hundred sat right at 10x for

@@ -278,6 +278,7 @@ def test_train_results_file_is_checked_before_training(results, match, tiny, tmp
     assert unchanged(before)
 
 
+@pytest.mark.slow
 def test_two_trainings_on_one_run_folder_the_second_is_refused_naming_the_first(tiny, tmp_path, capsys):
     run = tmp_path / "run"
     first = spawn("train", "--quiet", "--config", SMOKE, "--results", tmp_path / "first.json", *tiny(run))
@@ -306,6 +307,7 @@ def test_two_trainings_on_one_run_folder_the_second_is_refused_naming_the_first(
 # --------------------------------------------------------------------------- faults: SIGKILL, a full disk
 
 
+@pytest.mark.slow
 def test_sigkill_during_a_checkpoint_write_keeps_the_previous_checkpoint_and_resume_finishes(tiny, tmp_path, capsys):
     run = tmp_path / "run"
     args = ["train", "--quiet", "--config", SMOKE, *tiny(run, "train.epochs=2", "train.eval_every=0")]
@@ -335,6 +337,7 @@ def test_sigkill_during_an_index_write_keeps_the_previous_index(finished_run, ph
     assert temporaries(tmp_path) == []  # the dead process's temporary file is cleared
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_a_checkpoint_write_is_one_line_and_leaves_no_temporary_file(tiny, tmpfs, capsys):
     run = tmpfs / "run"
     refused(capsys, "train", "--quiet", "--config", SMOKE, *tiny(run), match="No space left on device")

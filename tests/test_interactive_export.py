@@ -90,6 +90,7 @@ def _js_tensor(node: str, rgba: np.ndarray, size: int, tmp_path) -> np.ndarray:
     return np.fromfile(tmp_path / "out.bin", dtype=np.float32).reshape(3, size, size)
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_page_preprocessing_is_pillows_bit_for_bit(sketchy_mini_root, tmp_path):
     node = _node()

@@ -139,7 +139,7 @@ def run_cells(page, count: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_lab_opens_a_py_notebook_as_a_notebook_and_runs_its_first_cells(lab_project):
+def test_lab_opens_a_py_notebook_as_a_notebook_and_runs_its_first_cells(lab_project, screenshots):
     url, token, project = lab_project
     source_before = (project / "notebooks" / "01_data.py").read_text()
     with chromium_page(1280, 1000) as page:
@@ -158,9 +158,7 @@ def test_lab_opens_a_py_notebook_as_a_notebook_and_runs_its_first_cells(lab_proj
         outputs = second.locator(".jp-OutputArea").inner_text()
         assert "dataset 'sketchy-mini' read from" in outputs, outputs
         assert "Error" not in outputs and "Traceback" not in outputs, outputs
-        shots = REPO / "_build" / "screenshots"
-        shots.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(shots / "lab-01_data.png"))
+        page.screenshot(path=str(screenshots / "lab-01_data.png"))
         source = project / "notebooks" / "01_data.py"
         before = source.stat().st_mtime_ns
         page.keyboard.press("Control+s")  # saving writes the .py (jupytext), nothing else
@@ -191,7 +189,7 @@ SketchSearch.from_checkpoint({checkpoint!r}, {index!r})
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_the_draw_widget_answers_strokes_drawn_in_jupyterlab(lab_project, smoke_run, search_export):
+def test_the_draw_widget_answers_strokes_drawn_in_jupyterlab(lab_project, smoke_run, search_export, screenshots):
     url, token, project = lab_project
     (project / "notebooks" / "draw.py").write_text(
         WIDGET_NOTEBOOK.format(checkpoint=str(smoke_run / "last.pt"), index=str(search_export / "index.npz")))
@@ -214,6 +212,4 @@ def test_the_draw_widget_answers_strokes_drawn_in_jupyterlab(lab_project, smoke_
         assert "Top 10 of" in page.inner_text(".semi3-widget-status")
         captions = page.locator(".jp-OutputArea figcaption").all_inner_texts()
         assert captions[0].startswith("1. ")
-        shots = REPO / "_build" / "screenshots"
-        shots.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(shots / "lab-widget.png"))
+        page.screenshot(path=str(screenshots / "lab-widget.png"))

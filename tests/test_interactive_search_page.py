@@ -2,7 +2,8 @@
 no downloaded browser): the stand-in book of tests/test_site.py built with the smoke
 checkpoint's export; every answer is compared with ``semi3 search`` on the same checkpoint.
 
-Measured here and written to ``_build/screenshots/search-page.json``: the search latency in
+Measured here and written to ``search-page.json`` beside the screenshots (a temporary folder, or
+``$SEMI3_SCREENSHOTS``): the search latency in
 the browser (preprocessing, ONNX inference and ranking) and the page's total download. With
 ``SEMI3_SEARCH_EXPORT=DIR`` (e.g. ``_build/search-export`` after ``make book``) the tests run
 on that export instead of the smoke checkpoint's, to measure the book's own model."""
@@ -29,7 +30,6 @@ from semi3lib.book.site import build_site
 from test_site import _require_tools, write_standin_project
 
 REPO = Path(__file__).resolve().parents[1]
-SHOTS = REPO / "_build" / "screenshots"
 LATENCY_TARGET_MS = 200
 DOWNLOAD_LIMIT = 30e6
 
@@ -116,7 +116,8 @@ HOUSE = [[(60, 200), (60, 110), (128, 50), (196, 110), (196, 200), (60, 200)],
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_search_page_answers_an_uploaded_sketch_and_a_drawing_with_the_cli_top10(site_url, export_dir, tmp_path):
+def test_search_page_answers_an_uploaded_sketch_and_a_drawing_with_the_cli_top10(site_url, export_dir, tmp_path,
+                                                                                  screenshots):
     search_export = export_dir
     index = search_export / "index.npz"
     manifest = json.loads((search_export / "manifest.json").read_text())
@@ -142,8 +143,7 @@ def test_search_page_answers_an_uploaded_sketch_and_a_drawing_with_the_cli_top10
         cli = cli_top10(index, drawn)
         assert_same_top10(page_hits(page), cli, scores)
         exact.append([n for n, _ in page_hits(page)] == [n for n, _ in cli])
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.locator("#semi3-search").screenshot(path=str(SHOTS / "search-page.png"))
+        page.locator("#semi3-search").screenshot(path=str(screenshots / "search-page.png"))
 
         timings = page.evaluate("""async () => {
             for (let i = 0; i < 7; i += 1) await semi3Search.searchCanvas();
@@ -153,7 +153,7 @@ def test_search_page_answers_an_uploaded_sketch_and_a_drawing_with_the_cli_top10
     record = {"export": str(export_dir), "photos": manifest["count"], "same_order_as_cli": exact,
               "search_ms_median": round(latency, 1), "search_ms": [round(t, 1) for t in timings],
               "download_bytes": loaded, "files": sorted(downloads, key=lambda d: -d[1])[:6]}
-    (SHOTS / "search-page.json").write_text(json.dumps(record, indent=1) + "\n")
+    (screenshots / "search-page.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"search page: {latency:.0f} ms per search (median of 7), {loaded / 1e6:.1f} MB downloaded")
     assert latency < LATENCY_TARGET_MS, record
     assert loaded < DOWNLOAD_LIMIT, record

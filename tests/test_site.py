@@ -9,7 +9,8 @@ kinds of output that have crowded a page: test directives in code, a long printe
 plain-text pandas table, a wide training-history table, the study's tables with their hardware
 column, and figures and tables the results page embeds from two chapters. Every page is laid
 out at a phone's and a laptop's width and measured. Screenshots of the rendered pages are
-saved under ``_build/screenshots/``.
+saved in a temporary folder, or in ``$SEMI3_SCREENSHOTS`` to keep them (the ``screenshots``
+fixture, tests/conftest.py).
 
 Chromium (Debian's ``chromium``, installed by ``.ci/install-browser``) is required in CI; on a
 machine without it the browser tests are skipped, saying so.
@@ -45,7 +46,6 @@ from semi3lib.study.tables import (TUNING_GROUPS, against_reference, history_tab
 from semi3lib.book.site import SiteBuildError, build_site, check_site, ensure_template_installed, find_myst, read_config, toc_files
 
 REPO = Path(__file__).resolve().parents[1]
-SCREENSHOTS = REPO / "_build" / "screenshots"
 from browser import IN_CI, require_chromium
 
 NOTEBOOK_TITLES = {
@@ -374,6 +374,7 @@ def test_build_names_every_missing_notebook_before_running_myst(tmp_path):
     assert not (project / "_build" / "html").exists()
 
 
+@pytest.mark.slow
 def test_strict_build_fails_on_a_broken_cross_reference(standin_project, tmp_path):
     _require_tools()
     project = tmp_path / "book"
@@ -384,6 +385,7 @@ def test_strict_build_fails_on_a_broken_cross_reference(standin_project, tmp_pat
         build_site(project, strict=True)
 
 
+@pytest.mark.slow
 def test_built_site_has_every_page_and_figure(site):
     assert check_site(site.parents[1]) == []
     for slug in ["reproduce", "interactive", "architecture", "data", "edgemaps", "model", "training", "evaluation", "coattention",
@@ -393,6 +395,7 @@ def test_built_site_has_every_page_and_figure(site):
     assert (site / "_static" / "katex" / "katex.min.css").is_file()
 
 
+@pytest.mark.slow
 def test_check_site_names_a_deleted_figure(site, tmp_path):
     copy = tmp_path / "project"
     shutil.copytree(site.parents[1], copy, symlinks=True)
@@ -770,20 +773,18 @@ def test_results_page_states_the_bridge_comparison_per_setting_from_the_records(
         assert plain[:60] in section and plain[-40:] in section, plain
 
 
-def test_screenshots_of_the_results_page_at_both_widths(chromium, served):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_screenshots_of_the_results_page_at_both_widths(chromium, served, screenshots):
     for width in WIDTHS:
-        shot = SCREENSHOTS / f"results-{width}.png"
+        shot = screenshots / f"results-{width}.png"
         shot.unlink(missing_ok=True)
         run_chromium(chromium, served + "/results/", f"--screenshot={shot}", f"--window-size={width},3000")
         assert shot.is_file() and shot.stat().st_size > 20_000, f"{shot} is missing or blank"
 
 
-def test_screenshots_of_the_rendered_book(chromium, served):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_screenshots_of_the_rendered_book(chromium, served, screenshots):
     for name, path, height in [("evaluation", "/evaluation/", 2600), ("results", "/results/", 2000),
                                ("introduction", "/", 1600)]:
-        shot = SCREENSHOTS / f"{name}.png"
+        shot = screenshots / f"{name}.png"
         shot.unlink(missing_ok=True)
         run_chromium(chromium, served + path, f"--screenshot={shot}", f"--window-size=1280,{height}")
         assert shot.is_file() and shot.stat().st_size > 20_000, f"{shot} is missing or blank"

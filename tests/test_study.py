@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 PLAN = REPO / "configs" / "study-sketchy-mini.yaml"
 
 
+@pytest.mark.slow
 def test_the_shipped_plan_gives_every_row_the_same_data_backbone_and_budget():
     plan = load_plan(PLAN)
     base = load_config(plan.base)
@@ -68,6 +69,7 @@ def test_a_bad_plan_is_refused_before_anything_runs(tmp_path, change, message):
         Semi3Net(plan.config(plan.rows[0], 0).model, num_classes=5, load_weights=False)
 
 
+@pytest.mark.slow
 def test_a_small_study_writes_a_record_per_row_and_seed_resumes_and_summarises(sketchy_mini_root, tmp_path):
     plan_path = tmp_path / "plan.yaml"
     plan_path.write_text(yaml.safe_dump({
@@ -109,6 +111,7 @@ def test_a_small_study_writes_a_record_per_row_and_seed_resumes_and_summarises(s
     assert all(after[name] == before[name] for name in before)
 
 
+@pytest.mark.slow
 def test_a_tuning_study_compares_rows_on_validation_sketches_and_rescores_without_training(sketchy_mini_root, tmp_path):
     plan_path = tmp_path / "plan.yaml"
     plan_path.write_text(yaml.safe_dump({

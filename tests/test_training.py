@@ -38,6 +38,7 @@ def edge_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("edges")
 
 
+@pytest.mark.slow
 def test_short_training_run_writes_metrics_and_checkpoints(sketchy_mini_root, tmp_path, edge_cache):
     from semi3lib.config import load_config
     from semi3lib.engine.train import train
@@ -57,6 +58,7 @@ def test_short_training_run_writes_metrics_and_checkpoints(sketchy_mini_root, tm
     assert len((run / "metrics.csv").read_text().splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_step_log_has_a_row_every_log_every_steps_and_at_each_epoch_end(sketchy_mini_root, tmp_path, edge_cache):
     from semi3lib.config import load_config
     from semi3lib.engine.train import train
@@ -80,6 +82,7 @@ def test_step_log_has_a_row_every_log_every_steps_and_at_each_epoch_end(sketchy_
     assert read_steps(tmp_path / "no-run") == []
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(sketchy_mini_root, tmp_path, edge_cache):
     common = ["train.epochs=3", "train.max_steps_per_epoch=3", "train.deterministic=true", "train.eval_every=1",
               "train.log_every=2"]
@@ -103,6 +106,7 @@ def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(sketchy_mini_root
     assert (broken / "steps.jsonl").read_text() == (straight / "steps.jsonl").read_text()
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_ranks_agree_and_match_one_process(sketchy_mini_root, tmp_path, edge_cache):
     if shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None:
         pytest.fail("torchrun is not installed beside this Python")
