@@ -28,6 +28,7 @@ import inspect
 import os
 import shlex
 import subprocess
+import tempfile
 import types
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -40,6 +41,9 @@ from semi3lib.paths import DatasetNotFoundError, find_dataset_root
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS_ENV = "SEMI3_SCREENSHOTS"
+
+# hypothesis keeps its example database and caches in ./.hypothesis: a write into the repository.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="semi3-hypothesis-"))
 
 # One intra-op thread unless SEMI3_TEST_THREADS says otherwise: the tests' tensors are small, and on
 # a busy 2-core machine two OpenMP threads wait for each other whenever one is descheduled
