@@ -153,7 +153,7 @@ def check_category_counts(cfg: ExperimentConfig, n_categories: int, source: str)
     categories' photos alone: with one, every photo is relevant and mAP is 1 whatever the
     model) and at least 2 left to train on."""
     if n_categories < 2:
-        raise ConfigError(f"{source}: {n_categories} categor{'y' if n_categories == 1 else 'ies'}; a run needs at "
+        raise ConfigError(f"{n_categories} categor{'y' if n_categories == 1 else 'ies'} ({source}); a run needs at "
                           "least 2 (a classifier, and negatives for the contrastive loss)")
     if cfg.data.protocol != "zeroshot":
         return
@@ -184,9 +184,10 @@ def load_checked_data(cfg: ExperimentConfig) -> ExperimentData:
     the category counts checked before the split is drawn, so a refusal names the settings."""
     d = cfg.data
     index = read_dataset(d.dataset, root=d.root)
-    check_category_counts(cfg, min(len(index.categories), d.max_categories or len(index.categories)),
-                          f"{d.dataset} at {index.root}" + (f" with data.max_categories={d.max_categories}"
-                                                            if d.max_categories is not None else ""))
+    n = len(index.categories)
+    if d.max_categories is not None and d.max_categories < n:
+        n = d.max_categories  # checked by check_config already
+    check_category_counts(cfg, n, f"{d.dataset}'s folders")
     if d.max_categories is not None:
         index = restrict_categories(index, d.max_categories)
     return ExperimentData(index=index, split=split_from_config(index, d))
