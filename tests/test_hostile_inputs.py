@@ -960,3 +960,147 @@ def test_the_site_refuses_a_tampered_export_naming_the_wrong_file(earlier_export
         assert problem in str(refusal.value) and "semi3 export" in str(refusal.value)
         assert list(html.iterdir()) == [] and unchanged(before)  # nothing copied, the export left as it was
         shutil.rmtree(export)
+
+
+# --------------------------------------------------------------------------- every check before the run folder exists
+# Each of these was refused only after the run folder was written (so the corrected command
+# needed --overwrite), or crashed as an internal error deep in the first step. Now every check
+# is made before the folder exists (semi3lib.engine.prechecks.check_run): the refusal leaves
+# no run folder, and the corrected command trains into the same folder without --overwrite.
+
+# group: (the corrected command's overrides, [(refused overrides, words of the one-line refusal)])
+PRECHECK_GROUPS = {
+    "smoke": ([], [
+        (["data.max_categories=1"], "1 category (data.max_categories=1); a run needs at least 2"),
+        (["train.batch_size=100000"], "train.batch_size=100000 is larger than the"),
+        (["loss.ce_weight=0", "loss.alignment_weight=0", "loss.contrastive_weight=0"], "every loss weight is 0"),
+        (["train.lr=1e300"], "train.lr: 1e+300 is not a usable learning rate (valid: at most 10"),
+        (["train.backbone_lr_scale=1e5"], "train.lr * train.backbone_lr_scale: 100 is not"),
+        (["loss.ce_weight=1e39"], "loss.ce_weight: 1e+39 does not fit the float32"),
+        (["model.embed_dim=1000000000"], "model.embed_dim=1000000000"),
+        (["model.split_stage=99"], "model.split_stage must be in 1.."),
+    ]),
+    "two-branch": (["model.edge_branch=false"], [
+        (["model.edge_branch=false", "loss.ce_weight=0"], "need the edgemap branch (model.edge_branch=false)"),
+        (["model.edge_branch=false", "model.gallery_embedding=photo+edge"],
+         "model.gallery_embedding=photo+edge needs the edgemap branch"),
+    ]),
+    "zero-shot": (["data.protocol=zeroshot", "data.unseen_categories=1", "data.zeroshot_gallery=all"], [
+        (["data.protocol=zeroshot"], "holds out 25 categories (sketchy-mini's standard 25"),
+        (["data.protocol=zeroshot", "data.unseen_categories=2"], "leaving 1 to train on"),
+        (["data.protocol=zeroshot", "data.unseen_categories=1"], "every photo would be relevant"),
+    ]),
+}
+
+
+@pytest.mark.parametrize("group", PRECHECK_GROUPS)
+def test_a_refused_run_leaves_no_run_folder_and_the_corrected_run_needs_no_overwrite(group, tiny, tmp_path, capsys):
+    corrected, refusals = PRECHECK_GROUPS[group]
+    config = tmp_path / "config.yaml"
+    shutil.copy(SMOKE, config)
+    (tmp_path / "old.json").write_text('{"run": "an earlier record"}\n')
+    run = tmp_path / "run"
+
+    def three(*extra: str) -> list[str]:  # 3 sketchy-mini categories: a zero-shot split fits
+        return tiny(run, "data.max_categories=3", *extra)
+
+    before = snapshot(tmp_path)
+    for overrides, match in refusals:
+        line = refused(capsys, "train", "--quiet", "--config", config, *three(*overrides), match=match)
+        assert len(line) <= 320, line
+        assert not run.exists(), f"{overrides} left a run folder: {sorted(p.name for p in run.iterdir())}"
+        assert unchanged(before)
+    code, out, err = semi3(capsys, "train", "--quiet", "--config", config, *three(*corrected))
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["epochs"] == 1
+    assert (run / "last.pt").is_file() and (run / "split.json").is_file()
+    assert unchanged(before)
+
+
+def test_a_model_too_big_for_memory_is_refused_with_the_bytes_it_needs(tiny, tmp_path, capsys):
+    line = refused(capsys, "train", "--quiet", "--config", SMOKE, *tiny(tmp_path / "run", "model.embed_dim=1000000000"),
+                   match="for weights, gradients and optimiser state, more than half of this machine's memory")
+    needed = float(line.split("needs about ")[1].split(" GB")[0].replace(",", ""))
+    assert 1000 < needed < 10000  # ~4 values of 4 bytes for each of the ~1.3e11 embedding weights
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """An empty folder nobody may write to: permission bits, or for root (whom they do not stop)
+    a read-only tmpfs. Skipped, with the reason, where neither can be made."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)
+        return
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_results_or_a_run_folder_in_a_read_only_folder_are_refused_before_any_work(read_only_folder, tiny, tmp_path,
+                                                                                   capsys, monkeypatch):
+    import semi3lib.engine.train as training
+
+    run = tmp_path / "run"
+    before = snapshot(tmp_path)
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "_train", lambda *a, **k: pytest.fail("trained before checking the outputs"))
+        refused(capsys, "train", "--quiet", "--config", SMOKE, "--results", read_only_folder / "records" / "r.json",
+                *tiny(run), match=f"the folder {read_only_folder} is not writable")
+        refused(capsys, "train", "--quiet", "--config", SMOKE, *tiny(read_only_folder / "run"),
+                match=f"train.out_dir {read_only_folder / 'run'}: the folder {read_only_folder} is not writable")
+    assert not run.exists() and unchanged(before)
+    record = tmp_path / "records" / "r.json"
+    code, _, err = semi3(capsys, "train", "--quiet", "--config", SMOKE, "--results", record, *tiny(run))
+    assert code == 0, err
+    assert json.loads(record.read_text())["out_dir"] == str(run)
+
+
+def test_export_with_an_unknown_profile_is_one_line_listing_the_profiles(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)  # the profiles are the repository's notebooks/profiles/*.yaml
+    line = refused(capsys, "export", "--profile", "nosuch", "--out", tmp_path / "export",
+                   match="--profile nosuch: no profile 'nosuch'")
+    assert line.endswith("profiles: cpu, full, smoke")
+    assert not (tmp_path / "export").exists()
+
+
+def _plan(tmp_path: Path) -> Path:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "base": SMOKE, "out_dir": str(tmp_path / "results"), "runs_dir": str(tmp_path / "runs"), "seeds": [0, 1],
+        "rows": {"imagenet-features": {"baseline": "imagenet"}, "semi3net": {},
+                 "more-seeds": {"seeds": [0, 1, 2, 3]}}}))
+    return plan
+
+
+def test_study_seeds_outside_the_plan_are_refused_naming_the_plans_seeds(tmp_path, capsys):
+    plan = _plan(tmp_path)
+    before = snapshot(tmp_path)
+    line = refused(capsys, "study", "--plan", plan, "--seeds", "1", "99",
+                   match="--seeds 99: not a seed of the plan's rows, which run seeds 0, 1, 2, 3")
+    assert "baseline" not in line
+    refused(capsys, "study", "--plan", plan, "--only", "semi3net", "--seeds", "3",
+            match="--seeds 3: not a seed of row(s) semi3net, which run seeds 0, 1;")
+    refused(capsys, "study", "--plan", plan, "--only", "imagenet-features", "--seeds", "1",
+            match="which run seeds 0 (a baseline row runs its first seed only)")
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+    assert unchanged(before)
+
+
+def test_study_seeds_any_selected_row_runs_are_accepted(tmp_path):
+    from semi3lib.study.runner import check_seeds, load_plan
+
+    plan = load_plan(_plan(tmp_path))
+    check_seeds(plan, plan.rows, [3])  # more-seeds runs seed 3; the rows without it skip it
+    check_seeds(plan, [plan.row("semi3net")], [0, 1])

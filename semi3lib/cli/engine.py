@@ -21,14 +21,17 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from semi3lib.config import load_config
+    from semi3lib.engine.prechecks import check_config, check_writable
     from semi3lib.engine.train import train
 
     cfg = load_config(args.config, args.overrides)
+    check_config(cfg)  # the cheap checks, before any data is read (train() makes them all again)
     if args.results:  # refused before hours of training, not after
         from semi3lib.io import RUN_FILES, check_output_file
 
         check_output_file(args.results, inputs=[args.config, *(Path(cfg.train.out_dir) / n for n in RUN_FILES)],
                           overwrite=args.overwrite, what="--results file")
+        check_writable(args.results, "--results file")
     result = train(cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     summary = {"out_dir": str(result.out_dir), "epochs": len(result.history),
                "wall_seconds": round(result.wall_seconds, 1), "query": result.final_metrics}

@@ -12,10 +12,14 @@ from semi3lib.cli import UserError
 
 
 def book_checkpoint(profile: str, root: str | Path = ".") -> Path:
-    """The checkpoint the book's chapters read under ``profile`` (its ``checkpoint`` parameter)."""
+    """The checkpoint the book's chapters read under ``profile`` (its ``checkpoint`` parameter);
+    an unknown or broken profile is a :class:`UserError` (its message lists the profiles)."""
     from semi3lib.book import runner as book
 
-    values = book.load_profile(profile, root)
+    try:
+        values = book.load_profile(profile, root)
+    except book.BookError as err:
+        raise UserError(f"--profile {profile}: {err}") from None
     if "checkpoint" in values["__common__"]:
         return Path(values["__common__"]["checkpoint"])
     source = Path(root) / book.NOTEBOOK_DIR / "05_evaluation.py"

@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--plan", default="configs/study-sketchy-mini.yaml", help="study plan (YAML)")
     p.add_argument("--only", nargs="+", metavar="ROW", help="run only these rows")
     p.add_argument("--seeds", nargs="+", type=int_at_least(0), metavar="SEED",
-                   help="run only these of a row's seeds (the plan's, or the row's own)")
+                   help="run only these of a row's seeds (the plan's, or the row's own); other seeds are refused")
     p.add_argument("--list", action="store_true", help="list the rows and how many seeds are done, run nothing")
     p.add_argument("--summary-only", action="store_true", help="rewrite summary.csv from the records, run nothing")
     p.add_argument("--markdown", action="store_true",

@@ -24,6 +24,7 @@ point and resumed ends with the same weights, metrics and step log as one that n
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -59,7 +60,9 @@ from semi3lib.engine.checkpoints import (
 from semi3lib.engine.device import select_device
 from semi3lib.config import ConfigError, ExperimentConfig, load_yaml, save_config
 from semi3lib.engine.evaluate import evaluate_model
-from semi3lib.data.experiment import ExperimentData, load_experiment_data, train_dataset
+from semi3lib.engine.prechecks import check_run
+from semi3lib.data.experiment import ExperimentData, train_dataset
+from semi3lib.data.splits import load_split, save_split
 from semi3lib.data.datasets import TrainTriplets
 from semi3lib.models.losses import HybridLoss
 from semi3lib.models import Semi3Net
@@ -307,19 +310,35 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
           data: ExperimentData | None = None, overwrite: bool = False) -> TrainResult:
     """Train ``cfg`` end to end; returns the history and the last evaluation's metrics.
 
-    The run folder ``train.out_dir`` is locked while this runs (a second process is refused);
-    one that already holds a run is continued with ``resume``, replaced with ``overwrite`` and
-    otherwise refused, before anything is loaded or written (see :func:`prepare_run_folder`).
+    Every check the run can fail comes first (:func:`semi3lib.engine.prechecks.check_run`:
+    config, data, memory, writable folder), so a refused run creates no folder. The run folder
+    ``train.out_dir`` is then locked while this runs (a second process is refused); one that
+    already holds a run is continued with ``resume``, replaced with ``overwrite`` and otherwise
+    refused, before anything is written (see :func:`prepare_run_folder`).
     """
     dist_info = init_distributed(cfg.train.device)
     out_dir = Path(cfg.train.out_dir)
-    select_device(cfg.train.device)  # an unavailable device is refused before the folder is touched
+    device = select_device(cfg.train.device)  # an unavailable device is refused before the folder is touched
+    own_split = data is None  # the run keeps its split in split.json (data given by the caller: the caller's)
+    # Every check a run can fail, before its folder exists: a refused run leaves nothing behind.
+    data = check_run(cfg, data, device, dist_info.world)
     if not dist_info.is_main:
         return _train(cfg, dist_info, resume, progress, data, None)
     with run_lock(out_dir):
         ckpt = prepare_run_folder(out_dir, cfg, resume, overwrite)
         save_config(cfg, out_dir / "config.yaml")
+        if own_split:
+            data = _run_split(data, out_dir / "split.json")
         return _train(cfg, dist_info, resume, progress, data, ckpt)
+
+
+def _run_split(data: ExperimentData, split_file: Path) -> ExperimentData:
+    """The run's split: the one a resumed run saved (checked against the files), else
+    ``data``'s, saved so that a resumption compares like with like."""
+    if split_file.is_file():
+        return dataclasses.replace(data, split=load_split(split_file, data.index))
+    save_split(data.split, split_file)
+    return data
 
 
 @dataclass
@@ -360,7 +379,7 @@ class _Progress:
 
 
 def _train(cfg: ExperimentConfig, dist_info: DistInfo, resume: bool, progress: bool,
-           data: ExperimentData | None, ckpt: dict[str, Any] | None) -> TrainResult:
+           data: ExperimentData, ckpt: dict[str, Any] | None) -> TrainResult:
     """The run in five steps: set up, resume, then per epoch train, evaluate and save.
 
     The order of the steps is the order of random draws and float operations, so a run
@@ -393,9 +412,9 @@ def _train(cfg: ExperimentConfig, dist_info: DistInfo, resume: bool, progress: b
                        model=run.model, wall_seconds=state.history[-1]["wall_seconds"] if state.history else 0.0)
 
 
-def _set_up(cfg: ExperimentConfig, dist_info: DistInfo, data: ExperimentData | None) -> _Run:
-    """Seed, load the data (rank 0 writes ``split.json``, the others wait for it) and build
-    model, optimiser, batches, schedule and loss, in this order: the model's random
+def _set_up(cfg: ExperimentConfig, dist_info: DistInfo, data: ExperimentData) -> _Run:
+    """Seed and build model, optimiser, batches, schedule and loss for ``data`` (checked by
+    :func:`train`, its split saved by rank 0), in this order: the model's random
     initialisation draws from the generators seeded here."""
     t = cfg.train
     device = select_device(t.device)
@@ -403,10 +422,7 @@ def _set_up(cfg: ExperimentConfig, dist_info: DistInfo, data: ExperimentData | N
         device = torch.device("cuda", dist_info.local_rank)
     seed_everything(t.seed, t.deterministic)
     out_dir = Path(t.out_dir)
-    if dist_info.world > 1:
-        dist.barrier()
-    data = data or load_experiment_data(cfg.data, out_dir / "split.json" if dist_info.is_main else None)
-    if dist_info.world > 1:
+    if dist_info.world > 1:  # the other ranks start once rank 0 has prepared the run folder
         dist.barrier()
 
     model = Semi3Net(cfg.model, num_classes=data.num_classes).to(device)

@@ -226,14 +226,33 @@ def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = ()
     return record
 
 
+def check_seeds(plan: StudyPlan, rows: Iterable[StudyRow], seeds: Iterable[int]) -> None:
+    """Refuse a seed that none of ``rows`` runs: the plan fixes each row's seeds (its own or the
+    plan's; a baseline's first only), and a record outside them would be one the plan's
+    tables, ``--list`` and resumption never account for. ``--seeds`` selects, never adds."""
+    rows = list(rows)
+    planned = sorted({s for row in rows for s in plan.seeds_of(row)})
+    unplanned = sorted(set(seeds) - set(planned))
+    if unplanned:
+        which = "the plan's rows" if len(rows) == len(plan.rows) else f"row(s) {', '.join(r.name for r in rows)}"
+        cut = any(r.baseline and set(unplanned) & set(r.seeds if r.seeds is not None else plan.seeds) for r in rows)
+        baseline = " (a baseline row runs its first seed only)" if cut else ""
+        raise ConfigError(f"--seeds {' '.join(map(str, unplanned))}: not a seed of {which}, which run seeds "
+                          f"{', '.join(map(str, planned))}{baseline}; --seeds picks among the plan's seeds, "
+                          "it adds none")
+
+
 def run_study(plan: StudyPlan, only: Iterable[str] | None = None, seeds: Iterable[int] | None = None,
               extra: Iterable[str] = (), progress: bool = True) -> pd.DataFrame | None:
     """Run every (row, seed) without a record, in plan order; the summary is rewritten after each."""
     extra = list(extra)
     order = [row.name for row in plan.rows]
     rows = [plan.row(name) for name in only] if only else plan.rows
+    if seeds is not None:
+        seeds = set(seeds)
+        check_seeds(plan, rows, seeds)
     for row in rows:
-        for seed in [s for s in plan.seeds_of(row) if seeds is None or s in set(seeds)]:
+        for seed in [s for s in plan.seeds_of(row) if seeds is None or s in seeds]:
             path = plan.record_path(row, seed)
             if path.is_file():
                 print(f"{row.name} seed {seed}: done ({path})", flush=True)
@@ -262,4 +281,4 @@ def write_summary(out_dir: str | Path, order: Iterable[str] = (), split: str = "
     return table
 
 
-__all__ = ["StudyPlan", "StudyRow", "load_plan", "run_row", "run_study", "write_summary"]
+__all__ = ["StudyPlan", "StudyRow", "check_seeds", "load_plan", "run_row", "run_study", "write_summary"]
