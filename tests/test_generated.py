@@ -123,4 +123,4 @@ def test_the_results_page_states_the_verdicts_the_rule_gives_where_the_typed_tex
     assert "**The best row of the study is Semi3-Net without the edgemap branch, with label smoothing, 0.676" in findings
     # typed: "with Sobel edgemaps Semi3-Net would meet both targets"; by the rule XDoG and the network without edgemaps do too
     assert ("Semi3-Net without the edgemap branch, Semi3-Net with Sobel edgemaps and Semi3-Net with XDoG edgemaps "
-            "meet both targets") in findings
+            "meet both reproduction targets") in findings
