@@ -97,3 +97,16 @@ def test_index_built_by_another_model_is_refused(smoke_run, sketchy_mini_root, t
     sketch = sorted((sketchy_mini_root / "sketch" / "tx_000000000000" / "airplane").glob("*.png"))[0]
     assert main(["search", "--index", str(index), str(sketch), "--checkpoint", str(other)]) == 2
     assert "different model" in capsys.readouterr().err
+
+
+def test_eval_names_the_first_unreadable_query_and_gallery_photo_in_one_line_each(capsys):
+    from semi3lib.cli.engine import _print_metrics
+
+    queries = [f"sketch/q{k:02d}.png" for k in range(10)]  # the first 10 of 12 are named, then the gallery's
+    _print_metrics({"mAP@all": 0.5, "queries": 18.0, "gallery": 47.0, "queries_unreadable": 12.0,
+                    "gallery_unreadable": 3.0, "unreadable_files": [*queries, "photo/a.jpg", "photo/b.jpg",
+                                                                    "photo/c.jpg"]}, as_json=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == ["queries: 18, skipped: 12 (first: sketch/q00.png)",
+                          "gallery: 47, skipped: 3 (first: photo/a.jpg)"]
+    assert not any("unreadable" in line for line in lines)

@@ -43,9 +43,11 @@ def _print_metrics(metrics: dict, as_json: bool) -> None:
         if key not in unreadable:
             print(f"{key:>12}: {value:.4f}" if isinstance(value, float) else f"{key:>12}: {value}")
     if unreadable:  # the files left out, one line per side, each naming its first
+        from semi3lib.engine.evaluate import NAMED_UNREADABLE
+
         files, lost_q = unreadable["unreadable_files"], int(unreadable["queries_unreadable"])
         lost_g = int(unreadable["gallery_unreadable"])
-        first_g = len(files) - min(lost_g, len(files))  # the names list some queries, then some gallery photos
+        first_g = min(lost_q, NAMED_UNREADABLE)  # the names list the first queries, then the first gallery photos
         print(skipped_line("queries", int(metrics["queries"]), lost_q, files[0] if lost_q else None))
         print(skipped_line("gallery", int(metrics["gallery"]), lost_g, files[first_g] if lost_g else None))
 
