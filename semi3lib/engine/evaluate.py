@@ -146,7 +146,7 @@ def check_unreadable(emb: dict[str, np.ndarray], data: ExperimentData, max_unrea
             raise UnreadableDataError(f"none of the {total} {what} can be read (first: {first}): nothing to score")
         if max_unreadable is not None and lost > max_unreadable * total:
             raise UnreadableDataError(
-                f"{lost} of {total} {what} ({lost / total:.1%}) cannot be read, more than the {max_unreadable:.0%} "
+                f"{lost} of {total} {what} ({lost / total:.1%}) cannot be read, more than the {max_unreadable * 100:g}% "
                 f"allowed (first: {first}); repair or remove them (semi3 data info --verify lists them) or raise "
                 "--max-unreadable")
 

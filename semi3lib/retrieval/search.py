@@ -93,7 +93,7 @@ def index_photo_folder(checkpoint: str | Path, photos: str | Path, out: str | Pa
         raise ValueError(f"no readable images under {photos} ({skipped} unreadable, first: {first})")
     if max_unreadable is not None and skipped > max_unreadable * len(images):
         raise ValueError(f"{skipped} of {len(images)} images under {photos} ({skipped / len(images):.1%}) cannot be "
-                         f"read, more than the {max_unreadable:.0%} allowed (first: {first}); repair or remove them "
+                         f"read, more than the {max_unreadable * 100:g}% allowed (first: {first}); repair or remove them "
                          "or raise --max-unreadable")
     identity = model_identity(model, cfg)
     identity.update(checkpoint=str(Path(checkpoint).resolve()), skipped=skipped)
