@@ -244,8 +244,9 @@ ap = per_query_ap(first["query"], first["query_labels"], first["gallery"], first
 picks = spread_queries(ap, first["query_labels"], grid_queries)
 scores, top = search_arrays(first["gallery"], first["query"][picks], top_k)
 correct = first["gallery_labels"][top] == first["query_labels"][picks][:, None]
-sketches = [data.index.sketches[data.split.query[p]] for p in picks]
-photos = [[load_image(data.index.photos[data.split.gallery[j]].path, "RGB") for j in row] for row in top]
+# rows -> files through the positions embed_split kept (an unreadable file has no row)
+sketches = [data.index.sketches[first["query_index"][p]] for p in picks]
+photos = [[load_image(data.index.photos[first["gallery_index"][j]].path, "RGB") for j in row] for row in top]
 fig = figures.evaluation.retrieval_grid([load_image(s.path, "L") for s in sketches], photos, correct,
                                         query_labels=[f"{s.category}\nAP {ap[p]:.2f}" for s, p in zip(sketches, picks)], scores=scores)
 path = figures.save_figure(fig, "05_retrieval_grid", figures_dir)

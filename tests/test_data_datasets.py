@@ -12,6 +12,7 @@ from data_fixtures import make_sketchy, truncate
 from PIL import Image
 
 from semi3lib.data.datasets import (
+    NO_LABEL,
     GalleryPhotos,
     QuerySketches,
     TrainTriplets,
@@ -127,23 +128,31 @@ def test_unreadable_files_are_warned_counted_and_replaced_never_raised(tmp_path)
     ds = TrainTriplets(index, split, image_size=16, cache_dir=tmp_path / "edges")
     assert any(index.sketches[i].path == bad_sketch for i in split.train_sketches)
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=0)
+    replaced = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for epoch in range(3):
             ds.set_epoch(epoch)
             batches = list(loader)
             assert sum(len(b["same"]) for b in batches) == len(ds)
+            replaced += sum(int(b["replaced"].sum()) for b in batches)
     assert ds.bad_files == {str(bad_photo), str(bad_sketch)}
+    assert replaced >= 3, "the bad sketch is drawn once per epoch, and each replacement is counted"
     messages = [str(w.message) for w in caught if "unreadable image" in str(w.message)]
     assert len(messages) == 2, "one warning per bad file, not per use"
 
     gallery = GalleryPhotos(index, split.gallery, image_size=16, cache_dir=tmp_path / "edges")
     with pytest.warns(RuntimeWarning, match="n00000001_0.jpg"):
         items = [gallery[i] for i in range(len(gallery))]
-    assert [bool(it["valid"]) for it in items].count(False) == 1
+    # a placeholder that carries no category: never a blank photo of "bee" to be scored
+    assert [(gallery.path(i), it["label"].item()) for i, it in enumerate(items) if not it["valid"]] == \
+        [(bad_photo, NO_LABEL)]
+    assert all(it["label"].item() >= 0 for it in items if it["valid"])
     queries = QuerySketches(index, list(range(len(index.sketches))), image_size=16)
     with pytest.warns(RuntimeWarning, match="n00000000_1-2.png"):
-        assert [bool(queries[i]["valid"]) for i in range(len(queries))].count(False) == 1
+        items = [queries[i] for i in range(len(queries))]
+    assert [(queries.path(i), it["label"].item()) for i, it in enumerate(items) if not it["valid"]] == \
+        [(bad_sketch, NO_LABEL)]
 
 
 def test_gallery_and_query_items(tiny, tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from semi3lib.book.analysis import coattention_weights
-from semi3lib.engine.evaluate import EMBEDDINGS_DIR, embed_split, evaluate_model, load_trained
+from semi3lib.engine.evaluate import EMBEDDINGS_DIR, SPLIT_ARRAYS, embed_split, evaluate_model, load_trained
 
 
 def test_training_keeps_its_final_embeddings_and_they_are_what_the_checkpoint_gives(smoke_run):
@@ -19,7 +19,12 @@ def test_training_keeps_its_final_embeddings_and_they_are_what_the_checkpoint_gi
     fresh = embed_split(model, data, cfg.data)
     cached = embed_split(model, data, cfg.data, cache_dir=smoke_run)
     assert list((smoke_run / EMBEDDINGS_DIR).glob("*.npz")) == stored  # read, not computed and added
-    assert sorted(cached) == sorted(fresh) == ["gallery", "gallery_attention", "gallery_labels", "query", "query_labels"]
+    assert sorted(cached) == sorted(fresh) == ["gallery", "gallery_attention", "gallery_index", "gallery_labels",
+                                               "gallery_unreadable", "query", "query_index", "query_labels",
+                                               "query_unreadable"]
+    np.testing.assert_array_equal(fresh["gallery_index"], data.split.gallery)  # every file read: every row kept
+    np.testing.assert_array_equal(fresh["query_index"], data.split.query)
+    assert len(fresh["gallery_unreadable"]) == len(fresh["query_unreadable"]) == 0
     for name in fresh:
         np.testing.assert_allclose(cached[name], fresh[name], atol=1e-5, err_msg=name)
     assert evaluate_model(model, data, cfg.data, cache_dir=smoke_run) == evaluate_model(model, data, cfg.data)
@@ -54,3 +59,19 @@ def test_the_gallery_embedding_choice_has_its_own_cache_entry(smoke_run, tmp_pat
     np.testing.assert_allclose(fused["query"], photo_only["query"], atol=1e-6)  # sketches are embedded alike
     assert not np.allclose(fused["gallery"], photo_only["gallery"])
     assert len(list((tmp_path / EMBEDDINGS_DIR).glob("*.npz"))) == 2
+
+
+def test_a_cached_result_from_before_unreadable_files_were_left_out_is_recomputed(smoke_run, tmp_path):
+    """A cache without the row positions may hold blank rows of unreadable files, scored with
+    their category's label: it is not read back, but recomputed and replaced."""
+    model, cfg, _, data = load_trained(smoke_run / "last.pt")
+    fresh = embed_split(model, data, cfg.data, cache_dir=tmp_path)
+    (stored,) = (tmp_path / EMBEDDINGS_DIR).glob("*.npz")
+    old = {name: fresh[name] for name in ("query", "query_labels", "gallery", "gallery_labels")}
+    old["gallery"] = np.zeros_like(old["gallery"])  # what it holds must not come back
+    np.savez(stored, **old)
+    again = embed_split(model, data, cfg.data, cache_dir=tmp_path)
+    assert set(SPLIT_ARRAYS) <= set(again)
+    np.testing.assert_allclose(again["gallery"], fresh["gallery"], atol=1e-6)
+    with np.load(stored) as rewritten:
+        assert set(SPLIT_ARRAYS) <= set(rewritten.files)

@@ -11,13 +11,15 @@ from PIL import Image
 from semi3lib.cli import main
 
 
-def _photo_folder(root, tmp_path, categories=("airplane", "alarm_clock")):
+def _photo_folder(root, tmp_path, categories=("airplane", "alarm_clock"), broken=True):
+    """4 real photos per category in nested folders, and (``broken``) one unreadable file."""
     folder = tmp_path / "photos"
     for cat in categories:
         (folder / "nested" / cat).mkdir(parents=True)
         for src in sorted((root / "photo" / "tx_000000000000" / cat).glob("*.jpg"))[:4]:
             shutil.copy(src, folder / "nested" / cat / src.name)
-    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    if broken:
+        (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     return folder
 
 
@@ -42,10 +44,15 @@ def test_eval_scores_a_checkpoint_with_another_gallery_embedding_but_no_other_mo
 def test_index_and_search_return_top_k_photos(smoke_run, sketchy_mini_root, tmp_path, capsys):
     photos = _photo_folder(sketchy_mini_root, tmp_path)
     index = tmp_path / "gallery.npz"
-    assert main(["index", "--checkpoint", str(smoke_run / "last.pt"), "--photos", str(photos),
-                 "--out", str(index), "--quiet", "--device", "cpu"]) == 0
+    args = ["index", "--checkpoint", str(smoke_run / "last.pt"), "--photos", str(photos), "--out", str(index),
+            "--quiet", "--device", "cpu"]
+    with pytest.warns(UserWarning, match="broken.jpg"):  # 1 of 9 unreadable: more than the default 5 %
+        assert main(args) == 2
+    assert "1 of 9 images" in capsys.readouterr().err and not index.exists()
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        assert main([*args, "--max-unreadable", "0.2"]) == 0
     built = json.loads(capsys.readouterr().out)
-    assert built == {"index": str(index), "photos": 8, "skipped": 1}
+    assert built == {"index": str(index), "photos": 8, "skipped": 1, "first_skipped": str(photos / "broken.jpg")}
 
     sketch = sorted((sketchy_mini_root / "sketch" / "tx_000000000000" / "airplane").glob("*.png"))[0]
     rgba = tmp_path / "sketch_rgba.png"
@@ -59,10 +66,10 @@ def test_index_and_search_return_top_k_photos(smoke_run, sketchy_mini_root, tmp_
 
 
 def test_search_errors_are_one_line(smoke_run, sketchy_mini_root, tmp_path, capsys):
-    photos = _photo_folder(sketchy_mini_root, tmp_path, categories=("airplane",))
+    photos = _photo_folder(sketchy_mini_root, tmp_path, categories=("airplane",), broken=False)
     index = tmp_path / "g.npz"
-    main(["index", "--checkpoint", str(smoke_run / "last.pt"), "--photos", str(photos), "--out", str(index),
-          "--quiet", "--device", "cpu"])
+    assert main(["index", "--checkpoint", str(smoke_run / "last.pt"), "--photos", str(photos), "--out", str(index),
+                 "--quiet", "--device", "cpu"]) == 0
     capsys.readouterr()
     assert main(["search", "--index", str(index), str(tmp_path / "missing.png")]) == 2
     assert "missing.png" in capsys.readouterr().err
@@ -77,10 +84,10 @@ def test_search_errors_are_one_line(smoke_run, sketchy_mini_root, tmp_path, caps
 def test_index_built_by_another_model_is_refused(smoke_run, sketchy_mini_root, tmp_path, capsys):
     import torch
 
-    photos = _photo_folder(sketchy_mini_root, tmp_path, categories=("airplane",))
+    photos = _photo_folder(sketchy_mini_root, tmp_path, categories=("airplane",), broken=False)
     index = tmp_path / "g.npz"
-    main(["index", "--checkpoint", str(smoke_run / "last.pt"), "--photos", str(photos), "--out", str(index),
-          "--quiet", "--device", "cpu"])
+    assert main(["index", "--checkpoint", str(smoke_run / "last.pt"), "--photos", str(photos), "--out", str(index),
+                 "--quiet", "--device", "cpu"]) == 0
     ckpt = torch.load(smoke_run / "last.pt", weights_only=False)
     first = next(k for k, v in ckpt["model"].items() if v.is_floating_point())
     ckpt["model"][first] = ckpt["model"][first] + 0.01
@@ -90,3 +97,16 @@ def test_index_built_by_another_model_is_refused(smoke_run, sketchy_mini_root, t
     sketch = sorted((sketchy_mini_root / "sketch" / "tx_000000000000" / "airplane").glob("*.png"))[0]
     assert main(["search", "--index", str(index), str(sketch), "--checkpoint", str(other)]) == 2
     assert "different model" in capsys.readouterr().err
+
+
+def test_eval_names_the_first_unreadable_query_and_gallery_photo_in_one_line_each(capsys):
+    from semi3lib.cli.engine import _print_metrics
+
+    queries = [f"sketch/q{k:02d}.png" for k in range(10)]  # the first 10 of 12 are named, then the gallery's
+    _print_metrics({"mAP@all": 0.5, "queries": 18.0, "gallery": 47.0, "queries_unreadable": 12.0,
+                    "gallery_unreadable": 3.0, "unreadable_files": [*queries, "photo/a.jpg", "photo/b.jpg",
+                                                                    "photo/c.jpg"]}, as_json=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == ["queries: 18, skipped: 12 (first: sketch/q00.png)",
+                          "gallery: 47, skipped: 3 (first: photo/a.jpg)"]
+    assert not any("unreadable" in line for line in lines)

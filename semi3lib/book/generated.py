@@ -36,7 +36,7 @@ import yaml
 from semi3lib.engine.hardware import hardware_label
 from semi3lib.io import atomic_write_text
 from semi3lib.study import benchmarks, claims
-from semi3lib.study.records import TABLE_METRICS, load_study
+from semi3lib.study.records import load_study
 from semi3lib.study.rule import FULL_SEEDS, Outcome, compare, mean_std, reason, score_text, statement, verdict_word
 
 PAGES = ("README.md", "book/*.md")

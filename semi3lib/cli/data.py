@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from semi3lib.cli import int_at_least
-from semi3lib.data.layouts import DATASET_NAMES, read_dataset
+from semi3lib.data.layouts import DATASET_NAMES, printable_path, read_dataset
 from semi3lib.paths import DEFAULT_DATASET
 
 DEFAULT_EDGE_CACHE = "cache/edges"
@@ -36,7 +36,9 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 def dataset_info(index, queries_per_category: int | None = None, unseen: int | None = None,
                  seed: int = 0) -> dict[str, Any]:
     """Counts of an index and of both standard splits (a split that cannot be made on this
-    dataset, e.g. zero-shot on 3 categories, is reported as ``{"error": ...}``)."""
+    dataset, e.g. zero-shot on 3 categories, is reported as ``{"error": ...}``), and the files
+    the index left out with why (empty, a name that is not UTF-8; with ``--verify`` also
+    undecodable). Paths are printable text whatever bytes their names hold."""
     from semi3lib.data.splits import make_split
 
     splits: dict[str, Any] = {}
@@ -49,12 +51,12 @@ def dataset_info(index, queries_per_category: int | None = None, unseen: int | N
             splits[protocol] = {"error": str(err)}
     return {
         "dataset": index.name,
-        "root": str(index.root),
+        "root": printable_path(index.root),
         "categories": len(index.categories),
         "photos": len(index.photos),
         "sketches": index.sketch_counts(),
         "skipped": len(index.skipped),
-        "skipped_files": [f"{s.path}: {s.reason}" for s in index.skipped],
+        "skipped_files": [f"{printable_path(s.path)}: {s.reason}" for s in index.skipped],
         "splits": splits,
     }
 

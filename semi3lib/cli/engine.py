@@ -11,12 +11,45 @@ from pathlib import Path
 from semi3lib.cli import UserError, int_at_least
 
 
+# The default of --max-unreadable (engine.evaluate.MAX_UNREADABLE, not imported here: the
+# command line is built without torch).
+MAX_UNREADABLE = 0.05
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is out of range (valid: in [0, 1])")
+    return value
+
+
+def skipped_line(what: str, kept: int, skipped: int, first: str | None) -> str:
+    """``"gallery: 50, skipped: 25 (first: photo/.../x.jpg)"``: how many files a command used
+    and how many it left out as unreadable, naming the first."""
+    return f"{what}: {kept}, skipped: {skipped}" + (f" (first: {first})" if skipped and first else "")
+
+
 def _print_metrics(metrics: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(metrics, indent=None))
         return
+    unreadable = {k: metrics[k] for k in ("queries_unreadable", "gallery_unreadable", "unreadable_files")
+                  if k in metrics}
     for key, value in metrics.items():
-        print(f"{key:>12}: {value:.4f}" if isinstance(value, float) else f"{key:>12}: {value}")
+        if key not in unreadable:
+            print(f"{key:>12}: {value:.4f}" if isinstance(value, float) else f"{key:>12}: {value}")
+    if unreadable:  # the files left out, one line per side, each naming its first
+        from semi3lib.engine.evaluate import NAMED_UNREADABLE
+
+        files, lost_q = unreadable["unreadable_files"], int(unreadable["queries_unreadable"])
+        lost_g = int(unreadable["gallery_unreadable"])
+        first_g = min(lost_q, NAMED_UNREADABLE)  # the names list the first queries, then the first gallery photos
+        print(skipped_line("queries", int(metrics["queries"]), lost_q, files[0] if lost_q else None))
+        print(skipped_line("gallery", int(metrics["gallery"]), lost_g, files[first_g] if lost_g else None))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -71,7 +104,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         data = load_experiment_data(cfg.data)
         _require_split(data, args.split, args.config)
         metrics = evaluate_imagenet_baseline(data, cfg.data, cfg.model.backbone, cfg.model.weights_path,
-                                             device, args.split, progress=not args.quiet)
+                                             device, args.split, progress=not args.quiet,
+                                             max_unreadable=args.max_unreadable)
         metrics["model"] = f"imagenet:{cfg.model.backbone}"
     else:
         if not args.checkpoint:
@@ -90,7 +124,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         split_file = Path(args.checkpoint).parent / "split.json"
         data = load_experiment_data(cfg.data, split_file if split_file.is_file() else None)
         _require_split(data, args.split, args.checkpoint)
-        metrics = evaluate_model(model, data, cfg.data, args.split, device, progress=not args.quiet)
+        metrics = evaluate_model(model, data, cfg.data, args.split, device, progress=not args.quiet,
+                                 max_unreadable=args.max_unreadable)
         metrics["model"] = str(args.checkpoint)
     metrics["split"] = args.split
     metrics["seconds"] = round(time.perf_counter() - started, 1)
@@ -102,9 +137,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     from semi3lib.retrieval.search import index_photo_folder
 
     index = index_photo_folder(args.checkpoint, args.photos, args.out, device=args.device,
-                               progress=not args.quiet, overwrite=args.overwrite)
-    print(json.dumps({"index": str(args.out), "photos": len(index.paths),
-                      "skipped": index.model_identity.get("skipped", 0)}))
+                               progress=not args.quiet, overwrite=args.overwrite, max_unreadable=args.max_unreadable)
+    skipped = index.model_identity.get("skipped", 0)
+    print(json.dumps({"index": str(args.out), "photos": len(index.paths), "skipped": skipped,
+                      **({"first_skipped": index.model_identity["first_skipped"]} if skipped else {})}))
     return 0
 
 
@@ -142,6 +178,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", choices=["imagenet"], help="evaluate the untrained ImageNet backbone instead")
     p.add_argument("--config", help="config for --baseline (dataset, backbone, image size)")
     p.add_argument("--split", choices=["query", "val"], default="query")
+    p.add_argument("--max-unreadable", type=fraction, default=MAX_UNREADABLE, metavar="FRACTION",
+                   help="refuse when more than this fraction of the gallery or of the queries cannot be read "
+                        f"(those files are left out and named; default {MAX_UNREADABLE})")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
@@ -153,6 +192,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--photos", required=True, help="folder searched recursively for images")
     p.add_argument("--out", required=True, help="index file to write (.npz); never a photo or the checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--max-unreadable", type=fraction, default=MAX_UNREADABLE, metavar="FRACTION",
+                   help="refuse when more than this fraction of the images cannot be read "
+                        f"(those files are left out and named; default {MAX_UNREADABLE})")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_index)

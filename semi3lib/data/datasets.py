@@ -4,10 +4,17 @@ Images come out as float tensors in [0, 1] of shape (3, S, S): the shorter side 
 then a centre crop. Sketches and edgemaps (one channel) are repeated to 3 channels so the
 shared sketch/edge bottom can start from ImageNet weights. Normalisation belongs to the model.
 
-An unreadable file never stops an epoch: it is warned about once (with its path), counted in
-``bad_files``, and replaced (training) or returned blank with ``valid=False`` (gallery, query).
-With DataLoader workers each worker keeps its own ``bad_files``; the warnings still reach the
-main process's stderr.
+An unreadable file (not an image, truncated, a decompression bomb: see
+:func:`~semi3lib.data.images.load_image`) never stops an epoch; it is warned about once (with
+its path) and counted in ``bad_files``. Then:
+
+- training (:class:`TrainTriplets`) replaces it: the item is rebuilt around the next sketch,
+  and the item says how many draws it passed over (``replaced``), so a training loop can count
+  them even when DataLoader workers (each with its own ``bad_files``) did the loading;
+- the gallery and the queries (:class:`GalleryPhotos`, :class:`QuerySketches`) mark it
+  ``valid=False`` with label :data:`NO_LABEL`: a placeholder that keeps the batch shape, carries
+  no category, and that embedding drops (``engine.embedding``). It is out of the computation,
+  never scored as a blank photo of its category.
 """
 
 from __future__ import annotations
@@ -29,10 +36,13 @@ from semi3lib.data.splits import Split
 from semi3lib.data.transforms import resize_center_crop, to_tensor
 from semi3lib.data.edgemaps import EdgeCache
 
-__all__ = ["DEFAULT_CACHE_DIR", "GalleryPhotos", "QuerySketches", "TrainTriplets", "resize_center_crop", "to_tensor"]
+__all__ = ["DEFAULT_CACHE_DIR", "NO_LABEL", "GalleryPhotos", "QuerySketches", "TrainTriplets", "resize_center_crop",
+           "to_tensor"]
 
 DEFAULT_CACHE_DIR = Path("cache") / "edges"
 _MAX_ATTEMPTS = 20
+# The label of an unreadable gallery photo or query sketch: no category (labels are >= 0).
+NO_LABEL = -1
 
 
 class _Loader:
@@ -75,7 +85,9 @@ class TrainTriplets(Dataset):
     is drawn from the sketch's category, else from a uniformly chosen other category, giving
     balanced sketch-edgemap pairs for the contrastive loss. Randomness depends only on
     (seed, epoch, i): call :meth:`set_epoch` each epoch. Flips: the sketch independently; the
-    photo and its edgemap together.
+    photo and its edgemap together. An unreadable sketch or photo is replaced: the item is built
+    around the next sketch with a fresh draw, and ``replaced`` (long) counts the draws passed
+    over (0 normally).
     """
 
     def __init__(self, index: DatasetIndex, split: Split, image_size: int = 128, edge_method: str = "canny",
@@ -142,6 +154,7 @@ class TrainTriplets(Dataset):
                 "sketch_label": torch.tensor(label, dtype=torch.long),
                 "photo_label": torch.tensor(photo_label, dtype=torch.long),
                 "same": torch.tensor(float(photo_label == label)),
+                "replaced": torch.tensor(attempt, dtype=torch.long),
             }
         raise RuntimeError(
             f"{_MAX_ATTEMPTS} consecutive unreadable items around training item {i}; "
@@ -155,9 +168,10 @@ def _blank(size: int) -> torch.Tensor:
 
 class GalleryPhotos(Dataset):
     """Gallery photo ``photo_indices[i]`` with its edgemap: ``photo``, ``edge`` (3, S, S),
-    ``label`` (long), ``index`` (position in ``index.photos``), ``valid`` (False: unreadable
-    file, returned as a white image so evaluation can keep positions and drop it).
-    ``edge_method=None`` skips edgemaps (``edge`` is then white)."""
+    ``label`` (long), ``index`` (position in ``index.photos``), ``valid``. An unreadable file
+    is ``valid=False`` with label :data:`NO_LABEL` and white images: a placeholder that
+    embedding drops, never a photo of its category. ``edge_method=None`` skips edgemaps
+    (``edge`` is then white)."""
 
     def __init__(self, index: DatasetIndex, photo_indices: list[int], image_size: int = 128,
                  edge_method: str = "canny", cache_dir: str | os.PathLike | None = None,
@@ -173,22 +187,28 @@ class GalleryPhotos(Dataset):
     def __len__(self) -> int:
         return len(self.photo_indices)
 
+    def path(self, i: int) -> Path:
+        """The file of item ``i``."""
+        return self.index.photos[self.photo_indices[i]].path
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         j = self.photo_indices[i]
-        label = torch.tensor(self.index.label_of(self.index.photos[j].category), dtype=torch.long)
         try:
             photo, edge = self.loader.photo_and_edge(j)
             photo_t, edge_t, valid = to_tensor(photo), to_tensor(edge), True
+            label = self.index.label_of(self.index.photos[j].category)
         except UnreadableImageError as err:
             self.loader.report_bad(err)
             photo_t, edge_t, valid = _blank(self.loader.image_size), _blank(self.loader.image_size), False
-        return {"photo": photo_t, "edge": edge_t, "label": label, "index": torch.tensor(j),
-                "valid": torch.tensor(valid)}
+            label = NO_LABEL
+        return {"photo": photo_t, "edge": edge_t, "label": torch.tensor(label, dtype=torch.long),
+                "index": torch.tensor(j), "valid": torch.tensor(valid)}
 
 
 class QuerySketches(Dataset):
     """Query sketch ``sketch_indices[i]``: ``sketch`` (3, S, S), ``label`` (long), ``index``
-    (position in ``index.sketches``), ``valid`` (False: unreadable, returned blank)."""
+    (position in ``index.sketches``), ``valid``. An unreadable file is ``valid=False`` with
+    label :data:`NO_LABEL` and a white image, which embedding drops."""
 
     def __init__(self, index: DatasetIndex, sketch_indices: list[int], image_size: int = 128) -> None:
         self.loader = _Loader(index, image_size, None, None)
@@ -202,12 +222,17 @@ class QuerySketches(Dataset):
     def __len__(self) -> int:
         return len(self.sketch_indices)
 
+    def path(self, i: int) -> Path:
+        """The file of item ``i``."""
+        return self.index.sketches[self.sketch_indices[i]].path
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         k = self.sketch_indices[i]
-        label = torch.tensor(self.index.label_of(self.index.sketches[k].category), dtype=torch.long)
         try:
             sketch, valid = to_tensor(self.loader.sketch_image(k)), True
+            label = self.index.label_of(self.index.sketches[k].category)
         except UnreadableImageError as err:
             self.loader.report_bad(err)
-            sketch, valid = _blank(self.loader.image_size), False
-        return {"sketch": sketch, "label": label, "index": torch.tensor(k), "valid": torch.tensor(valid)}
+            sketch, valid, label = _blank(self.loader.image_size), False, NO_LABEL
+        return {"sketch": sketch, "label": torch.tensor(label, dtype=torch.long), "index": torch.tensor(k),
+                "valid": torch.tensor(valid)}

@@ -183,18 +183,47 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+def printable_path(path: str | os.PathLike) -> str:
+    """``path`` as text that can always be printed or written as UTF-8: a file name whose
+    bytes are not UTF-8 (Python holds them as lone surrogates) shows them as ``\\xe9``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def is_utf8_name(name: str) -> bool:
+    """Whether a name read from the file system is valid UTF-8. Other bytes come back from
+    the OS as lone surrogates, which no UTF-8 text (split fingerprints, records, JSON written
+    as UTF-8, the terminal) can hold: such a file would fail far from where it was found."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _subdirs(folder: Path) -> dict[str, Path]:
+    """Visible sub-folders by name. A folder whose name is not UTF-8 is refused, naming it: it
+    would be a category (or variant) that no record or split file can spell."""
     with os.scandir(folder) as it:
-        return {e.name: Path(e.path) for e in it if e.is_dir() and not _is_hidden(e.name)}
+        found = {e.name: Path(e.path) for e in it if e.is_dir() and not _is_hidden(e.name)}
+    for name, path in found.items():
+        if not is_utf8_name(name):
+            raise DatasetLayoutError(f"folder name is not valid UTF-8: {printable_path(path)}; rename it "
+                                     "(e.g. convmv -f latin1 -t utf8)")
+    return found
 
 
 def _image_files(folder: Path, extensions: Sequence[str], skipped: list[SkippedFile]) -> list[Path]:
-    """Image files in one category folder, sorted; empty files are skipped (cheap to spot from
-    the directory entry, and they are the commonest trace of an interrupted copy)."""
+    """Image files in one category folder, sorted. Skipped (and listed in ``skipped``): empty
+    files (cheap to spot from the directory entry, and the commonest trace of an interrupted
+    copy) and files whose name is not UTF-8 (see :func:`is_utf8_name`)."""
     files = []
     with os.scandir(folder) as it:
         for e in it:
             if _is_hidden(e.name) or not e.is_file() or not e.name.lower().endswith(tuple(extensions)):
+                continue
+            if not is_utf8_name(e.name):
+                skipped.append(SkippedFile(Path(e.path), f"file name is not valid UTF-8 "
+                                           f"({printable_path(e.name)}): rename it"))
                 continue
             if e.stat().st_size == 0:
                 skipped.append(SkippedFile(Path(e.path), "empty file"))

@@ -6,7 +6,9 @@ edgemap branch (co-attention recalibrates a photo with its edgemap; ``photo+edge
 add the edgemap's embedding). Its photos come from a Dataset: a split's
 :class:`~semi3lib.data.datasets.GalleryPhotos` (evaluation, edgemaps from the cache) or
 :class:`PhotoFiles`, any list of image files (indexes, exports, the widget), which skips
-unreadable files with a warning.
+unreadable files with a warning. An unreadable file's item is a placeholder marked ``valid``
+False; its row is embedded (batches keep their shape) and then left out by the callers
+(:func:`embed_dataset` leaves it out itself), never scored.
 """
 
 from __future__ import annotations
@@ -32,19 +34,43 @@ if TYPE_CHECKING:
 EVAL_BATCH_SIZE = 64
 
 
+@dataclass
+class ItemEmbeddings:
+    """What :func:`embed_items` returns, one row per item of its dataset, in order."""
+
+    embeddings: np.ndarray  # (N, D) float32
+    labels: np.ndarray  # (N,) int64
+    valid: np.ndarray  # (N,) bool: False for an unreadable file (its row embeds a placeholder)
+
+    def readable(self) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings and labels of the readable items only."""
+        return self.embeddings[self.valid], self.labels[self.valid]
+
+
 @torch.no_grad()
-def embed_dataset(dataset: Dataset, embed: Callable[[dict[str, torch.Tensor]], torch.Tensor],
-                  device: torch.device, desc: str = "embed", progress: bool = False,
-                  num_workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``embed`` over a dataset in batches. Returns embeddings ``(N, D)`` float32 and
-    labels ``(N,)`` int64, in dataset order."""
+def embed_items(dataset: Dataset, embed: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+                device: torch.device, desc: str = "embed", progress: bool = False,
+                num_workers: int = 0) -> ItemEmbeddings:
+    """Run ``embed`` over a dataset of labelled items in batches: every item's row, with
+    ``valid`` from the items (all True for a dataset whose items do not say)."""
     loader = DataLoader(dataset, batch_size=EVAL_BATCH_SIZE, shuffle=False, num_workers=num_workers)
-    embeds, labels = [], []
+    embeds, labels, valid = [], [], []
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         embeds.append(embed(batch).float().cpu())
         labels.append(batch["label"].cpu())
-    return torch.cat(embeds).numpy(), torch.cat(labels).numpy()
+        readable = batch.get("valid")
+        valid.append(readable.bool().cpu() if readable is not None else torch.ones(len(labels[-1]), dtype=torch.bool))
+    return ItemEmbeddings(torch.cat(embeds).numpy(), torch.cat(labels).numpy(), torch.cat(valid).numpy())
+
+
+def embed_dataset(dataset: Dataset, embed: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+                  device: torch.device, desc: str = "embed", progress: bool = False,
+                  num_workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``embed`` over a dataset in batches. Returns embeddings ``(N, D)`` float32 and
+    labels ``(N,)`` int64 of its readable items, in dataset order: an item marked unreadable
+    (``valid`` False) has no row (see :func:`embed_items` for which ones they were)."""
+    return embed_items(dataset, embed, device, desc, progress, num_workers).readable()
 
 
 class PhotoFiles(Dataset):
@@ -116,4 +142,5 @@ def embed_photos(model: Semi3Net, photos: Dataset, device: torch.device | str, *
                            attention=torch.cat(attention).numpy() if attention else None)
 
 
-__all__ = ["EVAL_BATCH_SIZE", "PhotoEmbeddings", "PhotoFiles", "embed_dataset", "embed_photos"]
+__all__ = ["EVAL_BATCH_SIZE", "ItemEmbeddings", "PhotoEmbeddings", "PhotoFiles", "embed_dataset", "embed_items",
+           "embed_photos"]

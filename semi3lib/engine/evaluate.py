@@ -4,6 +4,14 @@ The batches go through :mod:`semi3lib.engine.embedding`, which ``semi3 index``, 
 export`` and the widget use too. Metrics come from
 :func:`semi3lib.engine.metrics.retrieval_metrics` (plain, non-interpolated AP; see its
 docstring): the query sketches rank the whole gallery by cosine similarity.
+
+A gallery photo or query sketch that cannot be read is out of the computation: its row is left
+out of the embeddings and the labels before any metric (a blank stand-in with its category's
+label would be scored, and inflates mAP when many such files sit in one category). The metrics
+then count and name them (``gallery_unreadable``, ``queries_unreadable``, ``unreadable_files``;
+present only when there are any), and ``max_unreadable`` refuses to score a split where more
+than that fraction of the gallery or of the queries is unreadable (``semi3 eval`` allows
+:data:`MAX_UNREADABLE` by default; training and study rescoring count them without refusing).
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ from semi3lib.io import atomic_write_bytes
 from semi3lib.engine.checkpoints import CheckpointError, load_checkpoint_file, weights_digest, weights_mismatch
 from semi3lib.config import DataConfig, ExperimentConfig, config_from_dict
 from semi3lib.data.experiment import ExperimentData, gallery_dataset, load_experiment_data, query_dataset
-from semi3lib.engine.embedding import embed_dataset, embed_photos
+from semi3lib.data.layouts import printable_path
+from semi3lib.engine.embedding import ItemEmbeddings, embed_dataset, embed_items, embed_photos
 from semi3lib.engine.metrics import retrieval_metrics
 from semi3lib.models import Semi3Net, build_backbone
 
@@ -33,15 +42,45 @@ if TYPE_CHECKING:
     import pandas as pd
 
 EMBEDDINGS_DIR = "embeddings"  # inside a run folder: cached embed_split results
+# What a cached embed_split result holds; a file without all of them (one written before
+# unreadable files were left out, when their blank rows were scored) is recomputed.
+SPLIT_ARRAYS = ("query", "query_labels", "query_index", "query_unreadable",
+                "gallery", "gallery_labels", "gallery_index", "gallery_unreadable")
+# The default of `semi3 eval --max-unreadable`: the fraction of the gallery or of the queries
+# that may be unreadable and left out. Beyond it a score says more about the copy of the data
+# than about the model (a few bad files in a category move its AP visibly on small galleries).
+MAX_UNREADABLE = 0.05
+# How many unreadable files a metrics dict names (all are counted).
+NAMED_UNREADABLE = 10
+
+
+class UnreadableDataError(ValueError):
+    """Too many of a split's gallery photos or query sketches cannot be read to score it."""
+
+
+def _readable_rows(queries: ItemEmbeddings, query_positions: Sequence[int], gallery: ItemEmbeddings,
+                   gallery_positions: Sequence[int]) -> dict[str, np.ndarray]:
+    """The rows of readable items only, with where they come from: ``query_index`` /
+    ``gallery_index`` are positions in ``index.sketches`` / ``index.photos`` of each row, and
+    ``query_unreadable`` / ``gallery_unreadable`` those of the items left out."""
+    out = {}
+    for side, rows, positions in (("query", queries, query_positions), ("gallery", gallery, gallery_positions)):
+        positions = np.asarray(positions, dtype=np.int64)
+        out[side], out[f"{side}_labels"] = rows.readable()
+        out[f"{side}_index"], out[f"{side}_unreadable"] = positions[rows.valid], positions[~rows.valid]
+    return out
 
 
 def embed_split(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, which: str = "query",
                 device: torch.device | str = "cpu", progress: bool = False,
                 cache_dir: str | Path | None = None) -> dict[str, np.ndarray]:
     """Embeddings of the query (or validation) sketches and of the gallery photos, each
-    photo with its own edgemap. Returns ``query``, ``query_labels``, ``gallery``,
-    ``gallery_labels`` and, when the model has co-attention, ``gallery_attention`` (the
-    channel weights of each gallery photo, ``(G, Cb)``, a by-product of embedding it).
+    photo with its own edgemap, readable files only. Returns ``query``, ``query_labels``,
+    ``gallery``, ``gallery_labels``, the positions of their rows and of the unreadable files
+    left out (see :func:`_readable_rows`: ``query_index``, ``query_unreadable``,
+    ``gallery_index``, ``gallery_unreadable``) and, when the model has co-attention,
+    ``gallery_attention`` (the channel weights of each gallery photo, ``(G, Cb)``, a by-product
+    of embedding it).
 
     With ``cache_dir`` (a run folder) the result is kept in ``cache_dir/embeddings/`` under a
     key made of the model's weights digest, the split's files and the image settings, and read
@@ -53,19 +92,20 @@ def embed_split(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, whi
         cache = Path(cache_dir) / EMBEDDINGS_DIR / f"{_embedding_key(model, data, data_cfg, which)}.npz"
     if cache is not None and cache.is_file():
         with np.load(cache) as stored:
-            return {name: stored[name] for name in stored.files}
+            if set(SPLIT_ARRAYS) <= set(stored.files):
+                return {name: stored[name] for name in stored.files}
     device = torch.device(device)
     was_training = model.training
     model.eval()
     workers = min(2, data_cfg.num_workers)
-    q, ql = embed_dataset(query_dataset(data, data_cfg, which), lambda b: model.embed_sketch(b["sketch"]),
-                          device, f"{which} sketches", progress, workers)
-    gallery = embed_photos(model, gallery_dataset(data, data_cfg), device, num_workers=workers,
-                           desc="gallery photos", progress=progress)
+    queries, photos = query_dataset(data, data_cfg, which), gallery_dataset(data, data_cfg)
+    q = embed_items(queries, lambda b: model.embed_sketch(b["sketch"]), device, f"{which} sketches", progress, workers)
+    gallery = embed_photos(model, photos, device, num_workers=workers, desc="gallery photos", progress=progress)
     model.train(was_training)
-    out = {"query": q, "query_labels": ql, "gallery": gallery.embeddings, "gallery_labels": gallery.labels}
+    out = _readable_rows(q, queries.sketch_indices, ItemEmbeddings(gallery.embeddings, gallery.labels, gallery.valid),
+                         photos.photo_indices)
     if gallery.attention is not None:
-        out["gallery_attention"] = gallery.attention
+        out["gallery_attention"] = gallery.attention[gallery.valid]
     if cache is not None:  # written atomically: readers never see a partial file
         buffer = io.BytesIO()
         np.savez(buffer, **out)
@@ -75,9 +115,11 @@ def embed_split(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, whi
 
 def _embedding_key(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, which: str) -> str:
     """What an :func:`embed_split` result depends on, hashed: the weights, the files of the
-    split (in order) and the image settings."""
+    split (in order), the image settings, and what becomes of unreadable files (left out: a
+    cache written when they were scored as blanks has another key)."""
     queries = data.split.query if which == "query" else data.split.val
     digest = hashlib.sha256(json.dumps({
+        "unreadable": "left out",
         "weights": weights_digest(model),
         "which": which,
         "image_size": data_cfg.image_size,
@@ -90,13 +132,67 @@ def _embedding_key(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, 
     return f"{which}-{digest.hexdigest()[:16]}"
 
 
+def check_unreadable(emb: dict[str, np.ndarray], data: ExperimentData, max_unreadable: float | None) -> None:
+    """Raise :class:`UnreadableDataError` when none of the gallery photos (or of the queries)
+    of an :func:`embed_split` result is readable, or, with ``max_unreadable``, when more than
+    that fraction of either is unreadable; the message counts them and names the first."""
+    for side, what, records in (("query", "query sketches", data.index.sketches),
+                                ("gallery", "gallery photos", data.index.photos)):
+        lost, total = len(emb[f"{side}_unreadable"]), len(emb[f"{side}_unreadable"]) + len(emb[f"{side}_index"])
+        if not lost:
+            continue
+        first = _relative(data, records[int(emb[f"{side}_unreadable"][0])].path)
+        if lost == total:
+            raise UnreadableDataError(f"none of the {total} {what} can be read (first: {first}): nothing to score")
+        if max_unreadable is not None and lost > max_unreadable * total:
+            raise UnreadableDataError(
+                f"{lost} of {total} {what} ({lost / total:.1%}) cannot be read, more than the {max_unreadable * 100:g}% "
+                f"allowed (first: {first}); repair or remove them (semi3 data info --verify lists them) or raise "
+                "--max-unreadable")
+
+
+def unreadable_summary(emb: dict[str, np.ndarray], data: ExperimentData) -> dict[str, Any]:
+    """What an :func:`embed_split` result left out, for a metrics dict: ``queries_unreadable``
+    and ``gallery_unreadable`` (counts, as floats like the other counts) and
+    ``unreadable_files`` (the first :data:`NAMED_UNREADABLE` queries, then the first
+    :data:`NAMED_UNREADABLE` gallery photos, relative to the dataset root); empty when every
+    file was read."""
+    lost_q, lost_g = emb["query_unreadable"], emb["gallery_unreadable"]
+    if not len(lost_q) and not len(lost_g):
+        return {}
+    paths = ([data.index.sketches[int(k)].path for k in lost_q[:NAMED_UNREADABLE]]
+             + [data.index.photos[int(j)].path for j in lost_g[:NAMED_UNREADABLE]])
+    return {"queries_unreadable": float(len(lost_q)), "gallery_unreadable": float(len(lost_g)),
+            "unreadable_files": [_relative(data, p) for p in paths]}
+
+
+def _relative(data: ExperimentData, path: Path) -> str:
+    """A dataset file's path relative to the root, printable whatever bytes its name holds."""
+    try:
+        return printable_path(data.index.relative(path))
+    except ValueError:  # not under the root (an index built by hand)
+        return printable_path(path)
+
+
+def score_split(emb: dict[str, np.ndarray], data: ExperimentData, device: torch.device | str = "cpu",
+                max_unreadable: float | None = None) -> dict[str, Any]:
+    """Retrieval metrics of an :func:`embed_split` (or :func:`embed_split_imagenet`) result, with
+    the unreadable files it left out counted and named; see :func:`check_unreadable` for
+    ``max_unreadable``."""
+    check_unreadable(emb, data, max_unreadable)
+    metrics: dict[str, Any] = retrieval_metrics(emb["query"], emb["query_labels"], emb["gallery"],
+                                                emb["gallery_labels"], device=torch.device(device))
+    metrics.update(unreadable_summary(emb, data))
+    return metrics
+
+
 def evaluate_model(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, which: str = "query",
                    device: torch.device | str = "cpu", progress: bool = False,
-                   cache_dir: str | Path | None = None) -> dict[str, float]:
-    """Retrieval metrics of :func:`embed_split` (which see for ``cache_dir``)."""
+                   cache_dir: str | Path | None = None, max_unreadable: float | None = None) -> dict[str, Any]:
+    """Retrieval metrics of :func:`embed_split` (which see for ``cache_dir``) by
+    :func:`score_split` (which see for ``max_unreadable``; None: count, never refuse)."""
     emb = embed_split(model, data, data_cfg, which, device, progress, cache_dir)
-    return retrieval_metrics(emb["query"], emb["query_labels"], emb["gallery"], emb["gallery_labels"],
-                             device=torch.device(device))
+    return score_split(emb, data, device, max_unreadable)
 
 
 def for_inference(module: ModuleT, device: torch.device | str) -> ModuleT:
@@ -152,25 +248,26 @@ def embed_split_imagenet(data: ExperimentData, data_cfg: DataConfig, backbone: s
                          weights_path: str | None = None, device: torch.device | str = "cpu",
                          which: str = "query", progress: bool = False) -> dict[str, np.ndarray]:
     """:func:`embed_split` for the no-training floor (:class:`ImageNetFeatures`): the query
-    (or validation) sketches and the gallery photos (no edgemaps). Returns ``query``
-    ``(Q, D)``, ``query_labels`` ``(Q,)``, ``gallery`` ``(G, D)``, ``gallery_labels`` ``(G,)``."""
+    (or validation) sketches and the gallery photos (no edgemaps), readable files only.
+    Returns ``query`` ``(Q, D)``, ``query_labels`` ``(Q,)``, ``gallery`` ``(G, D)``,
+    ``gallery_labels`` ``(G,)`` and the positions of the rows and of the files left out, as
+    :func:`embed_split`."""
     device = torch.device(device)
     features = for_inference(ImageNetFeatures(backbone, weights_path), device)
     workers = min(2, data_cfg.num_workers)
-    q, ql = embed_dataset(query_dataset(data, data_cfg, which), lambda b: features(b["sketch"]), device,
-                          f"{which} sketches", progress, workers)
-    g, gl = embed_dataset(gallery_dataset(data, data_cfg), lambda b: features(b["photo"]), device,
-                          "gallery photos", progress, workers)
-    return {"query": q, "query_labels": ql, "gallery": g, "gallery_labels": gl}
+    queries, photos = query_dataset(data, data_cfg, which), gallery_dataset(data, data_cfg)
+    q = embed_items(queries, lambda b: features(b["sketch"]), device, f"{which} sketches", progress, workers)
+    g = embed_items(photos, lambda b: features(b["photo"]), device, "gallery photos", progress, workers)
+    return _readable_rows(q, queries.sketch_indices, g, photos.photo_indices)
 
 
 def evaluate_imagenet_baseline(data: ExperimentData, data_cfg: DataConfig, backbone: str = "efficientnet_lite0",
                                weights_path: str | None = None, device: torch.device | str = "cpu",
-                               which: str = "query", progress: bool = False) -> dict[str, float]:
-    """Retrieval metrics of :func:`embed_split_imagenet`."""
+                               which: str = "query", progress: bool = False,
+                               max_unreadable: float | None = None) -> dict[str, Any]:
+    """Retrieval metrics of :func:`embed_split_imagenet` (see :func:`score_split`)."""
     emb = embed_split_imagenet(data, data_cfg, backbone, weights_path, device, which, progress)
-    return retrieval_metrics(emb["query"], emb["query_labels"], emb["gallery"], emb["gallery_labels"],
-                             device=torch.device(device))
+    return score_split(emb, data, device, max_unreadable)
 
 
 def edge_method_retrieval(data: ExperimentData, data_cfg: DataConfig, methods: Sequence[str],

@@ -482,9 +482,11 @@ def _train_one_epoch(run: _Run, state: _Progress, epoch: int, progress: bool) ->
     sums: dict[str, float] = {}
     window: dict[str, float] = {}  # loss sums since the last steps.jsonl row
     window_steps = 0
+    replaced = 0  # draws passed over for an unreadable file (the Dataset replaces them; see TrainTriplets)
     bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not (progress and run.dist_info.is_main),
                dynamic_ncols=True, leave=False)
     for batch_no, batch in enumerate(bar, 1):
+        replaced += int(batch["replaced"].sum())
         parts = _train_step(run, batch)
         state.step += 1
         for key, value in parts.items():
@@ -502,7 +504,8 @@ def _train_one_epoch(run: _Run, state: _Progress, epoch: int, progress: bool) ->
             bar.set_postfix({k: f"{v / (bar.n + 1):.3f}" for k, v in sums.items()})
         _kill_hook(state.step)
     return {"epoch": epoch + 1, "step": state.step, "lr": _current_lr(run),
-            **{f"loss_{k}": v / n_steps for k, v in sums.items()}}
+            **{f"loss_{k}": v / n_steps for k, v in sums.items()},
+            **({"unreadable_replaced": replaced} if replaced else {})}
 
 
 def _train_step(run: _Run, batch: dict[str, Any]) -> dict[str, Any]:
