@@ -1351,3 +1351,24 @@ def test_a_category_folder_whose_name_is_not_utf8_is_refused_naming_it(sketchy_m
     refused(capsys, "data", "info", root, "--dataset", "sketchy-mini",
             match=f"folder name is not valid UTF-8: {root}/photo/tx_000000000000/caf\\xe9; rename it")
     assert unchanged(before)
+
+
+# --------------------------------------------------------------------------- which data a run read
+@pytest.mark.parametrize("kind", ["nowhere", "a file", "a typo"])
+def test_a_semi3_data_that_is_not_the_datasets_folder_refuses_the_run_before_its_folder(kind, sketchy_mini_root,
+                                                                                       edge_cache, tmp_path, capsys,
+                                                                                       monkeypatch):
+    """`SEMI3_DATA` pointing nowhere, at a file, or at a folder without the dataset: exit 2 and one
+    line naming it, never a silent run on the next copy of the data in the search order."""
+    target = {"nowhere": tmp_path / "nowhere", "a file": tmp_path / "data.txt", "a typo": tmp_path / "shared-dat"}[kind]
+    if kind == "a file":
+        target.write_text("not a folder")
+    if kind == "a typo":
+        target.mkdir()
+    monkeypatch.setenv("SEMI3_DATA", str(target))
+    run = tmp_path / "run"
+    overrides = ["data.max_categories=2", f"data.cache_dir={edge_cache}", "data.image_size=32",
+                 "train.max_steps_per_epoch=2", "model.pretrained=false", f"train.out_dir={run}"]
+    line = refused(capsys, "train", "--quiet", "--config", str(REPO / "configs" / "smoke.yaml"), *overrides,
+                   match=str(target))
+    assert len(line) <= 300 and not run.exists()

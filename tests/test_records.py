@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -82,8 +83,10 @@ def test_semi3_train_results_writes_the_record_a_study_writes(tmp_path, capsys, 
 
     # What is tested is the record; the training is replaced by its result.
     history = [{"epoch": 1, "query": {"mAP@all": 0.5}, "val": {"mAP@all": 0.25}}]
+    identity = {"dataset": "sketchy-mini", "root": "/data/sketchy-mini", "fingerprint": "0123456789abcdef"}
     monkeypatch.setattr(training, "train", lambda cfg, **kwargs: training.TrainResult(
-        out_dir=Path(cfg.train.out_dir), history=history, final_metrics={"mAP@all": 0.5}, wall_seconds=12.34))
+        out_dir=Path(cfg.train.out_dir), history=history, final_metrics={"mAP@all": 0.5}, wall_seconds=12.34,
+        data=identity))
     results = tmp_path / "record.json"
     overrides = [f"train.out_dir={tmp_path / 'run'}", "train.seed=3"]
     assert main(["train", "--quiet", "--config", SMOKE, "--results", str(results), *overrides]) == 0
@@ -93,6 +96,25 @@ def test_semi3_train_results_writes_the_record_a_study_writes(tmp_path, capsys, 
     assert record.metrics == {"query": {"mAP@all": 0.5}, "val": {"mAP@all": 0.25}} and record.seed == 3
     assert record.overrides == overrides and record.config["train"]["seed"] == 3 and record.wall_seconds == 12.3
     assert record.out_dir == str(tmp_path / "run") and record.command.startswith("semi3 ")
-    assert record.machine["usable_cores"] >= 1 and "git_commit" in record.machine
+    assert record.machine["usable_cores"] >= 1 and "git_commit" in record.machine and record.data == identity
     study_keys = set(json.loads(STUDY_RECORDS[0].read_text()))
-    assert set(json.loads(results.read_text())) == study_keys | {"command", "out_dir"}
+    assert set(json.loads(results.read_text())) == study_keys | {"command", "out_dir", "data"}
+
+
+@pytest.mark.slow
+def test_a_training_names_the_data_it_read_in_its_result_and_its_run_config(sketchy_mini_root, tmp_path, monkeypatch):
+    from semi3lib.config import load_config, load_yaml
+    from semi3lib.data.layouts import read_dataset
+    from semi3lib.engine.train import train
+
+    monkeypatch.setenv("SEMI3_DATA", str(sketchy_mini_root.parent))  # found by the search, not given as data.root
+    cfg = load_config(SMOKE, [f"train.out_dir={tmp_path / 'run'}", f"data.cache_dir={tmp_path / 'edges'}"])
+    assert cfg.data.root is None
+    result = train(cfg, progress=False)
+    root = str(sketchy_mini_root.resolve())
+    assert result.data["root"] == root and result.data["dataset"] == "sketchy-mini"
+    assert re.fullmatch(r"[0-9a-f]{16}", result.data["fingerprint"])
+    assert result.data["photos"] == cfg.data.max_categories * 25  # the categories the run used, 25 photos each
+    assert result.data["fingerprint"] != read_dataset("sketchy-mini", root).identity()["fingerprint"]  # a subset
+    saved, _ = load_yaml(tmp_path / "run" / "config.yaml")
+    assert saved["data"]["root"] == root  # no longer "root: null"

@@ -77,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         write_record(args.results, RunRecord(
             run=cfg.name, seed=cfg.train.seed, metrics=training_metrics(result.history, result.final_metrics),
             wall_seconds=summary["wall_seconds"], overrides=list(args.overrides), history=result.history,
-            config=cfg.to_dict(), machine=machine_info(),
+            config=cfg.to_dict(), machine=machine_info(), data=result.data,
             command="semi3 " + " ".join(sys.argv[1:]) if sys.argv else None, out_dir=summary["out_dir"]))
     return 0
 

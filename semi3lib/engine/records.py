@@ -12,6 +12,7 @@ A record on disk::
      "rescored": "...", "scoring_seconds": ...,               # a rescore row only
      "overrides": [...], "history": [...], "config": {...},
      "machine": {"cpu": ..., "gpu": ..., "git_commit": ..., ...},   # engine.hardware.machine_info
+     "data": {"dataset": ..., "root": "/abs/path", "fingerprint": ..., ...},  # DatasetIndex.identity
      "command": "semi3 train ...", "out_dir": "runs/..."}     # semi3 train --results only
 
 The reader also accepts the shapes records had before there was one type: metrics not split
@@ -51,6 +52,7 @@ class RunRecord:
     history: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     machine: dict[str, Any] | None = None  # :func:`semi3lib.engine.hardware.machine_info`
+    data: dict[str, Any] | None = None  # which data: :meth:`semi3lib.data.layouts.DatasetIndex.identity`
     rescored: str | None = None  # the row whose trained models this run scored again
     scoring_seconds: float | None = None  # the rescoring's own time
     command: str | None = None  # the command line that wrote it (``semi3 train --results``)
@@ -74,6 +76,8 @@ class RunRecord:
         out.update({k: v for k, v in (("rescored", self.rescored), ("scoring_seconds", self.scoring_seconds))
                     if v is not None})
         out.update(overrides=self.overrides, history=self.history, config=self.config, machine=self.machine)
+        if self.data is not None:
+            out["data"] = self.data
         return out
 
     @classmethod
@@ -91,6 +95,7 @@ class RunRecord:
         return cls(run=str(raw.get("run") or default_run), metrics=metrics, wall_seconds=raw.get("wall_seconds"),
                    seed=seed, what=str(raw.get("what") or ""), overrides=list(raw.get("overrides") or []),
                    history=list(raw.get("history") or []), config=config, machine=raw.get("machine") or None,
+                   data=raw.get("data") if isinstance(raw.get("data"), dict) else None,
                    rescored=raw.get("rescored"), scoring_seconds=raw.get("scoring_seconds"),
                    command=raw.get("command"), out_dir=raw.get("out_dir"))
 

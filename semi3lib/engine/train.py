@@ -244,6 +244,7 @@ class TrainResult:
     final_metrics: dict[str, float] = field(default_factory=dict)
     model: Semi3Net | None = None
     wall_seconds: float = 0.0
+    data: dict[str, Any] = field(default_factory=dict)  # which data it read: DatasetIndex.identity()
 
 
 # Settings that may differ between a run and its resumption: they change where and how
@@ -322,6 +323,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
     own_split = data is None  # the run keeps its split in split.json (data given by the caller: the caller's)
     # Every check a run can fail, before its folder exists: a refused run leaves nothing behind.
     data = check_run(cfg, data, device, dist_info.world)
+    # The run's config names the data it read (not "root: null", which meant "whatever the search found").
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(Path(data.index.root).resolve())))
     if not dist_info.is_main:
         return _train(cfg, dist_info, resume, progress, data, None)
     with run_lock(out_dir):
@@ -409,7 +412,8 @@ def _train(cfg: ExperimentConfig, dist_info: DistInfo, resume: bool, progress: b
             dist.barrier()
 
     return TrainResult(out_dir=run.out_dir, history=state.history, final_metrics=state.final_metrics,
-                       model=run.model, wall_seconds=state.history[-1]["wall_seconds"] if state.history else 0.0)
+                       model=run.model, wall_seconds=state.history[-1]["wall_seconds"] if state.history else 0.0,
+                       data=data.index.identity())
 
 
 def _set_up(cfg: ExperimentConfig, dist_info: DistInfo, data: ExperimentData) -> _Run:

@@ -198,6 +198,7 @@ def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = ()
                                                      device, which, progress=progress)
                    for which in _splits_of(data)}
         wall, history = time.perf_counter() - started, []
+        extra_info = {"data": data.index.identity()}
     elif row.rescore:
         source = plan.row(row.rescore)
         trained = plan.record_path(source, seed)
@@ -213,11 +214,13 @@ def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = ()
                    for which in _splits_of(data)}
         # the row's cost is the training it re-scores; the scoring itself is recorded apart
         wall, history = source_record.wall_seconds, source_record.history
-        extra_info = {"rescored": source.name, "scoring_seconds": round(time.perf_counter() - started, 1)}
+        extra_info = {"rescored": source.name, "scoring_seconds": round(time.perf_counter() - started, 1),
+                      "data": data.index.identity()}
     else:
         result = train(cfg, resume=True, progress=progress)
         wall, history = result.wall_seconds, result.history
         metrics = training_metrics(history, result.final_metrics)
+        extra_info = {"data": result.data}
     trained_overrides = plan.row(row.rescore).overrides if row.rescore else []
     record = RunRecord(run=row.name, what=row.what, seed=seed, metrics=metrics, wall_seconds=round(wall, 1),
                        **extra_info, overrides=[*plan.overrides, *trained_overrides, *row.overrides, *extra],
