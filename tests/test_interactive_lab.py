@@ -311,8 +311,19 @@ def test_the_draw_widget_answers_strokes_drawn_in_jupyterlab(lab_project, smoke_
             page.mouse.up()
         page.wait_for_function("document.querySelectorAll('.jp-OutputArea figure').length === 10", timeout=60_000)
         assert "Top 10 of" in page.inner_text(".semi3-widget-status")
+        assert page.get_attribute(".semi3-widget-confidence", "data-level") in {"clear", "unsure", "unknown"}
         captions = page.locator(".jp-OutputArea figcaption").all_inner_texts()
         assert captions[0].startswith("1. ")
         shots = REPO / "_build" / "screenshots"
         shots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shots / "lab-widget.png"))
+        # Ctrl+Z reaches the widget inside JupyterLab (not JupyterLab's own undo): three times takes
+        # back the three strokes, and the widget is back at its start.
+        cells = page.locator(".jp-NotebookPanel .jp-Cell").count()
+        canvas.click(position={"x": 250, "y": 250})  # focus, and a dot: a third stroke
+        for _ in range(3):
+            page.keyboard.press("Control+z")
+        page.wait_for_function("document.querySelector('.semi3-widget-status').textContent.includes('Draw a sketch')",
+                               timeout=60_000)
+        assert page.locator(".jp-OutputArea figure").count() == 0
+        assert page.locator(".jp-NotebookPanel .jp-Cell").count() == cells

@@ -208,7 +208,6 @@ class SearchPage {
     };
     this.canvas.addEventListener('pointerdown', (e) => {
       this.canvas.setPointerCapture?.(e.pointerId);
-      this.canvas.focus({ preventScroll: true }); // so that Ctrl+Z reaches the page's handler
       last = [at(e)];
       this.strokes.push(last);
       this.line(last[0], last[0]);

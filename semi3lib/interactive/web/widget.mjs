@@ -77,7 +77,6 @@ function render({ model, el }) {
   const at = (e) => { const r = canvas.getBoundingClientRect(); return [(e.clientX - r.left) * SIZE / r.width, (e.clientY - r.top) * SIZE / r.height]; };
   canvas.addEventListener('pointerdown', (e) => {
     canvas.setPointerCapture?.(e.pointerId);
-    canvas.focus({ preventScroll: true }); // so that Ctrl+Z reaches the widget
     current = [at(e)];
     strokes.push(current);
     line(current[0], current[0]);
