@@ -101,6 +101,7 @@ def open_search(page, url: str, downloads: list | None = None) -> None:
 
 
 def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
+    page.locator(".semi3-canvas").scroll_into_view_if_needed()  # below the fold on a phone
     box = page.locator(".semi3-canvas").bounding_box()
     for stroke in strokes:
         page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
@@ -187,6 +188,105 @@ def test_search_page_explains_bad_input_instead_of_failing(site_url, tmp_path):
         page.goto(f"{site_url}/interactive/")
         page.wait_for_selector("#semi3-search[data-state='error']", timeout=120_000)
         assert "not the one the gallery was embedded with" in page.inner_text(".semi3-status")
+
+
+TWO_STROKES = [[(50, 60), (200, 60), (200, 200)], [(60, 180), (120, 120), (180, 190)]]
+
+
+def canvas_png(page) -> str:
+    return page.evaluate("semi3Search.exportPNG()")
+
+
+def wait_done(page) -> None:
+    page.wait_for_selector("#semi3-search[data-state='done']", timeout=60_000)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_undo_clear_and_picking_behave_as_a_reader_expects(site_url, export_dir, screenshots):
+    """Two strokes, Undo drops the last (the button, then Ctrl+Z the first: back to the start);
+    Clear resets the status line; a picked example is searched without posing as an upload;
+    every answer says how sure it is, by the same rule as the widget's Python side."""
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    with chromium_page(1400, 900) as page:
+        open_search(page, site_url)
+        ready = page.inner_text(".semi3-status")
+        assert ready.startswith("Ready: draw a sketch") and f"{manifest['count']:,} photos" in ready
+        assert page.is_disabled(".semi3-undo")
+        draw(page, TWO_STROKES[:1])
+        wait_done(page)
+        one_stroke = canvas_png(page)
+        draw(page, TWO_STROKES[1:])
+        page.wait_for_function("semi3Search.strokes.length === 2")
+        wait_done(page)
+        assert canvas_png(page) != one_stroke
+        assert_confidence_is_pythons(page)
+
+        page.click(".semi3-undo")  # the last stroke goes; the first is searched again
+        assert canvas_png(page) == one_stroke
+        page.wait_for_function("document.querySelector('#semi3-search').dataset.state === 'done' "
+                               "&& semi3Search.strokes.length === 1")
+        page.locator(".semi3-canvas").focus()
+        page.keyboard.press("Control+z")  # the first stroke goes too: nothing left, as Clear
+        page.wait_for_selector("#semi3-search[data-state='ready']")
+        assert page.inner_text(".semi3-status") == ready and page.locator(".semi3-hit").count() == 0
+        assert page.inner_text(".semi3-confidence") == "" and page.is_disabled(".semi3-undo")
+
+        draw(page, TWO_STROKES)
+        wait_done(page)
+        assert page.inner_text(".semi3-status").startswith(f"Top 10 of {manifest['count']:,} photos")
+        page.click(".semi3-clear")
+        assert page.inner_text(".semi3-status") == ready  # not "Top 10 of ..." any more
+        assert page.locator(".semi3-hit").count() == 0 and page.inner_text(".semi3-confidence") == ""
+
+        page.select_option(".semi3-examples", "1")
+        wait_done(page)
+        assert page.evaluate("document.querySelector('.semi3-upload').files.length") == 0
+        assert page.input_value(".semi3-upload") == ""  # no "01.png" as if uploaded
+        assert page.locator(".semi3-hit").count() == 10
+        assert_confidence_is_pythons(page)
+        draw(page, [[(20, 20), (60, 40)]])  # a stroke over the example: Undo brings the example back
+        page.wait_for_function("semi3Search.strokes.length === 1")
+        wait_done(page)
+        page.keyboard.press("Meta+z")
+        page.wait_for_function("semi3Search.strokes.length === 0")
+        assert page.locator(".semi3-canvas").count() == 1 and page.locator(".semi3-hit").count() >= 0
+        page.screenshot(path=str(screenshots / "search-page-1400.png"), full_page=True)
+
+
+def assert_confidence_is_pythons(page) -> None:
+    from semi3lib.interactive.confidence import ranking_confidence
+
+    categories = page.eval_on_selector_all(".semi3-hit", "els => els.map(e => e.dataset.category)")
+    expected = ranking_confidence(categories)
+    assert page.inner_text(".semi3-confidence") == expected.text
+    assert page.get_attribute(".semi3-confidence", "data-level") == expected.level
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_a_scribble_that_matches_nothing_says_so_on_a_phone(site_url, screenshots):
+    """Where the closest photos split between categories the page says plainly that the drawing
+    looks like nothing the model knows. Made certain here by a manifest in which every photo
+    is its own category, so any answer is split; the page is a phone's, 390 x 844."""
+    def every_photo_its_own_category(route):
+        manifest = json.loads(route.fetch().text())
+        manifest["categories"] = [f"{p['name']}_{i}" for i, p in enumerate(manifest["photos"])]
+        for i, photo in enumerate(manifest["photos"]):
+            photo["category"] = i
+        route.fulfill(json=manifest)
+
+    with chromium_page(390, 844) as page:
+        page.route("**/model/manifest.json", every_photo_its_own_category)
+        open_search(page, site_url)
+        draw(page, [[(30, 40), (90, 60), (40, 120)], [(150, 200), (200, 150)]])
+        wait_done(page)
+        assert page.get_attribute(".semi3-confidence", "data-level") == "unknown"
+        assert page.inner_text(".semi3-confidence").startswith("This drawing looks like nothing the model knows")
+        widest = page.evaluate("Math.max(...[...document.querySelectorAll('#semi3-search *')]"
+                               ".map(e => e.getBoundingClientRect().right))")
+        assert widest <= 390, f"the search is wider than a phone: {widest}px"
+        page.screenshot(path=str(screenshots / "search-page-390.png"), full_page=True)
 
 
 def test_search_page_without_an_export_says_how_to_make_one(tmp_path):

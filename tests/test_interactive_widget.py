@@ -1,6 +1,8 @@
 """The notebook's draw-to-search widget, through its Python side (no browser): the traits the
 front end sets (``sketch``, ``upload``, ``pick``) are answered in ``results`` as ``semi3 search``
-would answer, and bad input in ``message``, never by raising."""
+would answer, with how sure the answer is in ``confidence``, bad input in ``message``, never by
+raising; the front end's Clear message goes back to the start. Its JavaScript (drawing, Undo,
+Ctrl+Z, Clear, picking) runs in Chromium in tests/test_interactive_widget_front_end.py."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pytest
 from PIL import Image
 
 from semi3lib.cli import main as semi3
+from semi3lib.interactive.confidence import ranking_confidence
 from semi3lib.interactive.widget import WEB_DIR, SketchSearch
 from semi3lib.retrieval.index import load_index, save_index
 
@@ -65,9 +68,30 @@ def test_upload_and_pick_are_answered_and_shown_on_the_canvas(widget, search_exp
 
 
 @pytest.mark.data
+def test_an_answer_says_how_sure_it_is_and_clear_goes_back_to_the_start(widget, search_export):
+    sketch = sorted((search_export / "examples").glob("*.png"))[0]
+    widget.sketch = data_url(sketch)
+    assert not widget.error and widget.message.startswith("Top 10 of ")
+    expected = ranking_confidence([r["category"] for r in widget.results])
+    assert widget.confidence == expected.as_dict() and widget.confidence["text"] == expected.text
+    ready = widget.ready_message()
+    assert ready.startswith("Draw a sketch") and f"{len(widget.searcher.index):,} photos" in ready
+
+    widget.pick = 3
+    assert widget.results and widget.shown
+    widget._handle_custom_msg({"event": "clear"}, [])  # what the Clear button sends
+    assert widget.message == ready and not widget.error
+    assert widget.results == [] and widget.confidence == {} and widget.shown == "" and widget.pick == -1
+    widget.pick = 3  # the same example again is answered again
+    assert len(widget.results) == 10 and widget.confidence["k"] == 10
+    widget._handle_custom_msg({"event": "something else"}, [])  # ignored
+    assert len(widget.results) == 10
+
+
+@pytest.mark.data
 def test_bad_input_is_a_message_not_a_traceback(widget, tmp_path):
     widget.sketch = data_url(Image.new("RGBA", (256, 256), (255, 255, 255, 255)))
-    assert widget.error and "canvas is empty" in widget.message and widget.results == []
+    assert widget.error and "canvas is empty" in widget.message and widget.results == [] and widget.confidence == {}
     widget.upload_name = "white.png"
     widget.upload = data_url(Image.new("L", (300, 200), 255))
     assert widget.error and "white.png is blank" in widget.message

@@ -1,6 +1,7 @@
 """The search page's files in the built site: ``_build/html/search-app/``.
 
-- the page's code (``web/search.mjs``, ``web/preprocess.mjs``, ``web/search.css``);
+- the page's code (``web/search.mjs``, ``web/preprocess.mjs``, ``web/confidence.mjs``,
+  ``web/search.css``);
 - onnxruntime-web's WebAssembly runtime, from the npm packages locked in ``web/`` (installed
   with ``npm ci`` when missing; never a CDN), the ``.wasm`` gzipped (the page inflates it with
   the browser's DecompressionStream, so a static server without compression sends 3.5 MB,
@@ -26,7 +27,7 @@ DEFAULT_EXPORT = Path("_build") / "search-export"
 MOUNT = 'id="semi3-search"'
 PAGE_TAGS = (f'<link rel="stylesheet" href="/{APP_DIR}/search.css">\n'
              f'<script type="module" src="/{APP_DIR}/search.mjs"></script>\n')
-PAGE_FILES = ("search.mjs", "preprocess.mjs", "search.css")
+PAGE_FILES = ("search.mjs", "preprocess.mjs", "confidence.mjs", "search.css")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs")
 ORT_WASM = "ort-wasm-simd-threaded.wasm"
 

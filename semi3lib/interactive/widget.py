@@ -6,8 +6,11 @@ front end is one small file in the package (``web/widget.mjs``).
 
 Three ways in: draw with the mouse (``sketch``), upload a sketch file (``upload``) or pick one
 of the checkpoint's query sketches (``pick``). Each answer is the top-k gallery photos with
-their category and score (``results``), or a message (``message``, ``error``): bad input never
-raises in the cell. The search is the same as ``semi3 search``: the sketch is prepared by
+their category and score (``results``), how sure it is (``confidence``, the rule of
+:mod:`semi3lib.interactive.confidence`, shared with the book's search page), or a message
+(``message``, ``error``): bad input never raises in the cell. The front end undoes the last
+stroke (a button, Ctrl+Z or Cmd+Z) and clears (a ``{"event": "clear"}`` message: the answer and
+the status go back to the start). The search is the same as ``semi3 search``: the sketch is prepared by
 :func:`semi3lib.data.transforms.image_to_tensor` from a greyscale image.
 """
 
@@ -23,6 +26,8 @@ from typing import Any, Sequence
 import anywidget
 import numpy as np
 import traitlets
+
+from semi3lib.interactive.confidence import category_words, ranking_confidence
 
 WEB_DIR = Path(__file__).with_name("web")
 THUMB_SIZE = 96
@@ -148,6 +153,7 @@ class SketchSearch(anywidget.AnyWidget):
     examples = traitlets.List(traitlets.Unicode()).tag(sync=True)
     shown = traitlets.Unicode("").tag(sync=True)  # a picked or uploaded sketch, for the canvas
     results = traitlets.List(traitlets.Dict()).tag(sync=True)
+    confidence = traitlets.Dict().tag(sync=True)  # ranking_confidence(...).as_dict(); {} without an answer
     message = traitlets.Unicode("").tag(sync=True)
     error = traitlets.Bool(False).tag(sync=True)
     k = traitlets.Int(10).tag(sync=True)
@@ -159,9 +165,26 @@ class SketchSearch(anywidget.AnyWidget):
         if searcher is None:
             self.message, self.error = message or "No model to search with.", True
         else:
-            self.examples = [f"{i + 1}. {category}" for i, (category, _) in enumerate(searcher.examples)]
-            self.message = (f"Draw a sketch, upload one or pick one: {len(searcher.index)} photos of "
-                            f"{len(set(searcher.index.labels))} categories.")
+            self.examples = [f"{i + 1}. {category_words(category)}" for i, (category, _) in enumerate(searcher.examples)]
+            self.message = self.ready_message()
+        self.on_msg(self._on_message)
+
+    def ready_message(self) -> str:
+        """The status before any answer (and after Clear)."""
+        index = self.searcher.index
+        return f"Draw a sketch, upload one or pick one: {len(index):,} photos of {len(set(index.labels)):,} categories."
+
+    def clear(self) -> None:
+        """Back to the start: no answer, no shown sketch, the ready message (the Clear button)."""
+        with self.hold_sync():
+            self.results, self.confidence, self.shown = [], {}, ""
+            self.sketch, self.upload, self.pick = "", "", -1
+            if self.searcher is not None:
+                self.message, self.error = self.ready_message(), False
+
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("event") == "clear":
+            self.clear()
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, index: str | Path | None = None, **kwargs: Any) -> "SketchSearch":
@@ -231,14 +254,18 @@ class SketchSearch(anywidget.AnyWidget):
         try:
             hits = self.searcher.search(make_image(), self.k)
         except InputError as err:
-            self.results, self.message, self.error = [], str(err), True
+            self.results, self.confidence, self.message, self.error = [], {}, str(err), True
             return
         except Exception as err:  # noqa: BLE001 (the widget's contract: a message, never a traceback)
-            self.results, self.message, self.error = [], f"The search failed: {type(err).__name__}: {err}", True
+            self.results, self.confidence = [], {}
+            self.message, self.error = f"The search failed: {type(err).__name__}: {err}", True
             return
-        self.results = [{"rank": i + 1, "category": h.category, "score": round(h.score, 4),
-                         "name": Path(h.path).name, "thumb": self._thumb(h.path)} for i, h in enumerate(hits)]
-        self.message, self.error = f"Top {len(hits)} of {len(self.searcher.index)} photos.", False
+        confidence = ranking_confidence([h.category for h in hits])
+        with self.hold_sync():
+            self.results = [{"rank": i + 1, "category": h.category, "score": round(h.score, 4),
+                             "name": Path(h.path).name, "thumb": self._thumb(h.path)} for i, h in enumerate(hits)]
+            self.confidence = confidence.as_dict() if confidence else {}
+            self.message, self.error = f"Top {len(hits)} of {len(self.searcher.index):,} photos.", False
 
     def _thumb(self, path: str) -> str:
         if path not in self._thumbs:

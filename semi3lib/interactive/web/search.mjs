@@ -1,7 +1,10 @@
 // The book's draw-to-search page: the trained sketch encoder (ONNX, exported by `semi3 export`)
 // runs in the browser with onnxruntime-web's WebAssembly backend; the gallery's float16
 // embeddings are ranked here. No Python server, no CDN: everything is under <base>.
+// Drawing: strokes are kept, so Undo (the button, Ctrl+Z or Cmd+Z) redraws all but the last;
+// Clear goes back to the start. Each answer says how sure it is (confidence.mjs).
 import { isBlank, rgbaToGray, sketchTensor } from './preprocess.mjs';
+import { categoryWords, rankingConfidence } from './confidence.mjs';
 
 const CANVAS = 256; // the page's drawing size (Sketchy's sketches are 256 x 256)
 const STROKE = 3;
@@ -22,6 +25,14 @@ function el(tag, attrs = {}, ...children) {
   }
   for (const c of children) node.append(c);
   return node;
+}
+
+/** A count with thousands separators, as the book writes counts: 3,125. */
+const count = (n) => n.toLocaleString('en-US');
+
+/** Ctrl+Z (Cmd+Z on a Mac), without Shift: the usual Undo. */
+export function isUndoKey(e) {
+  return (e.ctrlKey || e.metaKey) && !e.shiftKey && !e.altKey && e.key.toLowerCase() === 'z';
 }
 
 function halfToFloat(h) {
@@ -84,7 +95,7 @@ class SearchPage {
     }
     this.manifest = await resp.json();
     const m = this.manifest;
-    this.setState('loading', `Loading the model (${(m.encoder.bytes / 1e6).toFixed(1)} MB) and ${m.count} gallery embeddings…`);
+    this.setState('loading', `Loading the model (${(m.encoder.bytes / 1e6).toFixed(1)} MB) and ${count(m.count)} gallery embeddings…`);
     const ort = await import(`${this.base}ort/ort.wasm.min.mjs`);
     ort.env.wasm.numThreads = 1; // a static page is not cross-origin isolated: no threads
     ort.env.wasm.wasmPaths = `${this.base}ort/`;
@@ -104,30 +115,89 @@ class SearchPage {
     this.ort = ort;
     this.session = await ort.InferenceSession.create(encoder, { executionProviders: ['wasm'] });
     this.build();
-    this.setState('ready', `Ready: draw a sketch (${m.count} photos of ${m.categories.length} categories; the model is <code>${m.checkpoint}</code>).`);
+    this.setState('ready', this.readyMessage());
+  }
+
+  readyMessage() {
+    const m = this.manifest;
+    return `Ready: draw a sketch (${count(m.count)} photos of ${count(m.categories.length)} categories; the model is <code>${m.checkpoint}</code>).`;
   }
 
   build() {
     const m = this.manifest;
-    this.canvas = el('canvas', { width: CANVAS, height: CANVAS, class: 'semi3-canvas', 'aria-label': 'Drawing area' });
+    this.canvas = el('canvas', { width: CANVAS, height: CANVAS, class: 'semi3-canvas', tabindex: '0', 'aria-label': 'Drawing area' });
     this.ctx = this.canvas.getContext('2d', { willReadFrequently: true });
-    this.clear();
+    this.shown = null; // an uploaded or picked sketch shown on the canvas, drawn under the strokes
+    this.strokes = []; // each a list of canvas points
     this.bindPointer();
     this.upload = el('input', { type: 'file', accept: 'image/*', class: 'semi3-upload', onchange: () => this.onUpload() });
-    const picker = el('select', { class: 'semi3-examples', onchange: (e) => this.onPick(e.target.value) },
+    this.picker = el('select', { class: 'semi3-examples', onchange: (e) => this.onPick(e.target.value) },
       el('option', { value: '' }, 'pick a query sketch…'),
-      ...m.examples.map((x, i) => el('option', { value: String(i) }, `${i + 1}. ${x.category}`)));
+      ...m.examples.map((x, i) => el('option', { value: String(i) }, `${i + 1}. ${categoryWords(x.category)}`)));
+    this.undoButton = el('button', { type: 'button', class: 'semi3-undo', title: 'Undo the last stroke (Ctrl+Z)', onclick: () => this.undo() }, 'Undo');
     const controls = el('div', { class: 'semi3-controls' },
-      el('button', { type: 'button', class: 'semi3-clear', onclick: () => { this.clear(); this.results.replaceChildren(); this.setState('ready', 'Cleared: draw a sketch.'); } }, 'Clear'),
-      el('label', {}, 'Upload a sketch: ', this.upload), picker);
+      el('div', { class: 'semi3-buttons' }, this.undoButton,
+        el('button', { type: 'button', class: 'semi3-clear', onclick: () => this.clearAll() }, 'Clear')),
+      el('label', {}, 'Upload a sketch: ', this.upload), this.picker);
+    this.confidence = el('p', { class: 'semi3-confidence' });
     this.results = el('ol', { class: 'semi3-results' });
-    this.root.replaceChildren(el('div', { class: 'semi3-search' },
-      el('div', { class: 'semi3-left' }, this.canvas, controls), el('div', { class: 'semi3-right' }, this.status, this.results)));
+    const search = el('div', { class: 'semi3-search', onkeydown: (e) => {
+      if (!isUndoKey(e) || e.target === this.upload) return;
+      e.preventDefault();
+      this.undo();
+    } }, el('div', { class: 'semi3-left' }, this.canvas, controls),
+    el('div', { class: 'semi3-right' }, this.status, this.confidence, this.results));
+    this.root.replaceChildren(search);
+    this.redraw();
   }
 
-  clear() {
+  /** The canvas from what it holds: white, the shown sketch if any, then every stroke. */
+  redraw() {
     this.ctx.fillStyle = '#fff';
     this.ctx.fillRect(0, 0, CANVAS, CANVAS);
+    if (this.shown) {
+      const b = this.shown;
+      const s = Math.min(CANVAS / b.width, CANVAS / b.height);
+      this.ctx.drawImage(b, (CANVAS - b.width * s) / 2, (CANVAS - b.height * s) / 2, b.width * s, b.height * s);
+    }
+    for (const stroke of this.strokes) {
+      this.line(stroke[0], stroke[0]); // a stroke that never moved is a dot
+      for (let i = 1; i < stroke.length; i += 1) this.line(stroke[i - 1], stroke[i]);
+    }
+    this.undoButton.disabled = this.strokes.length === 0;
+  }
+
+  line(from, to) {
+    Object.assign(this.ctx, { strokeStyle: '#000', lineWidth: STROKE, lineCap: 'round', lineJoin: 'round' });
+    this.ctx.beginPath();
+    this.ctx.moveTo(...from);
+    this.ctx.lineTo(...to);
+    this.ctx.stroke();
+  }
+
+  /** No answer, no strokes, no shown sketch, nothing in the file input: as the page started. */
+  clearAll() {
+    clearTimeout(this.timer);
+    this.shown = null;
+    this.strokes = [];
+    this.redraw();
+    this.upload.value = '';
+    this.picker.value = '';
+    this.showAnswer(null);
+    this.setState('ready', this.readyMessage(), false);
+  }
+
+  /** Drop the last stroke; the answer is then for what the canvas shows (or none, as Clear). */
+  undo() {
+    if (this.strokes.length === 0) return;
+    this.strokes.pop();
+    this.redraw();
+    if (this.strokes.length === 0 && !this.shown) {
+      this.clearAll();
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.searchCanvas(), DEBOUNCE_MS);
   }
 
   bindPointer() {
@@ -138,24 +208,21 @@ class SearchPage {
     };
     this.canvas.addEventListener('pointerdown', (e) => {
       this.canvas.setPointerCapture?.(e.pointerId);
-      last = at(e);
+      last = [at(e)];
+      this.strokes.push(last);
+      this.line(last[0], last[0]);
       clearTimeout(this.timer);
     });
     this.canvas.addEventListener('pointermove', (e) => {
       if (!last) return;
       const p = at(e);
-      this.ctx.strokeStyle = '#000';
-      this.ctx.lineWidth = STROKE;
-      this.ctx.lineCap = 'round';
-      this.ctx.beginPath();
-      this.ctx.moveTo(...last);
-      this.ctx.lineTo(...p);
-      this.ctx.stroke();
-      last = p;
+      this.line(last[last.length - 1], p);
+      last.push(p);
     });
     const end = () => {
       if (!last) return;
       last = null;
+      this.undoButton.disabled = false;
       clearTimeout(this.timer);
       this.timer = setTimeout(() => this.searchCanvas(), DEBOUNCE_MS);
     };
@@ -176,37 +243,48 @@ class SearchPage {
   async onUpload() {
     const file = this.upload.files[0];
     if (!file) return;
+    this.picker.value = '';
+    await this.searchFile(file, file.name);
+  }
+
+  /** A query sketch of the export, searched as a file would be, but not posing as an upload:
+   * the file input stays empty. */
+  async onPick(value) {
+    if (value === '') return;
+    const example = this.manifest.examples[Number(value)];
+    this.upload.value = '';
+    const resp = await fetch(this.modelUrl(example.file));
+    await this.searchFile(await resp.blob(), `query sketch ${Number(value) + 1} (${categoryWords(example.category)})`);
+  }
+
+  modelUrl(file) {
+    return `${this.base}model/${file}`;
+  }
+
+  /** An image file (or blob) shown on the canvas and searched with its own pixels. */
+  async searchFile(blob, name) {
     let bitmap;
     try {
-      bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+      bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
     } catch {
-      this.results.replaceChildren();
-      this.setState('error', `${file.name} is not an image this browser can read: upload a PNG or JPEG sketch.`, true);
+      this.showAnswer(null);
+      this.setState('error', `${name} is not an image this browser can read: upload a PNG or JPEG sketch.`, true);
       return;
     }
     const off = new OffscreenCanvas(bitmap.width, bitmap.height).getContext('2d', { willReadFrequently: true });
     off.drawImage(bitmap, 0, 0);
     const { data } = off.getImageData(0, 0, bitmap.width, bitmap.height);
-    this.clear();
-    const s = Math.min(CANVAS / bitmap.width, CANVAS / bitmap.height);
-    this.ctx.drawImage(bitmap, (CANVAS - bitmap.width * s) / 2, (CANVAS - bitmap.height * s) / 2, bitmap.width * s, bitmap.height * s);
-    await this.search(data, bitmap.width, bitmap.height, `${file.name} is blank (one colour everywhere): there is no sketch in it.`);
-  }
-
-  async onPick(value) {
-    if (value === '') return;
-    const example = this.manifest.examples[Number(value)];
-    const blob = await (await fetch(`${this.base}model/${example.file}`)).blob();
-    const dt = new DataTransfer();
-    dt.items.add(new File([blob], example.file.split('/').pop(), { type: 'image/png' }));
-    this.upload.files = dt.files;
-    await this.onUpload();
+    clearTimeout(this.timer);
+    this.shown = bitmap;
+    this.strokes = [];
+    this.redraw();
+    await this.search(data, bitmap.width, bitmap.height, `${name} is blank (one colour everywhere): there is no sketch in it.`);
   }
 
   async search(rgba, width, height, blankMessage) {
     const m = this.manifest;
     if (isBlank(rgbaToGray(rgba, width, height))) {
-      this.results.replaceChildren();
+      this.showAnswer(null);
       this.setState('error', blankMessage, true);
       return null;
     }
@@ -219,17 +297,21 @@ class SearchPage {
     const ms = performance.now() - t0;
     this.timings.push(ms);
     this.last = hits.map((h) => ({ ...h, name: m.photos[h.index].name, category: m.categories[m.photos[h.index].category] }));
-    this.render();
-    this.setState('done', `Top ${TOP_K} of ${m.count} photos, found in ${ms.toFixed(0)} ms.`);
+    this.showAnswer(this.last);
+    this.setState('done', `Top ${TOP_K} of ${count(m.count)} photos, found in ${ms.toFixed(0)} ms.`);
     return this.last;
   }
 
-  render() {
+  /** The hits (or none) and how sure they are. */
+  showAnswer(hits) {
     const pattern = this.manifest.thumbs.pattern;
-    this.results.replaceChildren(...this.last.map((h, i) => el('li', { class: 'semi3-hit', 'data-name': h.name, 'data-category': h.category, 'data-score': h.score.toFixed(6) },
-      el('img', { src: `${this.base}model/${pattern.replace('{:05d}', String(h.index).padStart(5, '0'))}`, alt: `${h.category} photo`, width: 96, height: 96 }),
-      el('span', { class: 'semi3-rank' }, `${i + 1}. ${h.category}`),
+    this.results.replaceChildren(...(hits ?? []).map((h, i) => el('li', { class: 'semi3-hit', 'data-name': h.name, 'data-category': h.category, 'data-score': h.score.toFixed(6) },
+      el('img', { src: this.modelUrl(pattern.replace('{:05d}', String(h.index).padStart(5, '0'))), alt: `${categoryWords(h.category)} photo`, width: 96, height: 96 }),
+      el('span', { class: 'semi3-rank' }, `${i + 1}. ${categoryWords(h.category)}`),
       el('span', { class: 'semi3-score' }, h.score.toFixed(3)))));
+    const sure = hits ? rankingConfidence(hits.map((h) => h.category)) : null;
+    this.confidence.textContent = sure ? sure.text : '';
+    this.confidence.dataset.level = sure ? sure.level : '';
   }
 }
 
