@@ -17,7 +17,6 @@ from semi3lib.interactive.confidence import ranking_confidence
 from semi3lib.interactive.widget import WEB_DIR
 from test_interactive_search_page import serve
 
-REPO = Path(__file__).resolve().parents[1]
 READY = "Draw a sketch, upload one or pick one: 3,125 photos of 125 categories."
 SURE = ranking_confidence(["cat"] * 8 + ["dog", "cat"]).as_dict()
 SPLIT = ranking_confidence(["ray", "blimp", "apple", "cat", "hat", "cup", "ray", "dog", "owl", "bee"]).as_dict()
