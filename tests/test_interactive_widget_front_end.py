@@ -8,7 +8,6 @@ Screenshots at 1400 x 900 and 390 x 844 go to ``_build/screenshots/``."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
