@@ -9,6 +9,7 @@ cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -123,23 +125,27 @@ def photos(tmp_path) -> Path:
     return folder
 
 
-@pytest.fixture
-def tmpfs(tmp_path):
-    """A 2 MB tmpfs: a disk that fills up. Skipped, with the reason, where it cannot be mounted."""
-    if not sys.platform.startswith("linux"):
-        pytest.skip("tmpfs is Linux-only")
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
+@contextlib.contextmanager
+def mounted_tmpfs(mount: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted on ``mount`` (created) with ``options`` for the block. Skips the test, with the
+    reason, where it cannot be mounted (it needs Linux and root; CI runs as root)."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs Linux and root (CI runs as root)")
+    mount.mkdir(exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     try:
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A 2 MB tmpfs: a disk that fills up."""
+    with mounted_tmpfs(tmp_path / "tmpfs", "size=2m") as mount:
+        yield mount
 
 
 def fill(disk: Path, leave: int = 0) -> None:
@@ -798,19 +804,9 @@ def exported_again(capsys, run: Path, out: Path) -> None:
 @pytest.fixture
 def roomy_tmpfs(tmp_path):
     """A 40 MB tmpfs: room for two tiny exports (14 MB each), then a disk that fills up (the
-    ``tmpfs`` fixture's 2 MB holds no export). Skipped, with the reason, where it cannot be mounted."""
-    if not sys.platform.startswith("linux") or os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs Linux and root (CI runs as root)")
-    mount = tmp_path / "roomy-tmpfs"
-    mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
+    ``tmpfs`` fixture's 2 MB holds no export)."""
+    with mounted_tmpfs(tmp_path / "roomy-tmpfs", "size=40m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_an_export_failing_midway_keeps_the_earlier_export_byte_for_byte(finished_run, earlier_export, tmp_path,
@@ -1029,24 +1025,18 @@ def test_a_model_too_big_for_memory_is_refused_with_the_bytes_it_needs(tiny, tmp
 @pytest.fixture
 def read_only_folder(tmp_path):
     """An empty folder nobody may write to: permission bits, or for root (whom they do not stop)
-    a read-only tmpfs. Skipped, with the reason, where neither can be made."""
+    a read-only tmpfs."""
     folder = tmp_path / "read-only"
-    folder.mkdir()
     if os.geteuid() != 0:
+        folder.mkdir()
         folder.chmod(0o555)
         try:
             yield folder
         finally:
             folder.chmod(0o755)
         return
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {proc.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
+    with mounted_tmpfs(folder, "size=1m,ro") as mount:
+        yield mount
 
 
 def test_results_or_a_run_folder_in_a_read_only_folder_are_refused_before_any_work(read_only_folder, tiny, tmp_path,
