@@ -59,7 +59,7 @@ def test_no_result_is_typed_by_hand_on_any_page_a_reader_sees():
     typed = {page.relative_to(REPO).as_posix(): found for page in generated.guarded_pages(REPO)
              if (found := generated.hand_typed(page.read_text()))}
     assert not typed, ("results typed by hand outside the generated blocks (put them in a "
-                       "`<!-- gen:NAME -->` block of semi3lib/book/generated.py): " + repr(typed))
+                       "`<!-- gen:NAME -->` block of semi3lib/book/generated/): " + repr(typed))
 
 
 def test_the_guard_reads_the_readme_and_the_book():

@@ -1,0 +1,5 @@
+import sys
+
+from semi3lib.book.generated import main
+
+sys.exit(main())

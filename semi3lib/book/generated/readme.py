@@ -1,0 +1,62 @@
+"""The README's generated blocks and those of the other pages."""
+
+from __future__ import annotations
+
+from semi3lib.study.rule import compare, verdict_word
+from semi3lib.book.generated.blocks import generator
+from semi3lib.book.generated.inputs import Records, book_data, study_config
+from semi3lib.book.generated.words import PART
+
+@generator("readme-study")
+def readme_study(records: Records) -> str:
+    """The study's setting in one sentence (the README's Results section)."""
+    config, data = study_config(records), book_data(records)
+    split = data["split"]
+    return (
+        f"The reproduction study: every row trains the same EfficientNet-Lite0 (ImageNet weights, "
+        f"{config['data']['image_size']} px, {config['train']['epochs']} epochs) on sketchy-mini's "
+        f"{split['train']:,} training sketches and ranks all {split['gallery']:,} photos for {split['query']:,} "
+        f"query sketches; mean ± std over seeds, best in bold. \"train min\" is the mean training time on 2 cores."
+    )
+
+
+@generator("readme-verdict")
+def readme_verdict(records: Records) -> str:
+    """The study's answer in one sentence, from the rule."""
+    semi3 = records.seeds("semi3net")
+    versus = compare(semi3, records.seeds("two-branch-ce"))
+    branch = compare(semi3, records.seeds("no-edgemap-branch"))
+    against = {1: "beats", 0: "is level with", -1: "is behind"}
+    return (
+        f"So on this data Semi3-Net as described {verdict_word(versus, against)} a plain two-branch network, "
+        f"and its edgemap branch {verdict_word(branch, PART)}. The full table ({records.study['run'].nunique()} rows), "
+        f"the tuning search on validation sketches, what each ablation says and how the hardware moves a score "
+        f"are in the book's [results page](book/results.md) and [evaluation chapter](notebooks/05_evaluation.py); "
+        f"[Paper vs. this book](book/paper-vs-book.md) puts each claim beside its measurement."
+    )
+
+
+@generator("readme-bridge-lead")
+def readme_bridge_lead(records: Records) -> str:
+    seeds = int(records._study("bridge-zeroshot").groupby("run")["seed"].nunique().min())
+    return (f"**Where the bridge should help** ([chapter 9](notebooks/09_bridge.py); three networks with label "
+            f"smoothing, {seeds} seeds each):")
+
+
+@generator("training-time")
+def training_time(records: Records) -> str:
+    """How long the book's longest step, training chapter 4's model, takes on 2 cores."""
+    runs = records.study[records.study["run"] == "semi3net"]
+    minutes = runs["wall_seconds"] / 60
+    return (f"Training chapter 4's model is most of `make book`'s time: {minutes.min():.0f} to "
+            f"{minutes.max():.0f} minutes on 2 CPU cores in the study's {len(runs)} Semi3-Net runs.")
+
+
+@generator("book-model")
+def book_model(records: Records) -> str:
+    """The model the search page runs: chapter 4's checkpoint, from its record."""
+    record = records.json("book/cpu/04_training.json")
+    config, gallery = record["config"], int(record["final_query_metrics"]["gallery"])
+    return (f"The model is chapter 4's checkpoint: {config['model']['backbone']} at "
+            f"{config['data']['image_size']} px, a {config['model']['embed_dim']}-d embedding, "
+            f"{gallery:,} gallery photos.")
