@@ -32,14 +32,19 @@ def _version(module: str) -> str | None:
 
 
 def hardware_label(machine: dict[str, Any] | None) -> str | None:
-    """A results file's "machine" block in a few words: the GPU if one was used, else the CPU
-    and its usable cores ("AMD EPYC, 2 cores"); None without one."""
+    """A results file's "machine" block in a few words: the GPU if one was used, else the CPU,
+    the instruction set torch's kernels used where recorded, and its usable cores ("AMD EPYC
+    (AVX2), 2 cores"); None without one. Two hosts that report the same CPU name can differ in
+    instruction set, and with it in the last digits of a training run."""
     if not machine:
         return None
     if machine.get("gpu"):
         return str(machine["gpu"])
+    cpu = machine.get("cpu")
+    if machine.get("cpu_capability"):
+        cpu = f"{cpu} ({machine['cpu_capability']})"
     cores = machine.get("usable_cores")
-    return f"{machine.get('cpu')}, {cores} cores" if cores else machine.get("cpu")
+    return f"{cpu}, {cores} cores" if cores else cpu
 
 
 def _torch_info() -> dict[str, Any]:
@@ -48,9 +53,12 @@ def _torch_info() -> dict[str, Any]:
     try:
         import torch
     except ImportError:
-        return {"torch_threads": None, "gpu": None}
+        return {"torch_threads": None, "gpu": None, "cpu_capability": None}
     return {"torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            # the kernels torch dispatches to (DEFAULT, AVX2, AVX512, ...): the same CPU name with
+            # another instruction set computes other last digits
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def _git_commit() -> str | None:
@@ -80,6 +88,7 @@ def machine_info() -> dict[str, Any]:
     torch_info = _torch_info()
     return {
         "cpu": _cpu_model(),
+        "cpu_capability": torch_info["cpu_capability"],
         "cpu_count": os.cpu_count(),
         "usable_cores": affinity,
         "torch_threads": torch_info["torch_threads"],

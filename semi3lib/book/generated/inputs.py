@@ -81,10 +81,12 @@ class Records:
 
 
 def host_name(hardware: str | None) -> str:
-    """``AMD EPYC`` / ``Intel Xeon`` from a record's hardware label."""
+    """``AMD EPYC`` / ``Intel Xeon`` (with the instruction set where recorded, ``AMD EPYC (AVX2)``)
+    from a record's hardware label."""
     if not hardware:
         return "an unrecorded host"
-    return "Intel Xeon" if "Xeon" in hardware else hardware.split(",")[0]
+    isa = hardware.split(",")[0].partition(" (")[2].rstrip(")")
+    return ("Intel Xeon" if "Xeon" in hardware else hardware.split(",")[0].partition(" (")[0]) + (f" ({isa})" if isa else "")
 
 
 def book_data(records: Records) -> dict[str, Any]:
