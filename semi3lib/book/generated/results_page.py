@@ -253,8 +253,10 @@ def _hardware(records: Records) -> str:
     elif book_host != study_host:
         same = (f"on {book_host}, against seed 0's {float(seed0[METRIC]):.3f} on {study_host}: hosts that report "
                 "the same CPU name can differ in the instruction set torch's kernels use, and so in the last digits")
-    else:
-        same = f"against its {float(seed0[METRIC]):.3f} on the same kind of host ({study_host})"
+    else:  # one CPU name, other digits: the records before cpu_capability cannot tell the kinds apart
+        same = (f"against seed 0's {float(seed0[METRIC]):.3f} on a host that reports the same CPU name "
+                f"({study_host}); hosts of one name can differ in the instruction set torch's kernels use, which "
+                "records name from this book's layered version on (`cpu_capability`)")
     wholly = "; ".join(f"wholly on {host}: {', '.join(f'`{r}`' for r in rows)}" for host, rows in whole.items())
     return (
         f"**The hosts.** {_hosts_text(runs)} of the {len(runs)} runs ({wholly}; {spelled(len(mixed))} rows "
