@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
 import yaml
@@ -97,3 +97,10 @@ def book_data(records: Records) -> dict[str, Any]:
 def study_config(records: Records) -> dict[str, Any]:
     """The config every row of the study starts from (its reference row's, seed 0)."""
     return records.json("sketchy-mini/semi3net-seed0.json")["config"]
+
+
+def machine_of(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A results file's machine block: ``machine`` (run records) or ``hardware`` (the chapters'
+    results files), when it describes a machine (:func:`semi3lib.engine.hardware.machine_info`)."""
+    block = record.get("machine") or record.get("hardware")
+    return block if isinstance(block, dict) and "cpu" in block else None

@@ -11,7 +11,7 @@ from semi3lib.engine.hardware import hardware_label
 from semi3lib.study import benchmarks
 from semi3lib.study.rule import FULL_SEEDS, compare, mean_std, reason, score_text, verdict_word
 from semi3lib.book.generated.blocks import generator
-from semi3lib.book.generated.inputs import Records, book_data, host_name, study_config
+from semi3lib.book.generated.inputs import Records, book_data, host_name, machine_of, study_config
 from semi3lib.book.generated.words import METRIC, PART, ROW_NAMES, TARGET, VERSUS, judged, listed, mean_text, scores, spelled
 
 def _hosts_text(runs: pd.DataFrame) -> str:
@@ -247,7 +247,7 @@ def _hardware(records: Records) -> str:
     book = book_record["final_query_metrics"][METRIC]
     seed0 = runs.loc[(runs["run"] == "semi3net") & (runs["seed"] == 0)].iloc[0]
     study_host = host_name(seed0["hardware"])
-    book_host = host_name(hardware_label(book_record.get("machine"))) if book_record.get("machine") else study_host
+    book_host = host_name(hardware_label(machine_of(book_record))) if machine_of(book_record) else study_host
     if book == float(seed0[METRIC]):
         same = f"equal to it to the last digit ({study_host})"
     elif book_host != study_host:
@@ -382,7 +382,7 @@ def book_runs(records: Records) -> str:
     for what, path, where in BOOK_RUNS:
         record = records.json(path)
         epochs = record.get("epochs") or _dig(record, _EPOCHS)
-        host = hardware_label(record.get("machine")) or "not recorded"
+        host = hardware_label(machine_of(record)) or "not recorded"
         values = _dig(record, where)
         lines.append(f"| {what} | {epochs} | {record['wall_seconds'] / 60:.1f} min | {host} | "
                      + " | ".join(f"{values[m]:.3f}" for m in metrics) + f" | `results/{path}` |")
