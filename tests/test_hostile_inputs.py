@@ -990,6 +990,7 @@ PRECHECK_GROUPS = {
 }
 
 
+@pytest.mark.slow  # trains the corrected run
 @pytest.mark.parametrize("group", PRECHECK_GROUPS)
 def test_a_refused_run_leaves_no_run_folder_and_the_corrected_run_needs_no_overwrite(group, tiny, tmp_path, capsys):
     corrected, refusals = PRECHECK_GROUPS[group]
@@ -1039,6 +1040,7 @@ def read_only_folder(tmp_path):
         yield mount
 
 
+@pytest.mark.slow  # trains the run once the folder is writable
 def test_results_or_a_run_folder_in_a_read_only_folder_are_refused_before_any_work(read_only_folder, tiny, tmp_path,
                                                                                    capsys, monkeypatch):
     import semi3lib.engine.train as training
@@ -1310,6 +1312,7 @@ def test_index_follows_a_linked_folder_of_photos_and_a_link_loop_adds_nothing(fi
 NOT_UTF8 = b"caf\xe9"  # Latin-1 "café": not UTF-8
 
 
+@pytest.mark.slow  # trains a run without the file
 def test_a_file_name_that_is_not_utf8_is_reported_by_data_info_and_training_runs_without_it(
         tiny, sketchy_mini_root, tmp_path, capsys):
     root = sketchy_copy(sketchy_mini_root, tmp_path / "data", categories=THREE[:2])
