@@ -23,7 +23,6 @@ import functools
 import html
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
