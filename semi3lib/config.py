@@ -151,6 +151,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.zeroshot_split": ("random", "yelamarthi"),
     "data.zeroshot_gallery": ("unseen", "all"),
     "data.edge_method": ("canny", "xdog", "sobel"),
+    "data.strokes": ("raw", "normalised"),
     "model.backbone": ("efficientnet_lite0", "vgg19"),
     "model.sharing": ("semi", "shared", "separate"),
     "model.gallery_embedding": ("photo", "photo+edge"),
@@ -169,6 +170,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "data.image_size": (32, 4096, True, True),
     "data.positive_fraction": (0, 1, True, True),
     "data.num_workers": (0, 256, True, True),
+    "data.doodle_augment": (0, 1, True, True),
+    "data.doodle_adapt_per_class": (1, None, True, False),
     "model.split_stage": (1, None, True, False),
     "model.coattention_reduction": (1, None, True, False),
     "model.embed_dim": (1, None, True, False),
@@ -245,6 +248,16 @@ class DataConfig:
     positive_fraction: float = 0.5  # share of same-category sketch/edgemap pairs
     num_workers: int = 2
     cache_dir: str | None = None  # edgemap cache; None: ./cache/edges
+    # Sketch strokes: "raw" as drawn, or "normalised": redrawn as centre lines of one width
+    # (data/strokes.py), in training and at query time, so a thick doodle and a thin pen sketch meet
+    strokes: str = "raw"
+    # Share of training sketches made doodle-like (data/doodle_augment.py): jitter, erasure, 28 px rendering
+    doodle_augment: float = 0.0
+    # Quick, Draw! classes (comma-separated, e.g. "airplane,bicycle,shoe") whose `adapt` doodles join
+    # the training sketches, each paired with photos of its Sketchy category; "" for none
+    doodle_adapt_classes: str = ""
+    doodle_adapt_per_class: int | None = None  # the first N adapt doodles of each class; None: all
+    doodle_root: str | None = None  # the Quick, Draw! folder; None: quickdraw5 where the datasets are
 
 
 @dataclass
@@ -299,6 +312,9 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # smoke runs
     freeze_bn: bool = False  # keep BatchNorm statistics fixed (small or sharded batches)
     log_every: int = 10  # steps between rows of steps.jsonl (and progress-bar updates)
+    # A checkpoint whose weights start this run (fine-tuning; read with weights_only=True).
+    # Its architecture must match; optimiser, schedule and epochs start afresh. None: ImageNet weights
+    init_from: str | None = None
 
 
 @dataclass

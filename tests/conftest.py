@@ -74,6 +74,21 @@ def sketchy_mini_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def quickdraw_root() -> Path:
+    """The real quickdraw5 doodles (read in place, never copied)."""
+    old = Path.cwd()
+    try:
+        os.chdir(REPO)
+        return find_dataset_root("quickdraw5")
+    except DatasetNotFoundError as err:
+        if _require_data():
+            pytest.fail(f"quickdraw5 is required in CI: {err}")
+        pytest.skip(f"quickdraw5 not available: {err}")
+    finally:
+        os.chdir(old)
+
+
+@pytest.fixture(scope="session")
 def smoke_run(sketchy_mini_root, tmp_path_factory) -> Path:
     """A real (seconds-long) smoke training run on 5 sketchy-mini categories; its out_dir."""
     from semi3lib.config import load_config
@@ -110,7 +125,7 @@ def screenshots(tmp_path_factory) -> Path:
 
 # --------------------------------------------------------------------------- markers by rule
 
-DATA_FIXTURES = frozenset({"sketchy_mini_root"})
+DATA_FIXTURES = frozenset({"sketchy_mini_root", "quickdraw_root"})
 # Session fixtures that cost tens of seconds: whoever uses them is out of the fast loop.
 SLOW_FIXTURES = frozenset({
     "smoke_run",     # trains the smoke model (also behind search_export)

@@ -28,8 +28,9 @@ import fs from 'node:fs';
 const [mod, input, output] = process.argv.slice(2);
 const { sketchTensor } = await import(mod);
 const buf = fs.readFileSync(input);
-const [w, h, size] = [buf.readUInt32LE(0), buf.readUInt32LE(4), buf.readUInt32LE(8)];
-const t = sketchTensor(new Uint8Array(buf.buffer, buf.byteOffset + 12, w * h * 4), w, h, size);
+const [w, h, size, normalised] = [buf.readUInt32LE(0), buf.readUInt32LE(4), buf.readUInt32LE(8), buf.readUInt32LE(12)];
+const t = sketchTensor(new Uint8Array(buf.buffer, buf.byteOffset + 16, w * h * 4), w, h, size,
+  normalised ? 'normalised' : 'raw');
 fs.writeFileSync(output, Buffer.from(t.buffer));
 """
 
@@ -80,11 +81,11 @@ def _node() -> str:
     return node
 
 
-def _js_tensor(node: str, rgba: np.ndarray, size: int, tmp_path) -> np.ndarray:
+def _js_tensor(node: str, rgba: np.ndarray, size: int, tmp_path, strokes: str = "raw") -> np.ndarray:
     probe = tmp_path / "probe.mjs"
     probe.write_text(PROBE)
     h, w = rgba.shape[:2]
-    (tmp_path / "in.bin").write_bytes(struct.pack("<III", w, h, size) + rgba.tobytes())
+    (tmp_path / "in.bin").write_bytes(struct.pack("<IIII", w, h, size, strokes == "normalised") + rgba.tobytes())
     subprocess.run([node, str(probe), str(WEB_DIR / "preprocess.mjs"), str(tmp_path / "in.bin"),
                     str(tmp_path / "out.bin")], check=True, timeout=60)
     return np.fromfile(tmp_path / "out.bin", dtype=np.float32).reshape(3, size, size)

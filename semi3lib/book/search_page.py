@@ -27,7 +27,7 @@ DEFAULT_EXPORT = Path("_build") / "search-export"
 MOUNT = 'id="semi3-search"'
 PAGE_TAGS = (f'<link rel="stylesheet" href="/{APP_DIR}/search.css">\n'
              f'<script type="module" src="/{APP_DIR}/search.mjs"></script>\n')
-PAGE_FILES = ("search.mjs", "preprocess.mjs", "confidence.mjs", "search.css")
+PAGE_FILES = ("search.mjs", "preprocess.mjs", "strokes.mjs", "confidence.mjs", "search.css")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs")
 ORT_WASM = "ort-wasm-simd-threaded.wasm"
 

@@ -17,7 +17,7 @@ import traceback
 import typing
 
 # Modules that contribute subcommands, in the order they appear in --help.
-_COMMAND_MODULES = ["data", "model", "engine", "study", "book", "export", "checkpoint"]
+_COMMAND_MODULES = ["data", "model", "engine", "doodles", "study", "book", "export", "checkpoint"]
 
 
 class UserError(Exception):

@@ -23,18 +23,20 @@ import os
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from semi3lib.data.doodle_augment import doodle_like
+from semi3lib.data.edgemaps import EdgeCache
 from semi3lib.data.images import UnreadableImageError, load_image
 from semi3lib.data.layouts import DatasetIndex
+from semi3lib.data.quickdraw import doodle_image
 from semi3lib.data.splits import Split
-from semi3lib.data.transforms import resize_center_crop, to_tensor
-from semi3lib.data.edgemaps import EdgeCache
+from semi3lib.data.transforms import prepare_sketch, resize_center_crop, to_tensor
 
 __all__ = ["DEFAULT_CACHE_DIR", "NO_LABEL", "GalleryPhotos", "QuerySketches", "TrainTriplets", "resize_center_crop",
            "to_tensor"]
@@ -92,7 +94,8 @@ class TrainTriplets(Dataset):
 
     def __init__(self, index: DatasetIndex, split: Split, image_size: int = 128, edge_method: str = "canny",
                  hflip: bool = True, positive_fraction: float = 0.5, cache_dir: str | os.PathLike | None = None,
-                 seed: int = 0, edge_params: dict[str, Any] | None = None) -> None:
+                 seed: int = 0, edge_params: dict[str, Any] | None = None, strokes: str = "raw",
+                 doodle_augment: float = 0.0, doodles: Sequence[tuple[np.ndarray, int]] = ()) -> None:
         if not 0.0 <= positive_fraction <= 1.0:
             raise ValueError(f"positive_fraction must be in [0, 1], got {positive_fraction}")
         if not split.train_sketches or not split.train_photos:
@@ -102,6 +105,11 @@ class TrainTriplets(Dataset):
         self.sketch_ids = list(split.train_sketches)
         self.hflip = hflip
         self.positive_fraction = positive_fraction
+        if not 0.0 <= doodle_augment <= 1.0:
+            raise ValueError(f"doodle_augment must be in [0, 1], got {doodle_augment}")
+        self.strokes = strokes
+        self.doodle_augment = doodle_augment
+        self.doodles = list(doodles)  # (28 x 28 ink bitmap, label): extra training sketches after the files
         self.seed = seed
         self.epoch = 0
         photos_by_cat: dict[int, list[int]] = defaultdict(list)
@@ -118,7 +126,17 @@ class TrainTriplets(Dataset):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return len(self.sketch_ids)
+        return len(self.sketch_ids) + len(self.doodles)
+
+    def _sketch(self, i: int, attempt: int) -> tuple[Image.Image, int]:
+        """Item ``i``'s sketch at the model's size and its label: a sketch file (the next one
+        on a retry) or, past the files, a Quick, Draw! doodle."""
+        n = len(self.sketch_ids)
+        if i >= n:
+            bitmap, label = self.doodles[i - n]
+            return resize_center_crop(doodle_image(bitmap), self.loader.image_size), label
+        k = self.sketch_ids[(i + attempt) % n]
+        return self.loader.sketch_image(k), self.index.label_of(self.index.sketches[k].category)
 
     def _draw_photo(self, rng: np.random.Generator, label: int) -> tuple[int, int]:
         others = [c for c in self.photo_labels if c != label]
@@ -131,19 +149,27 @@ class TrainTriplets(Dataset):
         n = len(self.sketch_ids)
         for attempt in range(_MAX_ATTEMPTS):
             # An unreadable sketch or photo: rebuild the item around the next sketch, fresh draw.
-            k = self.sketch_ids[(i + attempt) % n]
             rng = np.random.default_rng([self.seed, self.epoch, i, attempt])
-            label = self.index.label_of(self.index.sketches[k].category)
+            if i < n:
+                k = self.sketch_ids[(i + attempt) % n]
+                label = self.index.label_of(self.index.sketches[k].category)
+            else:
+                label = self.doodles[i - n][1]
             j, photo_label = self._draw_photo(rng, label)
             flip_sketch, flip_photo = rng.random(2) < 0.5
             try:
-                sketch = self.loader.sketch_image(k)
+                sketch, _ = self._sketch(i, attempt)
                 photo, edge = self.loader.photo_and_edge(j)
             except UnreadableImageError as err:
                 self.loader.report_bad(err)
                 continue
             if self.hflip and flip_sketch:
                 sketch = sketch.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            if self.doodle_augment:  # its own stream: runs without it draw exactly as before
+                aug = np.random.default_rng([self.seed, self.epoch, i, attempt, 1])
+                if aug.random() < self.doodle_augment:
+                    sketch = doodle_like(sketch, aug)
+            sketch = prepare_sketch(sketch, self.strokes)
             if self.hflip and flip_photo:
                 photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
                 edge = edge.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -210,8 +236,10 @@ class QuerySketches(Dataset):
     (position in ``index.sketches``), ``valid``. An unreadable file is ``valid=False`` with
     label :data:`NO_LABEL` and a white image, which embedding drops."""
 
-    def __init__(self, index: DatasetIndex, sketch_indices: list[int], image_size: int = 128) -> None:
+    def __init__(self, index: DatasetIndex, sketch_indices: list[int], image_size: int = 128,
+                 strokes: str = "raw") -> None:
         self.loader = _Loader(index, image_size, None, None)
+        self.strokes = strokes
         self.index = index
         self.sketch_indices = list(sketch_indices)
 
@@ -229,7 +257,7 @@ class QuerySketches(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         k = self.sketch_indices[i]
         try:
-            sketch, valid = to_tensor(self.loader.sketch_image(k)), True
+            sketch, valid = to_tensor(prepare_sketch(self.loader.sketch_image(k), self.strokes)), True
             label = self.index.label_of(self.index.sketches[k].category)
         except UnreadableImageError as err:
             self.loader.report_bad(err)

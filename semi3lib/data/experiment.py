@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from semi3lib.config import DataConfig, ExperimentConfig
 from semi3lib.data.datasets import GalleryPhotos, QuerySketches, TrainTriplets
 from semi3lib.data.layouts import DatasetIndex, read_dataset
+from semi3lib.data.quickdraw import QuickDrawError, load_quickdraw, parse_classes
 from semi3lib.data.splits import Split, load_split, save_split, split_from_config
 
 
@@ -79,7 +82,28 @@ def train_dataset(data: ExperimentData, cfg: DataConfig, seed: int) -> TrainTrip
         positive_fraction=cfg.positive_fraction,
         cache_dir=edge_cache_dir(cfg),
         seed=seed,
+        strokes=cfg.strokes,
+        doodle_augment=cfg.doodle_augment,
+        doodles=adapt_doodles(data, cfg),
     )
+
+
+def adapt_doodles(data: ExperimentData, cfg: DataConfig) -> list[tuple[np.ndarray, int]]:
+    """The ``adapt`` doodles of ``cfg.doodle_adapt_classes``, each with the label of its Sketchy
+    category (which must be among the experiment's training categories)."""
+    if not cfg.doodle_adapt_classes.strip():
+        return []
+    quickdraw = load_quickdraw(cfg.doodle_root)
+    out: list[tuple[np.ndarray, int]] = []
+    trained = {data.index.photos[j].category for j in data.split.train_photos}
+    for cls in parse_classes(cfg.doodle_adapt_classes, quickdraw.classes):
+        category = quickdraw.categories[cls]
+        if category not in trained:
+            raise QuickDrawError(f"Quick, Draw! class {cls!r} is Sketchy's {category!r}, which has no training "
+                                 "photos in this experiment")
+        label = data.index.label_of(category)
+        out.extend((bitmap, label) for bitmap in quickdraw.bitmaps(cls, "adapt", cfg.doodle_adapt_per_class))
+    return out
 
 
 def query_dataset(data: ExperimentData, cfg: DataConfig, which: str = "query") -> QuerySketches:
@@ -87,7 +111,7 @@ def query_dataset(data: ExperimentData, cfg: DataConfig, which: str = "query") -
     if which not in ("query", "val"):
         raise ValueError(f"unknown split {which!r}: use 'query' or 'val'")
     indices = data.split.query if which == "query" else data.split.val
-    return QuerySketches(data.index, indices, image_size=cfg.image_size)
+    return QuerySketches(data.index, indices, image_size=cfg.image_size, strokes=cfg.strokes)
 
 
 def gallery_dataset(data: ExperimentData, cfg: DataConfig) -> GalleryPhotos:

@@ -126,6 +126,7 @@ def _embedding_key(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, 
         "edge_method": data_cfg.edge_method if model.cfg.edge_branch else None,
         # only when not the default, so that caches written before the option existed still match
         **({"gallery_embedding": model.cfg.gallery_embedding} if model.cfg.gallery_embedding != "photo" else {}),
+        **({"strokes": data_cfg.strokes} if data_cfg.strokes != "raw" else {}),
         "sketches": [str(data.index.sketches[k].path) for k in queries],
         "photos": [str(data.index.photos[j].path) for j in data.split.gallery],
     }).encode())

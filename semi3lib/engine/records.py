@@ -57,6 +57,7 @@ class RunRecord:
     scoring_seconds: float | None = None  # the rescoring's own time
     command: str | None = None  # the command line that wrote it (``semi3 train --results``)
     out_dir: str | None = None  # the run folder (``semi3 train --results``)
+    examples: list[dict[str, Any]] | None = None  # queries shown with their top photos (``semi3 doodles``)
 
     @property
     def git_commit(self) -> str | None:
@@ -78,6 +79,8 @@ class RunRecord:
         out.update(overrides=self.overrides, history=self.history, config=self.config, machine=self.machine)
         if self.data is not None:
             out["data"] = self.data
+        if self.examples is not None:
+            out["examples"] = self.examples
         return out
 
     @classmethod
@@ -97,7 +100,8 @@ class RunRecord:
                    history=list(raw.get("history") or []), config=config, machine=raw.get("machine") or None,
                    data=raw.get("data") if isinstance(raw.get("data"), dict) else None,
                    rescored=raw.get("rescored"), scoring_seconds=raw.get("scoring_seconds"),
-                   command=raw.get("command"), out_dir=raw.get("out_dir"))
+                   command=raw.get("command"), out_dir=raw.get("out_dir"),
+                   examples=raw.get("examples") if isinstance(raw.get("examples"), list) else None)
 
 
 def _split_metrics(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]] | None:

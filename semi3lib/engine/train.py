@@ -51,11 +51,13 @@ from semi3lib.io import (
     run_lock,
 )
 from semi3lib.engine.checkpoints import (
+    CheckpointError,
     atomic_torch_save,
     load_checkpoint_file,
     rng_state,
     model_identity,
     set_rng_state,
+    weights_mismatch,
 )
 from semi3lib.engine.device import select_device
 from semi3lib.config import ConfigError, ExperimentConfig, load_yaml, save_config
@@ -416,6 +418,19 @@ def _train(cfg: ExperimentConfig, dist_info: DistInfo, resume: bool, progress: b
                        data=data.index.identity())
 
 
+def start_from(model: Semi3Net, checkpoint: str | Path) -> None:
+    """Load a checkpoint's weights (read as data only) into a freshly built ``model``: the start
+    of a fine-tuning run. Weights that do not fit its architecture are a CheckpointError."""
+    ckpt = load_checkpoint_file(checkpoint)
+    missing, unexpected = weights_mismatch(model, ckpt["model"])
+    if missing or unexpected:
+        raise CheckpointError(f"train.init_from {checkpoint}: its weights do not fit this run's network "
+                              f"({len(missing)} missing or of another shape, e.g. {missing[:1]}; "
+                              f"{len(unexpected)} unexpected, e.g. {unexpected[:1]}): same model settings and "
+                              "categories needed")
+    model.load_state_dict(ckpt["model"])
+
+
 def _set_up(cfg: ExperimentConfig, dist_info: DistInfo, data: ExperimentData) -> _Run:
     """Seed and build model, optimiser, batches, schedule and loss for ``data`` (checked by
     :func:`train`, its split saved by rank 0), in this order: the model's random
@@ -429,7 +444,10 @@ def _set_up(cfg: ExperimentConfig, dist_info: DistInfo, data: ExperimentData) ->
     if dist_info.world > 1:  # the other ranks start once rank 0 has prepared the run folder
         dist.barrier()
 
-    model = Semi3Net(cfg.model, num_classes=data.num_classes).to(device)
+    model = Semi3Net(cfg.model, num_classes=data.num_classes, load_weights=t.init_from is None)
+    if t.init_from is not None:
+        start_from(model, t.init_from)
+    model = model.to(device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg)

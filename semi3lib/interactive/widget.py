@@ -90,11 +90,11 @@ class SketchSearcher:
         """Top-``k`` photos for a greyscale PIL sketch (any size)."""
         import torch
 
-        from semi3lib.data.transforms import image_to_tensor
+        from semi3lib.data.transforms import sketch_to_tensor
         from semi3lib.retrieval.index import search_arrays
 
         with torch.no_grad():
-            query = self.model.embed_sketch(image_to_tensor(image, self.cfg.data.image_size).unsqueeze(0))
+            query = self.model.embed_sketch(sketch_to_tensor(image, self.cfg.data.image_size, self.cfg.data.strokes).unsqueeze(0))
         scores, top = search_arrays(self.index.embeddings, query.float().numpy(), k)
         return [Hit(self.index.paths[j], self.index.labels[j], float(s)) for j, s in zip(top[0], scores[0])]
 

@@ -39,7 +39,7 @@ import torch
 
 from semi3lib.io import atomic_folder, atomic_write, atomic_write_bytes, atomic_write_text, recover_folder
 from semi3lib.data.images import load_image
-from semi3lib.data.transforms import image_to_tensor, resize_center_crop
+from semi3lib.data.transforms import resize_center_crop, sketch_to_tensor
 
 FORMAT_NAME = "semi3-search-export"
 FORMAT_VERSION = 2  # 2: manifest.json lists every file with its size and sha256
@@ -95,9 +95,9 @@ def onnx_embed(path: str | Path, sketches: np.ndarray) -> np.ndarray:
     return session.run(None, {"sketch": np.ascontiguousarray(sketches, dtype=np.float32)})[0]
 
 
-def sketch_tensor(path: str | Path, image_size: int) -> torch.Tensor:
+def sketch_tensor(path: str | Path, image_size: int, strokes: str = "raw") -> torch.Tensor:
     """A sketch file as the model sees it: ``(3, S, S)`` in [0, 1] (greyscale, as ``semi3 search``)."""
-    return image_to_tensor(load_image(path, "L"), image_size)
+    return sketch_to_tensor(load_image(path, "L"), image_size, strokes)
 
 
 def _sha256(path: Path) -> str:
@@ -230,7 +230,7 @@ def _write_export(model: torch.nn.Module, cfg: Any, data: Any, checkpoint: Path,
     encoder = export_onnx(model, size, folder / ENCODER_FILE)
     queries = [data.index.sketches[i] for i in data.split.query]
     picked = [queries[i] for i in np.linspace(0, len(queries) - 1, min(PARITY_SKETCHES, len(queries))).astype(int)]
-    batch = torch.stack([sketch_tensor(s.path, size) for s in picked])
+    batch = torch.stack([sketch_tensor(s.path, size, cfg.data.strokes) for s in picked])
     parity = float(np.abs(onnx_embed(encoder, batch.numpy()) - model.embed_sketch(batch).numpy()).max())
 
     photos = [data.index.photos[j] for j in data.split.gallery]
@@ -262,6 +262,7 @@ def _write_export(model: torch.nn.Module, cfg: Any, data: Any, checkpoint: Path,
         "checkpoint": str(checkpoint),
         "model_identity": identity,
         "image_size": size,
+        "strokes": cfg.data.strokes,  # the page redraws a drawing's strokes as the model was trained (web/strokes.mjs)
         "embed_dim": int(embeddings.shape[1]),
         "count": len(photos),
         "encoder": {"file": ENCODER_FILE, "bytes": encoder.stat().st_size, "sha256": _sha256(encoder),

@@ -15,7 +15,7 @@ import torch
 from semi3lib.io import check_output_file
 from semi3lib.data.images import load_image
 from semi3lib.data.layouts import printable_path
-from semi3lib.data.transforms import image_to_tensor
+from semi3lib.data.transforms import sketch_to_tensor
 from semi3lib.engine.embedding import PhotoFiles, embed_photos
 from semi3lib.engine.evaluate import load_model
 from semi3lib.retrieval.index import RetrievalIndex, check_compatible, load_index, save_index, search
@@ -118,5 +118,5 @@ def search_sketch(index_path: str | Path, sketch: str | Path, k: int = 10, check
     model, cfg, _ = load_model(checkpoint, dev)
     check_compatible(index, model_identity(model, cfg))
     image = load_image(sketch, "L")
-    query = model.embed_sketch(image_to_tensor(image, cfg.data.image_size).unsqueeze(0).to(dev))
+    query = model.embed_sketch(sketch_to_tensor(image, cfg.data.image_size, cfg.data.strokes).unsqueeze(0).to(dev))
     return search(index, query[0].float().cpu().numpy(), k=k)

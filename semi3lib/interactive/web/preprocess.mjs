@@ -2,8 +2,10 @@
 // ported bit for bit from Pillow so the browser embeds exactly what `semi3 search` embeds:
 //   RGBA pixels -> composited on white (Image.alpha_composite) -> greyscale (convert("L"))
 //   -> shorter side to S (bicubic, antialiased: Pillow's fixed-point resampling) -> centre crop
-//   -> float32 in [0, 1], repeated to 3 channels. The backbone's mean/std is inside the ONNX model.
+//   -> (data.strokes: normalised only) strokes redrawn, web/strokes.mjs -> float32 in [0, 1], repeated to 3 channels. The backbone's mean/std is inside the ONNX model.
 // tests/test_interactive_export.py runs this file under node against Pillow.
+
+import { normaliseStrokes } from './strokes.mjs';
 
 const PRECISION_BITS = 32 - 8 - 2; // Pillow's Resample.c, 8 bits per channel
 const ALPHA_BITS = 7; // Pillow's AlphaComposite.c
@@ -137,9 +139,12 @@ export function resizeCenterCrop(gray, width, height, size) {
   return out;
 }
 
-/** RGBA pixels -> the model's input, (1, 3, size, size) float32 in [0, 1], as a flat array. */
-export function sketchTensor(rgba, width, height, size) {
-  const square = resizeCenterCrop(rgbaToGray(rgba, width, height), width, height, size);
+/** RGBA pixels -> the model's input, (1, 3, size, size) float32 in [0, 1], as a flat array; with
+ * strokes 'normalised' (a model trained with data.strokes: normalised) its strokes redrawn first. */
+export function sketchTensor(rgba, width, height, size, strokes = 'raw') {
+  if (strokes !== 'raw' && strokes !== 'normalised') throw new Error(`unknown strokes mode ${strokes}`);
+  let square = resizeCenterCrop(rgbaToGray(rgba, width, height), width, height, size);
+  if (strokes === 'normalised') square = normaliseStrokes(square, size, size);
   const scale = Math.fround(1 / 255);
   const plane = new Float32Array(size * size);
   for (let i = 0; i < plane.length; i += 1) plane[i] = square[i] * scale;

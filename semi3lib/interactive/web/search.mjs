@@ -290,7 +290,7 @@ class SearchPage {
     }
     this.setState('searching');
     const t0 = performance.now();
-    const input = new this.ort.Tensor('float32', sketchTensor(rgba, width, height, m.image_size), [1, 3, m.image_size, m.image_size]);
+    const input = new this.ort.Tensor('float32', sketchTensor(rgba, width, height, m.image_size, m.strokes ?? 'raw'), [1, 3, m.image_size, m.image_size]);
     const output = await this.session.run({ sketch: input });
     const query = output.embedding.data;
     const hits = rank(this.gallery, m.count, m.embed_dim, query, TOP_K);
