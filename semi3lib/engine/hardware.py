@@ -64,6 +64,17 @@ def host_kind(machine: dict[str, Any] | None) -> str:
     return f"{machine['gpu']} on {cpu}" if machine.get("gpu") else cpu
 
 
+def current_host_kind() -> str:
+    """:func:`host_kind` of this machine, without the rest of :func:`machine_info`."""
+    info = _torch_info()
+    return host_kind({"cpu": _cpu_model(), "cpu_capability": info["cpu_capability"], "gpu": info["gpu"]})
+
+
+def host_slug(kind: str) -> str:
+    """A kind of host as a file-name part: ``AMD EPYC (AVX2)`` -> ``amd-epyc-avx2``."""
+    return "-".join("".join(c if c.isalnum() else " " for c in kind.lower()).split()) or "unknown-host"
+
+
 def _torch_info() -> dict[str, Any]:
     """torch's threads and GPU; None each where torch is not installed (the book's runner
     describes its machine without needing torch)."""
