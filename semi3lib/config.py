@@ -277,6 +277,11 @@ class ModelConfig:
     # the paper), or "photo+edge" (the mean of that and its edgemap's embedding; the edgemap
     # runs through the sketch's bottom, so it sits nearer the sketches). Needs edge_branch.
     gallery_embedding: str = "photo"
+    # [assumed off, as the paper] True: the bottom that several branches share (sketch+edgemap
+    # in the semi mode) keeps its convolutions shared but has one BatchNorm per branch, running
+    # statistics and affine parameters, so a query sketch is never normalised with edgemap
+    # statistics. Needs a bottom shared by two or more branches (not sharing=separate).
+    domain_bn: bool = False
 
 
 @dataclass
@@ -288,6 +293,7 @@ class LossConfig:
     triplet_weight: float = 0.0  # baselines only
     triplet_margin: float = 0.2
     label_smoothing: float = 0.0
+    edge_ce: bool = True  # False: no cross-entropy on the edgemap branch's logits (the other terms stay)
 
 
 @dataclass

@@ -49,13 +49,13 @@ def test_a_claim_is_supported_only_when_every_comparison_is_won_by_the_rule(tmp_
         "E helps": "not supported here", "both": "not supported here", "D helps": "untested here",
         "Sketchy: 0.916": "untested here"}
     assert table.at["A helps", "why"] == ("`m` against `no-a`: ahead (gap +0.050, past the seed spread 0.010, "
-                                          "ahead with every seed)")
+                                          "ahead with every seed; on an unrecorded host)")
     assert table.at["B helps", "why"] == ("`m` against `no-b`: level (gap -0.003, within the seed spread 0.015, "
-                                          "ahead with some seeds, behind with others)")
+                                          "ahead with some seeds, behind with others; on an unrecorded host)")
     assert table.at["C helps", "why"] == ("`m` against `no-c`: behind (gap -0.100, past the seed spread 0.010, "
-                                          "behind with every seed)")
+                                          "behind with every seed; on an unrecorded host)")
     assert table.at["E helps", "why"] == ("`m2` against `no-e`: level (gap +0.063, past the seed spread 0.035, "
-                                          "ahead with some seeds, behind with others)")
+                                          "ahead with some seeds, behind with others; on an unrecorded host)")
     assert table.at["both", "why"] == table.at["A helps", "why"] + "; " + table.at["B helps", "why"]
     assert table.at["D helps", "why"] == "no records of no-d"
     assert table.at["Sketchy: 0.916", "why"] == "no full data"
@@ -67,28 +67,59 @@ def test_a_row_with_one_seed_gives_no_verdict_and_so_no_support(tmp_path):
     _write_records(tmp_path, {"m": [0.70], "no-a": [0.40, 0.41, 0.42]})
     runs, _ = load_study(tmp_path)
     table = claims.paper_vs_book(runs, [{"claim": "A helps", "compare": [["m", "no-a"]]}])
-    assert table.at[0, "verdict"] == "not supported here"
-    assert table.at[0, "why"] == "`m` against `no-a`: no verdict yet (gap +0.290 with one seed)"
+    assert table.at[0, "verdict"] == "undecided here"
+    # seeds 1, 2 of no-a have no partner: the rule leaves them out (one kind of host per pair)
+    assert table.at[0, "why"] == ("`m` against `no-a`: no verdict yet (gap +0.300 with one seed; on an unrecorded "
+                                  "host; seeds 1, 2 left out, run by one row only)")
     assert table.at[0, "this book's measurement"] == "`m` 0.700 (1 seed); `no-a` 0.410\u00a0±\u00a00.010 (3 seeds)"
+
+
+def _write_hosted(folder: Path, run: str, scores: list[float], hosts: list[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, (value, machine) in enumerate(zip(scores, hosts)):
+        (folder / f"{run}-seed{seed}.json").write_text(json.dumps(
+            {"run": run, "seed": seed, "wall_seconds": 60, "metrics": {"query": {"mAP@all": value}}, "machine": machine}))
+
+
+def test_a_claim_names_its_hosts_and_pairs_on_other_hosts_leave_it_undecided(tmp_path):
+    amd, xeon = {"cpu": "AMD EPYC", "cpu_capability": "AVX2"}, {"cpu": "Intel Xeon", "cpu_capability": "AVX512"}
+    # m far ahead of no-a with every seed, but only seed 0 of no-a ran on m's kind of host
+    _write_hosted(tmp_path, "m", [0.60, 0.61, 0.62], [amd, amd, amd])
+    _write_hosted(tmp_path, "no-a", [0.40, 0.41, 0.42], [amd, xeon, xeon])
+    _write_hosted(tmp_path, "no-b", [0.40, 0.41, 0.42], [amd, amd, amd])
+    runs, _ = load_study(tmp_path)
+    table = claims.paper_vs_book(runs, [{"claim": "A helps", "compare": [["m", "no-a"]]},
+                                        {"claim": "B helps", "compare": [["m", "no-b"]]},
+                                        {"claim": "both", "compare": [["m", "no-b"], ["m", "no-a"]]}]).set_index("claim")
+    assert table["verdict"].to_dict() == {"A helps": "undecided here", "B helps": "supported", "both": "undecided here"}
+    assert table.at["A helps", "why"] == ("`m` against `no-a`: no verdict yet (gap +0.200 with one seed; on AMD EPYC "
+                                          "(AVX2); mixed hosts: seeds 1, 2 left out, the rows ran them on different "
+                                          "kinds of host)")
+    assert table.at["B helps", "why"].endswith("ahead with every seed; on AMD EPYC (AVX2))")
 
 
 # The verdicts on the shipped records (results/sketchy-mini), written down. None changed when
 # the page moved from the old rule (gap past the larger seed std) to the book's one rule (that
-# AND ahead with every seed): each comparison that was past the spread was also one-sided.
+# AND ahead with every seed): each comparison that was past the spread was also one-sided. When
+# the rule came to count seed pairs on one kind of host only, the ablations' seeds 1 and 2 (run
+# on an Intel Xeon host, Semi3-Net's on an AMD EPYC host) dropped out: each ablation claim rests
+# on seed 0 alone, so it is undecided; the shared bottoms' "supported" was resting on mixed hosts.
+AMD = "on AMD EPYC (instruction set not recorded)"
+MIXED = f"{AMD}; mixed hosts: seeds 1, 2 left out, the rows ran them on different kinds of host"
 SHIPPED = {
     "Three branches beat two (the edgemap branch bridges sketches and photos)": (
-        "not supported here", ["level (gap -0.007, within the seed spread 0.010, behind with every seed)",
-                               "behind (gap -0.028, past the seed spread 0.007, behind with every seed)"]),
+        "not supported here", [f"level (gap -0.007, within the seed spread 0.010, behind with every seed; {AMD})",
+                               f"behind (gap -0.028, past the seed spread 0.007, behind with every seed; {AMD})"]),
     "Semi-heterogeneous bottoms beat one bottom shared by all branches": (
-        "supported", ["ahead (gap +0.017, past the seed spread 0.009, ahead with every seed)"]),
+        "undecided here", [f"no verdict yet (gap +0.033 with one seed; {MIXED})"]),
     "Semi-heterogeneous bottoms beat three separate bottoms": (
-        "not supported here", ["level (gap +0.001, within the seed spread 0.007, ahead with some seeds, behind with others)"]),
+        "undecided here", [f"no verdict yet (gap +0.007 with one seed; {MIXED})"]),
     "The co-attention helps": (
-        "not supported here", ["level (gap +0.001, within the seed spread 0.007, ahead with some seeds, behind with others)"]),
+        "undecided here", [f"no verdict yet (gap +0.010 with one seed; {MIXED})"]),
     "The alignment loss helps": (
-        "not supported here", ["behind (gap -0.008, past the seed spread 0.007, behind with every seed)"]),
+        "undecided here", [f"no verdict yet (gap -0.001 with one seed; {MIXED})"]),
     "The sketch-edgemap contrastive loss helps": (
-        "not supported here", ["level (gap +0.004, within the seed spread 0.007, ahead with some seeds, behind with others)"]),
+        "undecided here", [f"no verdict yet (gap +0.011 with one seed; {MIXED})"]),
     "Sketchy: mAP@all 0.916, P@200 0.930": ("untested here", []),
     "TU-Berlin Extension: mAP@all 0.800, P@200 0.813": ("untested here", []),
 }
@@ -106,7 +137,8 @@ def test_the_page_states_these_verdicts_on_the_shipped_records():
             assert f": {words}" in table.at[claim, "why"], claim
     text = claims.page_markdown(REPO)
     assert text.count("\n| ") == 9 and "efficientnet_lite0 at 128 px" in text and "`results/sketchy-mini`" in text
-    assert "| **supported** |" in text and "In all: 1 supported, 5 not supported here, 2 untested here." in text
+    assert "| **undecided here** |" in text and "| **supported** |" not in text
+    assert "In all: 0 supported, 1 not supported here, 5 undecided here, 2 untested here." in text
 
 
 def test_write_page_puts_the_table_where_the_book_page_includes_it(tmp_path):

@@ -33,3 +33,16 @@ def test_without_torch_the_machine_is_still_described(monkeypatch):
     assert info["cpu_capability"] is None
     assert info["cpu_count"] and info["python"]
 
+
+
+def test_the_kind_of_host_is_the_cpu_name_and_its_instruction_set_and_says_when_that_is_unknown():
+    from semi3lib.engine.hardware import UNRECORDED_HOST, host_kind
+
+    old = {"cpu": "AMD EPYC", "usable_cores": 2}
+    assert host_kind(old) == "AMD EPYC (instruction set not recorded)"  # not guessed
+    assert host_kind({**old, "cpu_capability": "AVX2"}) == "AMD EPYC (AVX2)"
+    assert host_kind({**old, "cpu_capability": "AVX2", "usable_cores": 16}) == "AMD EPYC (AVX2)"  # cores: time only
+    assert host_kind({**old, "cpu_capability": "AVX512"}) != host_kind({**old, "cpu_capability": "AVX2"})
+    assert host_kind({**old, "cpu_capability": "AVX512", "gpu": "NVIDIA H200"}) == "NVIDIA H200 on AMD EPYC (AVX512)"
+    assert host_kind(None) == host_kind({}) == UNRECORDED_HOST
+    assert host_kind(machine_info()).endswith(f"({machine_info()['cpu_capability']})")

@@ -145,10 +145,11 @@ def test_the_tuning_search_verdicts_on_the_shipped_records():
     assert runs is not None, note
     verdicts = {row: tables.outcomes_table({row: o}, "backbone-lr-1.0").at[row, "verdict"]
                 for row, o in tables.against_reference(runs, "backbone-lr-1.0").items()}
-    # the same as the old gap-only rule (margin_over) gave: label smoothing beat the base, the
-    # edge detectors did not
-    assert verdicts == {"backbone-lr-1.0-label-smoothing-0.1": "ahead", "edgemaps-sobel": "level",
-                        "edgemaps-xdog": "level"}
+    # the same words as the old gap-only rule (margin_over) gave: label smoothing beat the base,
+    # the edge detectors did not; but the base's seed 0 ran on another kind of host than these
+    # rows' (AMD EPYC, they on Intel Xeon), so each verdict rests on seeds 1 and 2: provisional
+    assert verdicts == {"backbone-lr-1.0-label-smoothing-0.1": "ahead (2 seeds so far)",
+                        "edgemaps-sobel": "level (2 seeds so far)", "edgemaps-xdog": "level (2 seeds so far)"}
 
 
 def test_one_markdown_writer_escapes_bars_and_leaves_missing_cells_empty():

@@ -86,3 +86,55 @@ def test_a_statement_is_the_pages_word_then_the_rules_numbers():
     two = compare({0: 0.50, 1: 0.52}, {0: 0.60, 1: 0.61})
     assert so_far(two) == " (2 seeds so far)" and so_far(out) == ""
     assert statement(two, helps).startswith("**costs** (2 seeds so far; gap -0.095, past the seed spread 0.014")
+
+
+# ------------------------------------------------------------------------- one kind of host a pair
+
+AMD_AVX2, AMD_AVX512, XEON = "AMD EPYC (AVX2)", "AMD EPYC (AVX512)", "Intel Xeon (AVX512)"
+
+
+def test_a_pair_run_on_two_kinds_of_host_is_left_out_and_the_outcome_says_so():
+    # A ahead of B by 0.10 with seeds 0 and 1 (same host each); seed 2's runs were on two kinds of
+    # host and would put A behind: left out, so A rests on seeds 0, 1 only (provisional)
+    a, b = {0: 0.70, 1: 0.71, 2: 0.40}, {0: 0.60, 1: 0.61, 2: 0.60}
+    out = compare(a, b, hosts_a={0: AMD_AVX2, 1: AMD_AVX2, 2: AMD_AVX2}, hosts_b={0: AMD_AVX2, 1: AMD_AVX2, 2: AMD_AVX512})
+    assert out.paired == (0, 1) and out.cross_host == (2,) and out.a == {0: 0.70, 1: 0.71}
+    assert out.gap == pytest.approx(0.10) and out.verdict == 1  # spread 0.00707 both
+    assert out.hosts == (AMD_AVX2,) and out.hosts_mixed
+    assert statement(out) == ("ahead (2 seeds so far; gap +0.100, past the seed spread 0.007, ahead with every seed; "
+                              "on AMD EPYC (AVX2); mixed hosts: seed 2 left out, the rows ran it on different kinds of host)")
+    # without hosts the same seeds give another verdict: seed 2 is behind
+    assert compare(a, b).verdict == 0
+
+
+def test_pairs_on_several_kinds_of_host_are_kept_and_named_as_mixed():
+    a, b = {0: 0.69, 1: 0.70, 2: 0.71}, {0: 0.59, 1: 0.60, 2: 0.61}
+    hosts = {0: AMD_AVX2, 1: XEON, 2: XEON}
+    out = compare(a, b, hosts_a=hosts, hosts_b=hosts)
+    assert out.verdict == 1 and out.paired == (0, 1, 2) and out.cross_host == ()
+    assert out.hosts == (AMD_AVX2, XEON) and out.hosts_mixed
+    assert statement(out).endswith("; mixed hosts: seed 0 on AMD EPYC (AVX2), seeds 1, 2 on Intel Xeon (AVX512))")
+
+
+def test_one_kind_of_host_is_named_and_not_mixed():
+    hosts = dict.fromkeys(range(3), AMD_AVX512)
+    out = compare({0: 0.69, 1: 0.70, 2: 0.71}, {0: 0.59, 1: 0.60, 2: 0.61}, hosts_a=hosts, hosts_b=hosts)
+    assert out.hosts == (AMD_AVX512,) and not out.hosts_mixed
+    assert statement(out) == "ahead (gap +0.100, past the seed spread 0.010, ahead with every seed; on AMD EPYC (AVX512))"
+
+
+def test_with_hosts_every_pair_on_other_hosts_leaves_no_verdict():
+    out = compare({0: 0.9, 1: 0.8}, {0: 0.1, 1: 0.2}, hosts_a={0: XEON, 1: XEON}, hosts_b={0: AMD_AVX2, 1: AMD_AVX2})
+    assert not out.decided and out.verdict == 0 and out.paired == () and out.cross_host == (0, 1)
+    assert statement(out) == ("no verdict yet (no seed that both rows ran on one kind of host; mixed hosts: "
+                              "seeds 0, 1 left out, the rows ran them on different kinds of host)")
+
+
+def test_with_hosts_a_seed_one_row_ran_alone_is_left_out_and_an_unrecorded_host_matches_only_itself():
+    # seed 3 (A only) would drag A's mean down to within the spread; with hosts it is left out
+    a, b = {0: 0.70, 1: 0.71, 2: 0.72, 3: 0.40}, {0: 0.60, 1: 0.61, 2: 0.62}
+    out = compare(a, b, hosts_a={}, hosts_b={})  # no host recorded for any run
+    assert out.unpaired == (3,) and out.verdict == 1 and out.hosts == ("an unrecorded host",)
+    assert statement(out).endswith("; on an unrecorded host; seed 3 left out, run by one row only)")
+    mixed = compare(a, b, hosts_a={0: XEON}, hosts_b={})
+    assert mixed.cross_host == (0,) and mixed.paired == (1, 2)

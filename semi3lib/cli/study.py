@@ -17,6 +17,14 @@ def cmd_study(args: argparse.Namespace) -> int:
             done = sum(plan.record_path(row, s).is_file() for s in plan.seeds_of(row))
             print(f"{row.name:<{width}}  {done}/{len(plan.seeds_of(row))} seeds done  {row.what}")
         return 0
+    if args.host_effect:
+        from semi3lib.study.hosts import host_effect_summary, host_effect_table
+        from semi3lib.study.tables import markdown_table
+
+        table = host_effect_table(plan.out_dir)
+        print(markdown_table(table.round(4), index=False))
+        print(host_effect_summary(table))
+        return 0
     if args.markdown or args.per_run:
         from semi3lib.study.records import load_study, ordered_runs
         from semi3lib.study.tables import groups_for, markdown_table, study_runs_table, study_table
@@ -55,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="print the records as a Markdown table (mean ± std over seeds), run nothing")
     p.add_argument("--per-run", action="store_true",
                    help="print one line per run (seed, minutes, mAP@all, hardware) as Markdown, run nothing")
+    p.add_argument("--host-effect", action="store_true",
+                   help="set the plan's records beside the committed runs of chapter 4's config and seed, one line "
+                        "per kind of host, with the host effect and the seed spread (configs/host-check.yaml); run nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="applied to every row after its own overrides (e.g. train.device=cuda)")

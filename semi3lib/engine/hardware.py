@@ -47,6 +47,34 @@ def hardware_label(machine: dict[str, Any] | None) -> str | None:
     return f"{cpu}, {cores} cores" if cores else cpu
 
 
+UNKNOWN_ISA = "instruction set not recorded"  # records written before machine_info kept cpu_capability
+UNRECORDED_HOST = "an unrecorded host"
+
+
+def host_kind(machine: dict[str, Any] | None) -> str:
+    """The kind of host a result was computed on, as the comparison rule matches hosts: the CPU
+    name *and* the instruction set torch's kernels used (an "AMD EPYC" with AVX-512 and one
+    with AVX2 train to other numbers), and the GPU when one ran it; e.g. ``AMD EPYC (AVX2)``,
+    ``NVIDIA H200 on AMD EPYC (AVX512)``. A record without ``cpu_capability`` says so
+    (``AMD EPYC (instruction set not recorded)``) rather than guess; no machine block gives
+    :data:`UNRECORDED_HOST`. Cores and threads are left out: they change the time, not the digits."""
+    if not machine or not machine.get("cpu"):
+        return UNRECORDED_HOST
+    cpu = f"{machine['cpu']} ({machine.get('cpu_capability') or UNKNOWN_ISA})"
+    return f"{machine['gpu']} on {cpu}" if machine.get("gpu") else cpu
+
+
+def current_host_kind() -> str:
+    """:func:`host_kind` of this machine, without the rest of :func:`machine_info`."""
+    info = _torch_info()
+    return host_kind({"cpu": _cpu_model(), "cpu_capability": info["cpu_capability"], "gpu": info["gpu"]})
+
+
+def host_slug(kind: str) -> str:
+    """A kind of host as a file-name part: ``AMD EPYC (AVX2)`` -> ``amd-epyc-avx2``."""
+    return "-".join("".join(c if c.isalnum() else " " for c in kind.lower()).split()) or "unknown-host"
+
+
 def _torch_info() -> dict[str, Any]:
     """torch's threads and GPU; None each where torch is not installed (the book's runner
     describes its machine without needing torch)."""

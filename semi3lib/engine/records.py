@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from semi3lib.engine.hardware import hardware_label
+from semi3lib.engine.hardware import hardware_label, host_kind
 from semi3lib.io import atomic_write_text
 
 # Keys of records written before RunRecord whose content now lives elsewhere: "query" (the
@@ -68,6 +68,11 @@ class RunRecord:
     def hardware(self) -> str | None:
         """The machine in a few words (:func:`semi3lib.engine.hardware.hardware_label`)."""
         return hardware_label(self.machine)
+
+    @property
+    def host(self) -> str:
+        """The kind of host, as the comparison rule matches runs (:func:`semi3lib.engine.hardware.host_kind`)."""
+        return host_kind(self.machine)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as written: keys in a fixed order, optional ones only when set."""

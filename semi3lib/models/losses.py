@@ -1,6 +1,7 @@
 """The hybrid loss of Semi3-Net and its parts, one module per term.
 
     L = ce_weight          * sum_{d present} CE(classifier(f_d), y_d)          [BranchCrossEntropy]
+                             (d = edge only with loss.edge_ce, the default)
       + alignment_weight   * mean_i ||n(f_photo_i) - n(f_edge_i)||^2             [AlignmentLoss]
       + contrastive_weight * mean_i [y_i d_i^2 + (1 - y_i) max(0, m - d_i)^2]    [ContrastiveLoss]
       + triplet_weight     * batch-hard triplet(sketch -> photos)                [TripletLoss]
@@ -48,15 +49,17 @@ class BranchCrossEntropy(nn.Module):
 
         CE = sum_{d in {sketch, photo, edge} present} mean_i CE(logits_d[i], y_d[i])
 
-    An edgemap is labelled with its photo's category (``photo_label``).
+    An edgemap is labelled with its photo's category (``photo_label``); ``edge=False`` leaves
+    the edgemap's term out (``loss.edge_ce``).
     """
 
     # branch -> label key in the batch
     LABELS = {"sketch": "sketch_label", "photo": "photo_label", "edge": "photo_label"}
 
-    def __init__(self, label_smoothing: float = 0.0) -> None:
+    def __init__(self, label_smoothing: float = 0.0, edge: bool = True) -> None:
         super().__init__()
         self.label_smoothing = label_smoothing
+        self.branches = tuple(b for b in self.LABELS if edge or b != "edge")
 
     def forward(self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``outputs``: ``{branch}_logits`` ``(B, C)``; ``batch``: labels ``(B,)`` -> scalar."""
@@ -64,7 +67,7 @@ class BranchCrossEntropy(nn.Module):
             F.cross_entropy(outputs[f"{branch}_logits"], batch[label].long(),
                             label_smoothing=self.label_smoothing)
             for branch, label in self.LABELS.items()
-            if f"{branch}_logits" in outputs
+            if branch in self.branches and f"{branch}_logits" in outputs
         ]
         if not terms:
             raise ValueError("BranchCrossEntropy: the outputs hold no *_logits")
@@ -168,7 +171,7 @@ class HybridLoss(nn.Module):
     def __init__(self, cfg: LossConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.ce = BranchCrossEntropy(cfg.label_smoothing)
+        self.ce = BranchCrossEntropy(cfg.label_smoothing, edge=cfg.edge_ce)
         self.alignment = AlignmentLoss()
         self.contrastive = ContrastiveLoss(cfg.contrastive_margin)
         self.triplet = TripletLoss(cfg.triplet_margin)
@@ -178,7 +181,7 @@ class HybridLoss(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
         terms: dict[str, tuple[float, torch.Tensor]] = {}
-        if cfg.ce_weight and any(k.endswith("_logits") for k in outputs):
+        if cfg.ce_weight and any(f"{b}_logits" in outputs for b in self.ce.branches):
             terms["ce"] = (cfg.ce_weight, self.ce(outputs, batch))
         if cfg.alignment_weight and {"photo_embed", "edge_embed"} <= outputs.keys():
             terms["alignment"] = (cfg.alignment_weight,

@@ -9,7 +9,8 @@
 - Bottom ("semi-heterogeneous feature mapping", [paper]): ``backbone.stages[:split]``. In
   the paper's ``semi`` mode the sketch and edgemap branches run the *same* module and the
   photo branch its own copy; ``shared`` uses one bottom for all three, ``separate`` three.
-  Every bottom starts from the same (pretrained) weights.
+  Every bottom starts from the same (pretrained) weights. With ``model.domain_bn`` a bottom
+  that several branches run keeps one BatchNorm per branch (:mod:`semi3lib.models.domain_bn`).
 - Co-attention ([paper], SE-style [assumed]): see :mod:`semi3lib.models.coattention`.
 - Top ("joint semantic embedding", [paper]): ``backbone.stages[split:]``, global average
   pooling and an MLP ``Linear-ReLU-Dropout-Linear`` to ``embed_dim``, then a C-way linear
@@ -32,6 +33,7 @@ from torch import nn
 from semi3lib.config import ModelConfig
 from semi3lib.models.backbones import build_backbone
 from semi3lib.models.coattention import CoAttention
+from semi3lib.models.domain_bn import convert_to_domain_bn, domain
 
 BRANCHES = ("sketch", "photo", "edge")
 SHARING_MODES = ("semi", "shared", "separate")
@@ -63,6 +65,13 @@ def _run_grouped(module: nn.Module, inputs: list[torch.Tensor]) -> list[torch.Te
         out = module(torch.cat(inputs, dim=0))
         return list(out.split([x.shape[0] for x in inputs], dim=0))
     return [module(x) for x in inputs]
+
+
+def _check_domain_bn(cfg: ModelConfig, layout: dict[str, tuple[str, ...]]) -> None:
+    if cfg.domain_bn and all(len(branches) < 2 for branches in layout.values()):
+        raise ValueError(f"model.domain_bn=true needs a bottom that several branches share, but with "
+                         f"model.sharing={cfg.sharing} and model.edge_branch={str(cfg.edge_branch).lower()} "
+                         "every branch has its own bottom; use sharing=semi with the edge branch, or shared")
 
 
 def _check_gallery_embedding(name: str, edge_branch: bool) -> None:
@@ -111,12 +120,19 @@ class Semi3Net(nn.Module):
         self.register_buffer("std", torch.tensor(backbone.std).view(1, 3, 1, 1), persistent=False)
 
         layout = _bottom_layout(cfg.sharing, cfg.edge_branch)
+        _check_domain_bn(cfg, layout)
         bottom = nn.Sequential(*backbone.stages[:split])
         # deepcopy, not a rebuild: every bottom starts from exactly the same pretrained weights.
         self.bottoms = nn.ModuleDict(
             {name: (bottom if i == 0 else copy.deepcopy(bottom)) for i, name in enumerate(layout)}
         )
         self.bottom_of: dict[str, str] = {b: name for name, branches in layout.items() for b in branches}
+        # bottoms whose BatchNorm is per branch (model.domain_bn): each branch runs them on its own
+        self.domain_bottoms: set[str] = set()
+        if cfg.domain_bn:
+            for name, branches in layout.items():
+                if len(branches) > 1 and convert_to_domain_bn(self.bottoms[name], branches):
+                    self.domain_bottoms.add(name)
         self.branches: tuple[str, ...] = tuple(b for b in BRANCHES if b in self.bottom_of)
 
         self.coattention: CoAttention | None = None
@@ -176,7 +192,11 @@ class Semi3Net(nn.Module):
         before: dict[str, torch.Tensor] = {}
         for name in self.bottoms:
             branches = [b for b in self.branches if self.bottom_of[b] == name and b in inputs]
-            if branches:
+            if name in self.domain_bottoms:
+                for b in branches:  # one call per branch: each meets its own BatchNorm
+                    with domain(self.bottoms[name], b):
+                        before[b] = self.bottoms[name](self.normalise(inputs[b]))
+            elif branches:
                 outs = _run_grouped(self.bottoms[name], [self.normalise(inputs[b]) for b in branches])
                 before.update(zip(branches, outs))
         after, attention = dict(before), None
@@ -342,7 +362,7 @@ class Semi3Net(nn.Module):
         return (
             f"backbone={self.backbone_name!r} ({self.backbone_source}), split={self.split}, "
             f"sharing={self.cfg.sharing!r}, coattention={self.coattention is not None}, "
-            f"edge_branch={self.cfg.edge_branch}"
+            f"edge_branch={self.cfg.edge_branch}, domain_bn={bool(self.domain_bottoms)}"
         )
 
 

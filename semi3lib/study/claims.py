@@ -4,7 +4,11 @@ The claims and the study rows that test them are written in ``book/paper-claims.
 measurements and verdicts are computed here from the study's records (``results/sketchy-mini``)
 by the book's one comparison rule (:func:`semi3lib.study.rule.compare`), so the page changes
 when the records do. A claim is *supported* when Semi3-Net beats every row it is compared with
-by the rule (past the seed spread and ahead with every seed), *not supported here* otherwise.
+by the rule (past the seed spread and ahead with every seed), *not supported here* when the rule
+decides a comparison against it (level or behind), *undecided here* when the rule cannot decide
+one (a row with one seed, or, since seed pairs count only when both runs had one kind of host,
+one same-host pair) and no comparison goes against it. Every comparison names the kinds of host
+its seed pairs ran on, and the seeds left out because the rows ran them on different kinds.
 :func:`write_page` writes the page's table as Markdown for the site build
 (``_build/generated/paper-vs-book.md``, included by ``book/paper-vs-book.md``).
 """
@@ -17,8 +21,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from semi3lib.study.records import load_study, seed_scores, study_statistics
-from semi3lib.study.rule import Outcome, compare, score_text, statement
+from semi3lib.study.records import compare_rows, load_study, study_statistics
+from semi3lib.study.rule import Outcome, score_text, statement
 from semi3lib.study.tables import markdown_table
 
 # Commonly quoted for Semi3-Net (Lei et al. 2020); not checked against the paper here.
@@ -30,7 +34,8 @@ PAPER_REPORTED = (
 CLAIMS_FILE = Path("book") / "paper-claims.yaml"
 STUDY_DIR = Path("results") / "sketchy-mini"
 GENERATED = Path("_build") / "generated" / "paper-vs-book.md"
-SUPPORTED, NOT_SUPPORTED, UNTESTED = "supported", "not supported here", "untested here"
+SUPPORTED, NOT_SUPPORTED, UNDECIDED, UNTESTED = "supported", "not supported here", "undecided here", "untested here"
+VERDICTS = (SUPPORTED, NOT_SUPPORTED, UNDECIDED, UNTESTED)
 
 
 def paper_reported_table() -> pd.DataFrame:
@@ -90,13 +95,21 @@ def paper_vs_book(runs: pd.DataFrame | None, claims: list[dict[str, Any]]) -> pd
             rows.append({"claim": text, "the paper's evidence": claim.get("paper", ""),
                          "this book's measurement": "not measured", "verdict": UNTESTED, "why": why})
             continue
-        outcomes = [compare(seed_scores(runs, row), seed_scores(runs, other)) for row, other in pairs]
+        outcomes = [compare_rows(runs, row, other) for row, other in pairs]
         shown = list(dict.fromkeys(r for p in pairs for r in p))
-        verdict = SUPPORTED if all(o.verdict == 1 for o in outcomes) else NOT_SUPPORTED
+        verdict = _claim_verdict(outcomes)
         rows.append({"claim": text, "the paper's evidence": claim.get("paper", ""),
                      "this book's measurement": "; ".join(_value(stats, r) for r in shown),
                      "verdict": verdict, "why": "; ".join(_why(*p, o) for p, o in zip(pairs, outcomes))})
     return pd.DataFrame(rows)
+
+
+def _claim_verdict(outcomes: list[Outcome]) -> str:
+    """Supported when the rule decides every comparison for Semi3-Net; not supported when it
+    decides one against (level or behind); undecided when it cannot decide one."""
+    if any(o.decided and o.verdict != 1 for o in outcomes):
+        return NOT_SUPPORTED
+    return SUPPORTED if all(o.decided for o in outcomes) else UNDECIDED
 
 
 def page_markdown(root: str | Path = ".") -> str:
@@ -108,7 +121,7 @@ def page_markdown(root: str | Path = ".") -> str:
     lines = [f"Measured on: {setting(runs, root / STUDY_DIR) if runs is not None else note}.", "",
              markdown_table(shown, index=False)]
     counts = table["verdict"].value_counts()
-    lines += ["", "In all: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in (SUPPORTED, NOT_SUPPORTED, UNTESTED)) + "."]
+    lines += ["", "In all: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + "."]
     return "\n".join(lines) + "\n"
 
 

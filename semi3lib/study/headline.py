@@ -11,8 +11,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from semi3lib.study.records import load_study, seed_scores, study_statistics
-from semi3lib.study.rule import BEATS, compare, statement
+from semi3lib.study.records import compare_rows, load_study, study_statistics
+from semi3lib.study.rule import BEATS, statement
 from semi3lib.study.tables import STUDY_GROUPS, ReaderTable, reader_table, study_table
 
 FLOOR_ROW, METHOD_ROW, NO_EDGE_ROW = "imagenet-features", "semi3net", "no-edgemap-branch"
@@ -70,7 +70,7 @@ def headline_findings(runs: pd.DataFrame, metric: str = "mAP@all") -> list[str]:
     lines = []
     for a, b in FINDINGS:
         if a in rows and b in rows:
-            outcome = compare(seed_scores(runs, rows[a], metric), seed_scores(runs, rows[b], metric), metric)
+            outcome = compare_rows(runs, rows[a], rows[b], metric)
             lines.append(f"`{rows[a]}` against `{rows[b]}` on {metric}: {statement(outcome, WORDS)}")
     return lines
 

@@ -1,6 +1,6 @@
 """A study's records read back: one row per run file, in the plan's order, each row's seeds and
-their statistics, and a row's per-seed scores as the comparison rule takes them
-(:func:`semi3lib.study.rule.compare`)."""
+their statistics, and a row's per-seed scores and hosts as the comparison rule takes them
+(:func:`semi3lib.study.rule.compare`; :func:`compare_rows` passes both)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Sequence
 import pandas as pd
 
 from semi3lib.engine.records import read_records
+from semi3lib.study.rule import Outcome, compare
 
 TABLE_METRICS = ("mAP@all", "mAP@200", "P@10", "P@25", "P@100", "P@200")
 
@@ -19,7 +20,8 @@ def load_study(study_dir: str | Path, split: str = "query") -> tuple[pd.DataFram
     """The reproduction study's runs (``<study_dir>/*.json``, one
     :class:`~semi3lib.engine.records.RunRecord` per run and seed, read by
     :func:`~semi3lib.engine.records.read_records`) as one row per file, scored on ``split``
-    (``query``, or ``val`` for a tuning study), with its wall time and hardware;
+    (``query``, or ``val`` for a tuning study), with its wall time, hardware and kind of host
+    (``host``: :func:`~semi3lib.engine.hardware.host_kind`, what the rule matches);
     ``(None, reason)`` when there are none. Files without ``metrics`` for that split are
     ignored (other outputs may share the folder)."""
     study_dir = Path(study_dir)
@@ -30,7 +32,8 @@ def load_study(study_dir: str | Path, split: str = "query") -> tuple[pd.DataFram
             continue
         rows.append({"run": record.run, "seed": record.seed,
                      **{k: metrics.get(k) for k in TABLE_METRICS if k in metrics},
-                     "wall_seconds": record.wall_seconds, "hardware": record.hardware, "file": path.name})
+                     "wall_seconds": record.wall_seconds, "hardware": record.hardware, "host": record.host,
+                     "file": path.name})
     if not rows:
         why = "does not exist" if not study_dir.is_dir() else f"holds no run results (*.json with {split} metrics)"
         return None, f"{study_dir} {why}"
@@ -66,3 +69,19 @@ def seed_scores(runs: pd.DataFrame, row: str, metric: str = "mAP@all", column: s
     chosen = runs[runs[column] == row]
     scores = {int(seed): float(value) for seed, value in zip(chosen["seed"], chosen[metric]) if value is not None}
     return {seed: value for seed, value in scores.items() if not math.isnan(value)}
+
+
+def seed_hosts(runs: pd.DataFrame, row: str, column: str = "run") -> dict[int, str] | None:
+    """``{seed: kind of host}`` of one row's runs (the ``host`` column of :func:`load_study`);
+    None for a table without hosts (the rule then pairs seeds whatever their host)."""
+    if "host" not in runs:
+        return None
+    chosen = runs[runs[column] == row]
+    return {int(seed): str(host) for seed, host in zip(chosen["seed"], chosen["host"])}
+
+
+def compare_rows(runs: pd.DataFrame, row: str, other: str, metric: str = "mAP@all", column: str = "run") -> Outcome:
+    """``row`` against ``other`` by the book's rule on their per-seed scores, seed pairs run on
+    one kind of host only (:func:`semi3lib.study.rule.compare` with both rows' hosts)."""
+    return compare(seed_scores(runs, row, metric, column), seed_scores(runs, other, metric, column), metric,
+                   seed_hosts(runs, row, column), seed_hosts(runs, other, column))

@@ -18,6 +18,11 @@ A plan is a YAML file (``configs/study-sketchy-mini.yaml``)::
       semi3net-photo+edge: {what: "...", rescore: semi3net, overrides: [model.gallery_embedding=photo+edge]}
       semi3net-more-seeds: {what: "...", seeds: [0, 1, 2, 3, 4]}   # a row may have its own seeds
 
+A plan with ``per_host: true`` (the host check, ``configs/host-check.yaml``) keeps one record
+per kind of host: its record and run folder names end with the host
+(``<row>-seed<k>-<host>.json``), so the same row and seed run on another host is a new run,
+not one already done (``semi3 study --host-effect`` sets them beside each other).
+
 A ``rescore`` row trains nothing: it scores another row's trained models again with a
 retrieval-time change (``model.gallery_embedding``), seed by seed, and reports that row's
 training time.
@@ -72,6 +77,7 @@ class StudyPlan:
     rows: list[StudyRow]
     overrides: list[str] = field(default_factory=list)
     split: str = "query"
+    per_host: bool = False  # one record per kind of host (the host check)
 
     def row(self, name: str) -> StudyRow:
         for row in self.rows:
@@ -87,11 +93,18 @@ class StudyPlan:
         return load_config(self.base, [*self.overrides, *trained_overrides, *row.overrides, f"train.seed={seed}",
                                        f"name={row.name}", f"train.out_dir={self.run_dir(trained, seed)}", *extra])
 
+    def _stem(self, row: StudyRow, seed: int) -> str:
+        if not self.per_host:
+            return f"{row.name}-seed{seed}"
+        from semi3lib.engine.hardware import current_host_kind, host_slug
+
+        return f"{row.name}-seed{seed}-{host_slug(current_host_kind())}"
+
     def run_dir(self, row: StudyRow, seed: int) -> Path:
-        return Path(self.runs_dir) / f"{row.name}-seed{seed}"
+        return Path(self.runs_dir) / self._stem(row, seed)
 
     def record_path(self, row: StudyRow, seed: int) -> Path:
-        return Path(self.out_dir) / f"{row.name}-seed{seed}.json"
+        return Path(self.out_dir) / f"{self._stem(row, seed)}.json"
 
     def seeds_of(self, row: StudyRow) -> list[int]:
         seeds = list(row.seeds if row.seeds is not None else self.seeds)
@@ -116,7 +129,7 @@ def load_plan(path: str | Path) -> StudyPlan:
     def at(key: str) -> str:
         return f"{path}:{lines[key]}" if key in lines else str(path)
 
-    unknown = set(raw) - {"base", "overrides", "split", "out_dir", "runs_dir", "seeds", "rows"}
+    unknown = set(raw) - {"base", "overrides", "split", "out_dir", "runs_dir", "seeds", "rows", "per_host"}
     if unknown:
         raise ConfigError(f"{at(sorted(unknown)[0])}: unknown key(s) {', '.join(sorted(unknown))}")
     if "base" not in raw or not raw.get("rows"):
@@ -148,9 +161,12 @@ def load_plan(path: str | Path) -> StudyPlan:
         raise ConfigError(f"{path}: 'seeds' is empty")
     if raw.get("split", "query") not in SPLITS:
         raise ConfigError(f"{path}: split must be one of {', '.join(SPLITS)}, got {raw['split']!r}")
+    if not isinstance(raw.get("per_host", False), bool):
+        raise ConfigError(f"{at('per_host')}: per_host must be true or false, not {raw['per_host']!r}")
     plan = StudyPlan(base=str(raw["base"]), out_dir=str(raw.get("out_dir", "results/study")),
                      runs_dir=str(raw.get("runs_dir", "runs/study")), seeds=seeds, rows=rows,
-                     overrides=[str(o) for o in raw.get("overrides") or []], split=raw.get("split", "query"))
+                     overrides=[str(o) for o in raw.get("overrides") or []], split=raw.get("split", "query"),
+                     per_host=raw.get("per_host", False))
     names = [row.name for row in rows]
     for row in plan.rows:
         if row.rescore is not None:

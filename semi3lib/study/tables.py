@@ -13,8 +13,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from semi3lib.study.records import TABLE_METRICS, ordered_runs, seed_scores, study_statistics
-from semi3lib.study.rule import SEED_BY_SEED, Outcome, compare, score_parts, score_text, verdict_word
+from semi3lib.study.records import TABLE_METRICS, compare_rows, ordered_runs, study_statistics
+from semi3lib.study.rule import SEED_BY_SEED, Outcome, hosts_text, score_parts, score_text, verdict_word
 
 # The metrics of the book's tables: P@100 is left out (capped at 0.25 on sketchy-mini, it says
 # little that P@25 does not); every record and summary.csv keep it.
@@ -317,27 +317,30 @@ def summarise_study(runs: pd.DataFrame) -> pd.DataFrame:
 
 def against_reference(runs: pd.DataFrame, reference: str, rows: Sequence[str] | None = None,
                       metric: str = "mAP@all") -> dict[str, Outcome]:
-    """Each of ``rows`` against ``reference`` by the book's rule (:func:`~semi3lib.study.rule.compare`),
-    ``{row: outcome}``; the rows default to every other row with several seeds (one seed has
-    no spread, so no verdict). The tuning search's table in chapter 5."""
+    """Each of ``rows`` against ``reference`` by the book's rule (:func:`~semi3lib.study.rule.compare`,
+    seed pairs run on one kind of host only where the runs name their host), ``{row: outcome}``;
+    the rows default to every other row with several seeds (one seed has no spread, so no
+    verdict). The tuning search's table in chapter 5."""
     stats = study_statistics(runs)
     if rows is None:
         rows = [r for r in stats.index[stats["seeds"] > 1] if r != reference]
     missing = [r for r in (reference, *rows) if r not in stats.index]
     if missing:
         raise KeyError(f"no runs of {', '.join(missing)}; rows present: {', '.join(stats.index)}")
-    base = seed_scores(runs, reference, metric)
-    return {row: compare(seed_scores(runs, row, metric), base, metric) for row in rows}
+    return {row: compare_rows(runs, row, reference, metric) for row in rows}
 
 
 def outcomes_table(outcomes: Mapping[str, Outcome], reference: str) -> pd.DataFrame:
     """:func:`against_reference`'s outcomes, one line per row: the seeds both rows ran, each
-    mean, the gap and the seed spread, where the row stands seed by seed and the verdict."""
+    mean, the gap and the seed spread, where the row stands seed by seed, the verdict and, for
+    outcomes with hosts, the hosts it rests on and the seeds it left out (:func:`~semi3lib.study.rule.hosts_text`)."""
     lines = []
+    with_hosts = any(hosts_text(out) for out in outcomes.values())
     for row, out in outcomes.items():
         lines.append({"row": row, "seeds": len(out.paired), out.metric: out.mean_std_a[0],
                       f"{reference} {out.metric}": out.mean_std_b[0], "gap": out.gap, "spread": out.spread,
-                      "seed by seed": SEED_BY_SEED[out.ahead] if out.paired else "", "verdict": verdict_word(out)})
+                      "seed by seed": SEED_BY_SEED[out.ahead] if out.paired else "", "verdict": verdict_word(out),
+                      **({"hosts": hosts_text(out)} if with_hosts else {})})
     columns = ["row", "seeds", "gap", "spread", "seed by seed", "verdict"]
     return pd.DataFrame(lines, columns=columns if not lines else None).set_index("row")
 

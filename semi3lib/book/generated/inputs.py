@@ -11,7 +11,8 @@ from typing import Any, Mapping
 import pandas as pd
 import yaml
 
-from semi3lib.study.records import load_study
+from semi3lib.study.records import compare_rows, load_study
+from semi3lib.study.rule import Outcome
 from semi3lib.book.generated.words import METRIC
 
 class MissingRecords(RuntimeError):
@@ -69,6 +70,14 @@ class Records:
         if rows.empty:
             raise MissingRecords(f"no records of row {row!r} in the {table} records")
         return {int(s): float(v) for s, v in zip(rows["seed"], rows[metric]) if pd.notna(v)}
+
+    def compare(self, row: str, other: str, table: str = "study", metric: str = METRIC) -> Outcome:
+        """``row`` against ``other`` by the rule, seed pairs run on one kind of host only."""
+        runs: pd.DataFrame = getattr(self, table)
+        for name in (row, other):
+            if not (runs["run"] == name).any():
+                raise MissingRecords(f"no records of row {name!r} in the {table} records")
+        return compare_rows(runs, row, other, metric)
 
     def minutes(self, row: str, table: str = "study") -> float:
         """The mean wall time of a row's runs, in minutes."""

@@ -1,0 +1,112 @@
+"""The host effect: chapter 4's run (its config, seed 0) on each kind of host, beside the seed spread.
+
+The same config and seed trains to other digits on another kind of CPU (``results/book/cpu``'s
+run on an AMD EPYC host scored 0.580 where the study's ``semi3net`` seed 0, the same config and
+seed on a host of the same CPU name, scored 0.590). The host check (``configs/host-check.yaml``,
+a ``per_host`` plan: one record per kind of host) runs that configuration once on the machine at
+hand; :func:`host_effect_table` sets its records beside the committed ones of the same config
+and seed, and :func:`host_effect_summary` says how far apart the hosts are (the host effect)
+against how far apart seeds are on one host (the seed spread), so a reader knows which of the
+two a gap between rows can hide in. ``semi3 study --plan configs/host-check.yaml --host-effect``
+prints both.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from semi3lib.config import ConfigError, config_from_dict
+from semi3lib.engine.hardware import host_kind
+from semi3lib.engine.records import read_records
+from semi3lib.study.rule import mean_std
+
+METRIC = "mAP@all"
+# The committed runs of chapter 4's configuration and seed: the book's run, the study's seed 0.
+BOOK_RUN = Path("results") / "book" / "cpu" / "04_training.json"
+STUDY_DIR = Path("results") / "sketchy-mini"
+STUDY_ROW = "semi3net"
+# Settings that change where a run writes or how fast it goes, not what it computes.
+NOT_THE_CONFIG = (("name",), ("train", "out_dir"), ("train", "device"), ("train", "log_every"),
+                  ("data", "num_workers"), ("data", "root"), ("data", "cache_dir"))
+
+
+def _what_is_computed(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The config with defaults filled in (older records lack newer keys) and without
+    :data:`NOT_THE_CONFIG`; None when it is not a valid config."""
+    try:
+        values = config_from_dict(dict(config)).to_dict()
+    except (ConfigError, TypeError):
+        return None
+    for section, *key in NOT_THE_CONFIG:
+        if key:
+            values.get(section, {}).pop(key[0], None)
+        else:
+            values.pop(section, None)
+    return values
+
+
+def host_effect_table(check_dir: str | Path, root: str | Path = ".") -> pd.DataFrame:
+    """One line per run of chapter 4's configuration: the committed book run and study seed 0
+    (under ``root``), then every record of the host check in ``check_dir``; columns ``source``,
+    ``host`` (:func:`~semi3lib.engine.hardware.host_kind`), ``seed``, :data:`METRIC` and
+    ``same config`` (whether it computes what the book run computes)."""
+    root = Path(root)
+    runs: list[dict[str, Any]] = []
+    book = root / BOOK_RUN
+    if book.is_file():
+        raw = json.loads(book.read_text())
+        runs.append({"source": str(BOOK_RUN), "machine": raw.get("hardware"), "config": raw.get("config") or {},
+                     "seed": (raw.get("config") or {}).get("train", {}).get("seed"),
+                     METRIC: (raw.get("final_query_metrics") or {}).get(METRIC)})
+    for path, record in read_records(root / STUDY_DIR):
+        if record.run == STUDY_ROW and record.seed == 0:
+            runs.append({"source": str(STUDY_DIR / path.name), "machine": record.machine, "config": record.config,
+                         "seed": record.seed, METRIC: record.metrics.get("query", {}).get(METRIC)})
+    for path, record in read_records(check_dir):
+        runs.append({"source": str(path), "machine": record.machine, "config": record.config, "seed": record.seed,
+                     METRIC: record.metrics.get("query", {}).get(METRIC)})
+    reference = _what_is_computed(runs[0]["config"]) if runs else None
+    lines = [{"source": r["source"], "host": host_kind(r["machine"]), "seed": r["seed"], METRIC: r[METRIC],
+              "same config": reference is not None and _what_is_computed(r["config"]) == reference} for r in runs]
+    return pd.DataFrame(lines, columns=["source", "host", "seed", METRIC, "same config"])
+
+
+def seed_spread(root: str | Path = ".") -> tuple[float, str, int]:
+    """The sample std of the study's ``semi3net`` seeds on the kind of host with the most of
+    them: ``(std, host, seeds)``; NaN with fewer than two seeds on any one kind."""
+    by_host: dict[str, list[float]] = {}
+    for _, record in read_records(Path(root) / STUDY_DIR):
+        if record.run == STUDY_ROW and METRIC in record.metrics.get("query", {}):
+            by_host.setdefault(record.host, []).append(float(record.metrics["query"][METRIC]))
+    if not by_host:
+        return float("nan"), "no host", 0
+    host, scores = max(by_host.items(), key=lambda item: len(item[1]))
+    return mean_std(scores)[1], host, len(scores)
+
+
+def host_effect_summary(table: pd.DataFrame, root: str | Path = ".") -> str:
+    """The host effect in words: the spread of seed 0's score over the kinds of host that ran
+    the same config, beside the seed spread on one host."""
+    same = table[table["same config"] & (table["seed"] == 0) & table[METRIC].notna()]
+    per_host = same.groupby("host")[METRIC].agg(["min", "max", "count"])
+    spread, spread_host, n = seed_spread(root)
+    spread_text = f"seed spread (std of {n} `{STUDY_ROW}` seeds on {spread_host}) {spread:.3f}"
+    within = float((per_host["max"] - per_host["min"]).max()) if len(per_host) else 0.0
+    # records without an instruction set may be of two kinds that one CPU name hides
+    note = (f"; runs on one recorded kind of host differ by up to {within:.3f} (where the instruction set was not "
+            "recorded, they may be two kinds)") if within > 0 else ""
+    if len(per_host) < 2:
+        only = per_host.index[0] if len(per_host) else "no host"
+        return f"one kind of host so far ({only}): no host effect between kinds yet{note}; {spread_text}"
+    effect = float(per_host["max"].max() - per_host["min"].min())
+    hosts = ", ".join(f"{host} {row['min']:.3f}" + (f" to {row['max']:.3f}" if row["max"] != row["min"] else "")
+                      for host, row in per_host.iterrows())
+    return (f"host effect {effect:.3f} (seed 0 of chapter 4's config on {len(per_host)} kinds of host: {hosts}"
+            f"{note}); {spread_text}")
+
+
+__all__ = ["host_effect_summary", "host_effect_table", "seed_spread"]
