@@ -251,3 +251,30 @@ def weights_mismatch(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -
     missing = [name for name, tensor in expected.items()
                if name not in weights or tuple(weights[name].shape) != tuple(tensor.shape)]
     return missing, [name for name in weights if name not in expected]
+
+
+# --------------------------------------------------------------------------- starting from a checkpoint
+
+# The category classifier: sized (and ordered) by the categories its run trained on.
+CLASSIFIER_PREFIX = "classifier."
+
+
+def load_initial_weights(model: torch.nn.Module, path: str | os.PathLike,
+                         categories: list[str] | None = None) -> dict[str, Any]:
+    """Start ``model`` from the weights of the checkpoint ``path`` (``train.init_from``), read
+    as data only (:func:`load_checkpoint_file`). Every weight must fit, except the category
+    classifier's, which is loaded only when the checkpoint was trained on the same ``categories``
+    in the same order (else it keeps its fresh initialisation). Returns what was done:
+    ``init_from``, ``loaded`` (tensors), ``kept_fresh`` (their names)."""
+    ckpt = load_checkpoint_file(path)
+    weights = dict(ckpt["model"])
+    same_classes = categories is not None and list(ckpt.get("categories") or []) == list(categories)
+    if not same_classes:
+        weights = {k: v for k, v in weights.items() if not k.startswith(CLASSIFIER_PREFIX)}
+    missing, unexpected = weights_mismatch(model, weights)
+    bad = [n for n in missing if not n.startswith(CLASSIFIER_PREFIX)] + unexpected
+    if bad:
+        raise CheckpointError(f"{path}: train.init_from needs a checkpoint of the same network (model.* settings); "
+                              f"{len(bad)} of its weights do not fit this one (e.g. {bad[0]})")
+    model.load_state_dict(weights, strict=False)
+    return {"init_from": str(path), "loaded": len(weights), "kept_fresh": sorted(missing)}
