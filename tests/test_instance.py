@@ -34,6 +34,8 @@ from semi3lib.data.splits import load_split, make_split, save_split, with_instan
 from semi3lib.engine.metrics import instance_metrics, instance_metrics_from_embeddings, own_photo_ranks
 from semi3lib.models.losses import COMPONENTS, INSTANCE_COMPONENTS, HybridLoss, TripletLoss
 
+REPO = Path(__file__).resolve().parents[1]
+
 # --------------------------------------------------------------------------- metrics
 
 
@@ -343,3 +345,164 @@ def test_sketchy_fg10_shares_250_photos_with_sketchy_mini():
     split = make_split(fg, "instance")
     assert len(shared) == 250 and split.counts()["query"] == 1157 and split.counts()["train"] == 4584
     assert len(set(shared) & {photo_key(fg, j) for j in split.test_photos}) == 46
+
+
+# --------------------------------------------------------------------------- training end to end
+
+# The rows of configs/fine-grained.yaml that train, as tiny runs.
+ROWS = {
+    "semi3net": [],
+    "no-edgemap-branch": ["model.edge_branch=false"],
+    "two-branch": ["model.edge_branch=false", "model.sharing=separate", "model.split_stage=9",
+                   "loss.alignment_weight=0", "loss.contrastive_weight=0"],
+}
+
+
+@pytest.fixture(scope="module")
+def instance_run(tmp_path_factory):
+    """Tiny instance-level trainings (random weights, 32 px, 2 steps of 2 categories x 2 photos)
+    on a fixture dataset, one per trained row of the plan: ``{row: (config, TrainResult)}``."""
+    from semi3lib.engine.train import train
+
+    base = tmp_path_factory.mktemp("instance")
+    root = make_instance_dataset(base / "sketchy-fg10")
+    runs = {}
+    for row, overrides in ROWS.items():
+        cfg = load_config(REPO / "configs" / "fine-grained-cpu.yaml", [
+            f"data.root={root}", f"data.cache_dir={base / 'edges'}", "data.image_size=32", "data.num_workers=0",
+            "model.pretrained=false", "model.embed_dim=16", "model.hidden_dim=32", "train.epochs=1",
+            "train.batch_size=4", "train.instance_photos_per_category=2", "train.max_steps_per_epoch=2",
+            "train.device=cpu", f"train.out_dir={base / row}", *overrides])
+        runs[row] = (cfg, train(cfg, progress=False))
+    return runs
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_each_row_trains_on_instances_and_is_scored_by_its_own_photos(instance_run, row):
+    cfg, result = instance_run[row]
+    metrics = result.final_metrics
+    assert {"acc@1", "acc@5", "acc@10", "mean rank", "median rank", "mAP@all"} <= set(metrics)
+    assert metrics["queries"] == 12 and metrics["gallery"] == 6 and metrics["queries_without_own_photo"] == 0
+    assert 1 <= metrics["median rank"] <= 6 and metrics["acc@10"] == 1.0  # 6 photos: the own one is in the top 10
+    losses = {k for k, v in result.history[-1].items() if k.startswith("loss_") and v}
+    assert "loss_instance" in losses and ("loss_instance_edge" in losses) == (row == "semi3net")
+    assert (result.out_dir / "best.pt").is_file()
+
+
+def test_a_trained_instance_checkpoint_scores_against_every_photo(instance_run):
+    """What `semi3 eval --checkpoint ... data.instance_gallery=all` does: the run's split
+    (split.json beside the checkpoint), its gallery widened to all 18 photos."""
+    from semi3lib.engine.evaluate import evaluate_model, load_model
+
+    cfg, result = instance_run["semi3net"]
+    model, saved, _ = load_model(result.out_dir / "last.pt")
+    data_cfg = dataclasses.replace(saved.data, instance_gallery="all")
+    data = load_experiment_data(data_cfg, result.out_dir / "split.json")
+    metrics = evaluate_model(model, data, data_cfg)
+    assert metrics["gallery"] == 18 and metrics["queries"] == 12
+    assert metrics["mean rank"] >= result.final_metrics["mean rank"]  # more photos can only rank ahead
+
+
+def test_a_fine_grained_run_starts_from_a_category_checkpoint_without_leaks(instance_run, tmp_path):
+    """train.init_from: the weights of another run start this one (here an instance run's own,
+    trained on these training photos only: no test photo leaks)."""
+    from semi3lib.engine.train import train
+
+    cfg, result = instance_run["no-edgemap-branch"]
+    again = dataclasses.replace(cfg, train=dataclasses.replace(
+        cfg.train, init_from=str(result.out_dir / "last.pt"), out_dir=str(tmp_path / "again"), epochs=1))
+    assert "acc@1" in train(again, progress=False).final_metrics
+
+
+# --------------------------------------------------------------------------- records and tables
+
+
+def test_a_fine_grained_studys_tables_show_acc_at_k_and_ranks(tmp_path):
+    """RunRecords of an instance-level study carry acc@K and ranks; the study's tables read
+    them, the lowest rank in bold, the highest accuracy in bold; a category study's are unchanged."""
+    from semi3lib.engine.records import RunRecord, write_record
+    from semi3lib.study.records import load_study
+    from semi3lib.study.tables import INSTANCE_READER_METRICS, READER_METRICS, reader_metrics_for, study_table
+
+    scores = {"a": [(0.40, 3.0), (0.42, 2.0)], "b": [(0.30, 5.0), (0.33, 4.0)]}
+    for row, seeds in scores.items():
+        for seed, (acc1, median) in enumerate(seeds):
+            metrics = {"acc@1": acc1, "acc@5": acc1 + 0.3, "acc@10": acc1 + 0.4, "mean rank": median + 1,
+                       "median rank": median, "mAP@all": 0.5}
+            write_record(tmp_path / f"{row}-seed{seed}.json",
+                         RunRecord(run=row, seed=seed, metrics={"query": metrics}, wall_seconds=60.0))
+    runs, _ = load_study(tmp_path)
+    assert reader_metrics_for(runs) == INSTANCE_READER_METRICS
+    table = study_table(runs, groups=None, reference=None, metrics=reader_metrics_for(runs))
+    assert list(table.values.columns) == ["seeds", "train min", *INSTANCE_READER_METRICS]
+    assert table.values.loc["a", "acc@1"] == pytest.approx(0.41)
+    assert {("a", "acc@1"), ("a", "median rank"), ("a", "mean rank")} <= table.bold_cells()
+    assert reader_metrics_for(runs.drop(columns=["acc@1"])) == READER_METRICS
+
+
+def test_score_split_puts_the_own_photo_metrics_beside_the_category_ones(fg):
+    """An instance split's scores: a query embedded exactly as its own photo ranks it first
+    (ties with other photos would count against it: none here)."""
+    from semi3lib.engine.evaluate import score_split
+
+    index = read_dataset("sketchy-fg10", root=fg)
+    data = ExperimentData(index, make_split(index, "instance"))
+    gallery = np.eye(len(data.split.gallery), dtype=np.float32)
+    own = own_photo_positions(index, data.split.query)
+    query = gallery[[data.split.gallery.index(int(j)) for j in own]]
+    emb = {"query": query, "query_labels": np.array([index.label_of(index.sketches[k].category) for k in data.split.query]),
+           "query_index": np.array(data.split.query), "query_unreadable": np.zeros(0, dtype=np.int64),
+           "gallery": gallery, "gallery_labels": np.array([index.label_of(index.photos[j].category)
+                                                           for j in data.split.gallery]),
+           "gallery_index": np.array(data.split.gallery), "gallery_unreadable": np.zeros(0, dtype=np.int64)}
+    metrics = score_split(emb, data)
+    assert metrics["acc@1"] == 1.0 and metrics["median rank"] == 1.0 and "mAP@all" in metrics
+    assert list(metrics)[:5] == ["acc@1", "acc@5", "acc@10", "mean rank", "median rank"]
+
+
+@pytest.fixture(scope="module")
+def instance_study(tmp_path_factory):
+    """A tiny plan shaped as configs/fine-grained.yaml: one trained row and its all-photos
+    re-scoring, one seed; returns the plan after `semi3 study` ran it."""
+    import yaml
+
+    from semi3lib.study.runner import load_plan, run_study
+
+    base = tmp_path_factory.mktemp("instance-study")
+    root = make_instance_dataset(base / "sketchy-fg10")
+    plan_file = base / "plan.yaml"
+    plan_file.write_text(yaml.safe_dump({
+        "base": str(REPO / "configs" / "fine-grained-cpu.yaml"),
+        "overrides": [f"data.root={root}", f"data.cache_dir={base / 'edges'}", "data.image_size=32",
+                      "data.num_workers=0", "model.pretrained=false", "model.embed_dim=16", "model.hidden_dim=32",
+                      "train.epochs=1", "train.batch_size=4", "train.instance_photos_per_category=2",
+                      "train.max_steps_per_epoch=2", "train.device=cpu"],
+        "out_dir": str(base / "results"), "runs_dir": str(base / "runs"), "seeds": [0],
+        "rows": {"no-edgemap-branch": {"overrides": ["model.edge_branch=false"]},
+                 "no-edgemap-branch-all-photos": {"rescore": "no-edgemap-branch",
+                                                  "overrides": ["data.instance_gallery=all"]}}}))
+    plan = load_plan(plan_file)
+    run_study(plan, progress=False)
+    return plan
+
+
+def test_a_fine_grained_plan_records_acc_at_k_and_rescores_against_every_photo(instance_study):
+    from semi3lib.engine.records import read_record
+
+    trained = read_record(instance_study.record_path(instance_study.row("no-edgemap-branch"), 0))
+    rescored = read_record(instance_study.record_path(instance_study.row("no-edgemap-branch-all-photos"), 0))
+    assert trained.metrics["query"]["gallery"] == 6 and rescored.metrics["query"]["gallery"] == 18
+    for record in (trained, rescored):
+        assert {"acc@1", "acc@5", "acc@10", "mean rank", "median rank", "mAP@all"} <= set(record.metrics["query"])
+    assert rescored.rescored == "no-edgemap-branch" and rescored.wall_seconds == trained.wall_seconds
+
+
+def test_a_packed_copy_keeps_the_photo_split(fg, tmp_path):
+    """`semi3 data pack` carries split.json: the copy's instance split is the source's, not a seeded one."""
+    from semi3lib.data.pack import pack_dataset
+
+    out = tmp_path / "packed"
+    pack_dataset(fg, out, size=16, name="sketchy-fg10", progress=False)
+    packed = make_split(read_dataset("sketchy-fg10", root=out), "instance")
+    assert packed.photo_split == "split.json"
+    assert packed == make_split(read_dataset("sketchy-fg10", root=fg), "instance")
