@@ -288,10 +288,13 @@ def test_init_from_a_checkpoint_trained_on_the_test_photos_is_refused(two_datase
     with pytest.raises(ConfigError, match="trained on 6 of this run's test photos"):
         check_init_from(run, data)
     allowed = dataclasses.replace(run, train=dataclasses.replace(run.train, init_allow_overlap=True))
-    with pytest.warns(RuntimeWarning, match="test photos"):
+    # warned about, then (these stand-in weights fit no network) refused for its weights alone
+    with pytest.warns(RuntimeWarning, match="test photos"), pytest.raises(ConfigError, match="same network"):
         check_init_from(allowed, data)
     clean = _init_checkpoint(tmp_path / "clean", ["data.exclude_overlap_with=sketchy-fg10"])
-    check_init_from(dataclasses.replace(run, train=dataclasses.replace(run.train, init_from=str(clean))), data)
+    assert init_overlap(torch.load(clean, weights_only=True)["config"], clean.parent / "split.json", data) == set()
+    with pytest.raises(ConfigError, match="same network"):  # no leak: only the weights are left to refuse
+        check_init_from(dataclasses.replace(run, train=dataclasses.replace(run.train, init_from=str(clean))), data)
 
 
 def test_init_overlap_reads_the_checkpoints_own_split_file(two_datasets, tmp_path):
@@ -506,3 +509,44 @@ def test_a_packed_copy_keeps_the_photo_split(fg, tmp_path):
     packed = make_split(read_dataset("sketchy-fg10", root=out), "instance")
     assert packed.photo_split == "split.json"
     assert packed == make_split(read_dataset("sketchy-fg10", root=fg), "instance")
+
+
+# Tiny-run settings shared by a category run of "sketchy-mini" and a fine-grained run of "sketchy-fg10".
+def _tiny(tmp_path: Path) -> list[str]:
+    return [f"data.cache_dir={tmp_path / 'edges'}", "data.image_size=32", "data.num_workers=0",
+            "model.pretrained=false", "model.embed_dim=16", "model.hidden_dim=32", "model.edge_branch=false",
+            "train.epochs=1", "train.batch_size=4", "train.max_steps_per_epoch=1", "train.device=cpu",
+            "train.eval_every=0"]
+
+
+@pytest.fixture
+def category_checkpoints(two_datasets, tmp_path) -> dict[str, Path]:
+    """Two tiny category-level runs of "sketchy-mini": ``leaky`` (all its photos) and ``clean``
+    (data.exclude_overlap_with=sketchy-fg10); their last.pt."""
+    from semi3lib.engine.train import train
+
+    out = {}
+    for name, extra in (("leaky", []), ("clean", ["data.exclude_overlap_with=sketchy-fg10"])):
+        cfg = load_config(None, ["data.dataset=sketchy-mini", "data.queries_per_category=1", *_tiny(tmp_path),
+                                 f"train.out_dir={tmp_path / name}", *extra])
+        out[name] = train(cfg, progress=False).out_dir / "last.pt"
+    return out
+
+
+def test_a_category_checkpoint_of_the_other_dataset_starts_a_run_only_without_the_shared_photos(
+        category_checkpoints, tmp_path):
+    """The issue's case end to end: a category-level model trained on "sketchy-mini" (which
+    shares photos with the fine-grained set, two of them test photos there) is refused as the
+    start of a fine-grained run; trained with data.exclude_overlap_with=sketchy-fg10, accepted."""
+    from semi3lib.engine.train import train
+
+    def fine_run(init: Path, name: str):
+        return load_config(None, ["data.dataset=sketchy-fg10", "data.protocol=instance", *_tiny(tmp_path),
+                                  "train.instance_photos_per_category=2", f"train.init_from={init}",
+                                  f"train.out_dir={tmp_path / name}"])
+
+    with pytest.raises(ConfigError, match="test photos"):
+        train(fine_run(category_checkpoints["leaky"], "refused"), progress=False)
+    assert not (tmp_path / "refused").exists()  # refused before its run folder exists
+    accepted = train(fine_run(category_checkpoints["clean"], "accepted"), progress=False)
+    assert "acc@1" in accepted.final_metrics

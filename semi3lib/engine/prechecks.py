@@ -38,7 +38,7 @@ import torch
 from semi3lib.config import ConfigError, ExperimentConfig, check_value, config_from_dict
 from semi3lib.data.experiment import ExperimentData, exclude_overlap, load_experiment_data, restrict_categories
 from semi3lib.data.instance import test_photo_ids, training_photo_ids
-from semi3lib.engine.checkpoints import CheckpointError, load_checkpoint_file
+from semi3lib.engine.checkpoints import CheckpointError, initial_weights, load_checkpoint_file
 from semi3lib.data.layouts import read_dataset
 from semi3lib.data.splits import UNSEEN_CATEGORIES, UNSEEN_CATEGORY_SETS, split_from_config, unseen_categories_of
 from semi3lib.io import OutputError
@@ -223,7 +223,8 @@ def check_data(cfg: ExperimentConfig, data: ExperimentData, world: int = 1) -> N
 
 
 def check_init_from(cfg: ExperimentConfig, data: ExperimentData) -> None:
-    """``train.init_from``, when set: a checkpoint readable as data; and for an instance-level
+    """``train.init_from``, when set: a checkpoint readable as data whose weights fit the run's
+    network (see :func:`~semi3lib.engine.checkpoints.initial_weights`); and for an instance-level
     run, one whose training photos (and the photos of its training sketches; its
     ``split.json`` beside it, else its config's split) do not include the run's test photos,
     matched by category and photo id across datasets (sketchy-mini's photos that sketchy-fg10
@@ -236,9 +237,20 @@ def check_init_from(cfg: ExperimentConfig, data: ExperimentData) -> None:
         ckpt = load_checkpoint_file(path)
     except (OSError, CheckpointError) as err:
         raise ConfigError(f"train.init_from: {err}") from None
-    if data.split.protocol != "instance":
-        return
-    leaked = sorted(init_overlap(ckpt["config"], Path(path).parent / "split.json", data))
+    if data.split.protocol == "instance":
+        _check_no_leak(cfg, ckpt, Path(path), data)
+    try:
+        with torch.device("meta"):  # the network's shapes, no memory, no weights loaded
+            model = Semi3Net(cfg.model, num_classes=data.num_classes, load_weights=False)
+        initial_weights(model, ckpt, path, data.index.categories)
+    except CheckpointError as err:
+        raise ConfigError(f"train.init_from: {err}") from None
+
+
+def _check_no_leak(cfg: ExperimentConfig, ckpt: dict, path: Path, data: ExperimentData) -> None:
+    """Refuse (or, with ``train.init_allow_overlap``, warn about) an init checkpoint trained on
+    any of the instance-level run's test photos."""
+    leaked = sorted(init_overlap(ckpt["config"], path.parent / "split.json", data))
     if not leaked:
         return
     message = (f"train.init_from={path} was trained on {len(leaked)} of this run's test photos (e.g. "
@@ -246,7 +258,7 @@ def check_init_from(cfg: ExperimentConfig, data: ExperimentData) -> None:
                f"data.exclude_overlap_with={data.index.name}, or set train.init_allow_overlap=true to go on anyway")
     if not cfg.train.init_allow_overlap:
         raise ConfigError(message)
-    warnings.warn(message, RuntimeWarning, stacklevel=2)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def init_overlap(init_config: dict, init_split_file: Path, data: ExperimentData) -> set[str]:
