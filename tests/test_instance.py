@@ -550,3 +550,15 @@ def test_a_category_checkpoint_of_the_other_dataset_starts_a_run_only_without_th
     assert not (tmp_path / "refused").exists()  # refused before its run folder exists
     accepted = train(fine_run(category_checkpoints["clean"], "accepted"), progress=False)
     assert "acc@1" in accepted.final_metrics
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["data.protocol=instance", "data.val_sketches_per_category=2"], "no validation sketches"),
+    (["data.protocol=instance", "train.batch_size=10", "train.instance_photos_per_category=4"], "multiple"),
+    (["data.exclude_overlap_with=sketchy-mini"], "the dataset itself"),
+])
+def test_instance_settings_that_cannot_run_are_refused_before_any_data_is_read(overrides, message):
+    from semi3lib.engine.prechecks import check_config
+
+    with pytest.raises(ConfigError, match=message):
+        check_config(load_config(None, overrides))

@@ -81,6 +81,7 @@ def check_config(cfg: ExperimentConfig, world: int = 1) -> None:
     _check_numbers(cfg)
     _check_loss(cfg)
     _check_model(cfg)
+    _check_data_settings(cfg)
     if cfg.data.max_categories is not None:
         check_category_counts(cfg, cfg.data.max_categories, f"data.max_categories={cfg.data.max_categories}")
     _check_batch_split(cfg, world)
@@ -141,6 +142,18 @@ def _check_model(cfg: ExperimentConfig) -> None:
     if m.gallery_embedding == "photo+edge" and not m.edge_branch:
         raise ConfigError("model.gallery_embedding=photo+edge needs the edgemap branch, but model.edge_branch=false; "
                           "set model.edge_branch=true or model.gallery_embedding=photo")
+
+
+def _check_data_settings(cfg: ExperimentConfig) -> None:
+    """Data settings that exclude each other: validation sketches in the instance protocol
+    (their photos would be training photos), a dataset told to leave out its own photos."""
+    d = cfg.data
+    if d.protocol == "instance" and d.val_sketches_per_category:
+        raise ConfigError(f"data.val_sketches_per_category={d.val_sketches_per_category}: the instance protocol has no "
+                          "validation sketches (their photos would be training photos); set it to 0")
+    if d.exclude_overlap_with == d.dataset:
+        raise ConfigError(f"data.exclude_overlap_with={d.exclude_overlap_with} is the dataset itself: it would leave "
+                          "no photo; name another dataset, or unset it")
 
 
 def _unseen_count(cfg: ExperimentConfig) -> tuple[int, str]:
