@@ -146,10 +146,12 @@ def load_yaml(path: str | Path, what: str = "config") -> tuple[dict[str, Any], d
 # tuples: data.layouts.DATASET_NAMES, data.splits.PROTOCOLS / ZEROSHOT_SPLITS / ZEROSHOT_GALLERIES, edges.EDGE_METHODS,
 # models.BACKBONES, models.SHARING_MODES; the config stays importable without torch.)
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.dataset": ("sketchy", "sketchy-mini", "tuberlin-ext"),
-    "data.protocol": ("category", "zeroshot"),
+    "data.dataset": ("sketchy", "sketchy-mini", "tuberlin-ext", "sketchy-fg10"),
+    "data.protocol": ("category", "zeroshot", "instance"),
     "data.zeroshot_split": ("random", "yelamarthi"),
     "data.zeroshot_gallery": ("unseen", "all"),
+    "data.instance_gallery": ("test", "all"),
+    "data.exclude_overlap_with": ("sketchy", "sketchy-mini", "tuberlin-ext", "sketchy-fg10"),
     "data.edge_method": ("canny", "xdog", "sobel"),
     "data.strokes": ("raw", "normalised"),
     "model.backbone": ("efficientnet_lite0", "vgg19"),
@@ -184,6 +186,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "loss.triplet_weight": (0, None, True, False),
     "loss.triplet_margin": (0, None, False, False),
     "loss.label_smoothing": (0, 1, True, False),
+    "loss.instance_weight": (0, None, True, False),
+    "loss.instance_margin": (0, None, False, False),
     "train.epochs": (1, None, True, False),
     "train.batch_size": (2, None, True, False),  # BatchNorm needs 2 items per batch
     "train.lr": (0, None, False, False),
@@ -196,6 +200,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "train.seed": (0, 2**32 - 1, True, True),
     "train.max_steps_per_epoch": (1, None, True, False),
     "train.log_every": (1, None, True, False),
+    "train.instance_photos_per_category": (2, None, True, False),
 }
 NON_EMPTY = ("name", "train.out_dir")
 
@@ -228,9 +233,11 @@ def check_value(key: str, value: Any) -> None:
 
 @dataclass
 class DataConfig:
-    dataset: str = "sketchy-mini"  # sketchy | sketchy-mini | tuberlin-ext
+    dataset: str = "sketchy-mini"  # sketchy | sketchy-mini | tuberlin-ext | sketchy-fg10
     root: str | None = None  # None: search $SEMI3_DATA, ./data, ../shared/data
-    protocol: str = "category"  # category | zeroshot
+    # category | zeroshot | instance (find *this* photo: a photo split, each test sketch's own
+    # photo is the one right answer; see semi3lib.data.instance)
+    protocol: str = "category"
     queries_per_category: int | None = None  # None: the dataset's standard (50 / 10 / 10)
     unseen_categories: int | None = None  # zero-shot only, random set: how many; None: the dataset's standard
     # zero-shot only: which categories are unseen. "random": a seeded draw of unseen_categories;
@@ -239,6 +246,13 @@ class DataConfig:
     # zero-shot only: the gallery. "unseen": the unseen categories' photos (as zero-shot papers
     # report); "all": every photo of the dataset, seen categories too (harder)
     zeroshot_gallery: str = "unseen"
+    # instance only: the gallery. "test": the test photos (the protocol's); "all": every photo of
+    # the dataset, the training photos too (harder: more look-alikes of the own photo)
+    instance_gallery: str = "test"
+    # Leave out every photo (and its sketches) that this other dataset also holds, matched by
+    # category and photo id: a model trained here can then be tested on that dataset without
+    # having seen its photos (e.g. sketchy-mini trained with exclude_overlap_with=sketchy-fg10).
+    exclude_overlap_with: str | None = None
     val_sketches_per_category: int = 0  # validation sketches carved from training sketches
     split_seed: int = 0
     max_categories: int | None = None  # keep only the first N categories (smoke runs)
@@ -294,6 +308,10 @@ class LossConfig:
     triplet_margin: float = 0.2
     label_smoothing: float = 0.0
     edge_ce: bool = True  # False: no cross-entropy on the edgemap branch's logits (the other terms stay)
+    # data.protocol=instance only: batch-hard triplet whose positive is the sketch's own photo
+    # (and own edgemap, with the edge branch) and whose negatives are the batch's other photos
+    instance_weight: float = 1.0
+    instance_margin: float = 0.2
 
 
 @dataclass
@@ -318,9 +336,14 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # smoke runs
     freeze_bn: bool = False  # keep BatchNorm statistics fixed (small or sharded batches)
     log_every: int = 10  # steps between rows of steps.jsonl (and progress-bar updates)
-    # A checkpoint whose weights start this run (fine-tuning; read with weights_only=True).
-    # Its architecture must match; optimiser, schedule and epochs start afresh. None: ImageNet weights
+    # data.protocol=instance only: photos of one category in a batch (batch_size / this
+    # categories per batch), so that the in-batch negatives include look-alikes of the own photo
+    instance_photos_per_category: int = 4
+    # A checkpoint (e.g. a category-level model) whose weights start the run instead of ImageNet's;
+    # read as data only. Refused when its training photos include the run's test photos, unless
+    # init_allow_overlap (then a warning).
     init_from: str | None = None
+    init_allow_overlap: bool = False
 
 
 @dataclass

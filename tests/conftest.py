@@ -131,6 +131,9 @@ SLOW_FIXTURES = frozenset({
     "smoke_run",     # trains the smoke model (also behind search_export)
     "smoke_book",    # runs every notebook of the smoke profile (tests/test_notebooks.py)
     "finished_run",  # trains a tiny run for the refusals of tests/test_hostile_inputs.py
+    "instance_run",  # trains tiny instance-level runs (tests/test_instance.py)
+    "instance_study",  # runs a tiny instance-level study plan (tests/test_instance.py)
+    "category_checkpoints",  # trains tiny category runs to start fine-grained ones (tests/test_instance.py)
 })
 
 

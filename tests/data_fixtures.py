@@ -112,3 +112,28 @@ def make_tuberlin(root: Path, sketches_per_category: int = 4, photos_per_categor
             write_photo(root / photo_dir / TUBERLIN_PHOTO_FOLDERS[cat] / f"img_{c}_{p}.JPEG", seed)
     (root / "png" / "filelist.txt").write_text("not a category\n")
     return root
+
+
+def make_instance_dataset(root: Path, categories: tuple[str, ...] = ("apple", "cup", "shoe"),
+                          photos_per_category: int = 6, sketches_per_photo: int = 2,
+                          test_per_category: int | None = 2, first_photo: int = 0) -> Path:
+    """An instance-level dataset in Sketchy's layout (one sketch variant; sketch ``<id>-<k>.png``
+    drawn from photo ``<id>.jpg``), as sketchy-fg10: with ``test_per_category``, a ``split.json``
+    whose test side is the last that many photos of each category (None: no split file).
+    Photo ids are ``<category>_<n>`` from ``first_photo`` on, so two datasets built with
+    overlapping ranges share those photos, as sketchy-mini and sketchy-fg10 do."""
+    import json
+
+    split: dict[str, list[str]] = {"train": [], "test": []}
+    for c, cat in enumerate(categories):
+        for p in range(first_photo, first_photo + photos_per_category):
+            pid = f"{cat}_{p}"
+            seed = 1000 * (c + 1) + 10 * p  # the same photo id draws the same images in every dataset
+            write_photo(root / "photo" / "tx_000000000000" / cat / f"{pid}.jpg", seed)
+            for k in range(1, sketches_per_photo + 1):
+                write_sketch(root / "sketch" / "tx_000000000000" / cat / f"{pid}-{k}.png", seed + k)
+            last = first_photo + photos_per_category - (test_per_category or 0)
+            split["test" if p >= last else "train"].append(f"{cat}/{pid}")
+    if test_per_category is not None:
+        (root / "split.json").write_text(json.dumps(split))
+    return root

@@ -173,7 +173,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.epochs=2 model.coattention=false")
     p.set_defaults(func=cmd_train)
 
-    p = subparsers.add_parser("eval", help="mAP@all, mAP@200, P@k of a checkpoint or of the ImageNet baseline")
+    p = subparsers.add_parser("eval", help="mAP@all, mAP@200, P@k of a checkpoint or of the ImageNet baseline "
+                                           "(instance-level split: acc@1/5/10 and the own photo's mean and median "
+                                           "rank first; data.instance_gallery=all scores against every photo)")
     p.add_argument("--checkpoint", help="a checkpoint written by semi3 train (best.pt / last.pt)")
     p.add_argument("--baseline", choices=["imagenet"], help="evaluate the untrained ImageNet backbone instead")
     p.add_argument("--config", help="config for --baseline (dataset, backbone, image size)")

@@ -27,7 +27,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         return 0
     if args.markdown or args.per_run:
         from semi3lib.study.records import load_study, ordered_runs
-        from semi3lib.study.tables import groups_for, markdown_table, study_runs_table, study_table
+        from semi3lib.study.tables import groups_for, markdown_table, reader_metrics_for, study_runs_table, study_table
 
         runs, note = load_study(plan.out_dir, plan.split)
         if runs is None:
@@ -37,7 +37,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         runs = ordered_runs(runs, order)
         reference = "semi3net" if "semi3net" in set(runs["run"]) else None
         print(markdown_table(study_runs_table(runs)) if args.per_run
-              else study_table(runs, groups=groups_for(order), reference=reference).to_markdown())
+              else study_table(runs, groups=groups_for(order), reference=reference,
+                               metrics=reader_metrics_for(runs)).to_markdown())
         return 0
     if args.summary_only:
         table = write_summary(plan.out_dir, order=[row.name for row in plan.rows], split=plan.split)

@@ -33,13 +33,14 @@ from torch.utils.data import Dataset
 from semi3lib.data.doodle_augment import doodle_like
 from semi3lib.data.edgemaps import EdgeCache
 from semi3lib.data.images import UnreadableImageError, load_image
+from semi3lib.data.instance import NO_PHOTO, own_photo_positions
 from semi3lib.data.layouts import DatasetIndex
 from semi3lib.data.quickdraw import doodle_image
 from semi3lib.data.splits import Split
 from semi3lib.data.transforms import prepare_sketch, resize_center_crop, to_tensor
 
-__all__ = ["DEFAULT_CACHE_DIR", "NO_LABEL", "GalleryPhotos", "QuerySketches", "TrainTriplets", "resize_center_crop",
-           "to_tensor"]
+__all__ = ["DEFAULT_CACHE_DIR", "NO_LABEL", "GalleryPhotos", "InstanceTriplets", "QuerySketches", "TrainTriplets",
+           "resize_center_crop", "to_tensor"]
 
 DEFAULT_CACHE_DIR = Path("cache") / "edges"
 _MAX_ATTEMPTS = 20
@@ -180,6 +181,90 @@ class TrainTriplets(Dataset):
                 "sketch_label": torch.tensor(label, dtype=torch.long),
                 "photo_label": torch.tensor(photo_label, dtype=torch.long),
                 "same": torch.tensor(float(photo_label == label)),
+                "replaced": torch.tensor(attempt, dtype=torch.long),
+            }
+        raise RuntimeError(
+            f"{_MAX_ATTEMPTS} consecutive unreadable items around training item {i}; "
+            f"bad files so far: {sorted(self.bad_files)[:5]}"
+        )
+
+
+class InstanceTriplets(Dataset):
+    """The instance protocol's training items: item ``i`` is training sketch
+    ``split.train_sketches[i]`` with its **own** photo (the one it was drawn from) and that
+    photo's edgemap, so the sketch-edgemap terms pair a sketch with the outline of its own photo.
+
+    Returns what :class:`TrainTriplets` returns (``same`` is 1: the photo is of the sketch's
+    category) plus ``photo_index`` (long, the photo's position in ``index.photos``), by which
+    the instance loss tells a sketch's own photo from the other photos of the batch. Which
+    items form a batch is :class:`~semi3lib.data.instance.InstanceBatchSampler`'s choice (see
+    :attr:`item_photos`, :attr:`item_categories`). Flips depend on (seed, epoch, i) alone: the
+    sketch independently, the photo and its edgemap together. An unreadable file is replaced
+    as in :class:`TrainTriplets` (the next sketch, with its own photo).
+    """
+
+    def __init__(self, index: DatasetIndex, split: Split, image_size: int = 128, edge_method: str = "canny",
+                 hflip: bool = True, cache_dir: str | os.PathLike | None = None, seed: int = 0,
+                 edge_params: dict[str, Any] | None = None) -> None:
+        self.loader = _Loader(index, image_size, edge_method, cache_dir, edge_params)
+        self.index = index
+        own = own_photo_positions(index, split.train_sketches)
+        kept = own != NO_PHOTO  # a sketch whose photo is not indexed has no positive
+        self.sketch_ids = [k for k, keep in zip(split.train_sketches, kept) if keep]
+        self.own_photos = [int(j) for j in own[kept]]
+        if not self.sketch_ids:
+            raise ValueError("the split has no training sketches whose own photo is in the dataset")
+        self.hflip = hflip
+        self.seed = seed
+        self.epoch = 0
+
+    @property
+    def bad_files(self) -> set[str]:
+        return self.loader.bad_files
+
+    @property
+    def item_photos(self) -> list[int]:
+        """The own photo (position in ``index.photos``) of every item."""
+        return list(self.own_photos)
+
+    @property
+    def item_categories(self) -> list[str]:
+        """The category of every item."""
+        return [self.index.sketches[k].category for k in self.sketch_ids]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sketch_ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        n = len(self.sketch_ids)
+        for attempt in range(_MAX_ATTEMPTS):
+            item = (i + attempt) % n
+            k, j = self.sketch_ids[item], self.own_photos[item]
+            rng = np.random.default_rng([self.seed, self.epoch, i, attempt])
+            flip_sketch, flip_photo = rng.random(2) < 0.5
+            try:
+                sketch = self.loader.sketch_image(k)
+                photo, edge = self.loader.photo_and_edge(j)
+            except UnreadableImageError as err:
+                self.loader.report_bad(err)
+                continue
+            if self.hflip and flip_sketch:
+                sketch = sketch.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            if self.hflip and flip_photo:
+                photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                edge = edge.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            label = self.index.label_of(self.index.sketches[k].category)
+            return {
+                "sketch": to_tensor(sketch),
+                "photo": to_tensor(photo),
+                "edge": to_tensor(edge),
+                "sketch_label": torch.tensor(label, dtype=torch.long),
+                "photo_label": torch.tensor(self.index.label_of(self.index.photos[j].category), dtype=torch.long),
+                "same": torch.tensor(1.0),
+                "photo_index": torch.tensor(j, dtype=torch.long),
                 "replaced": torch.tensor(attempt, dtype=torch.long),
             }
         raise RuntimeError(

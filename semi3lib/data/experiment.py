@@ -11,10 +11,11 @@ from typing import Sequence
 import numpy as np
 
 from semi3lib.config import DataConfig, ExperimentConfig
-from semi3lib.data.datasets import GalleryPhotos, QuerySketches, TrainTriplets
+from semi3lib.data.datasets import GalleryPhotos, InstanceTriplets, QuerySketches, TrainTriplets
+from semi3lib.data.instance import exclude_photos, photo_ids
 from semi3lib.data.layouts import DatasetIndex, read_dataset
 from semi3lib.data.quickdraw import QuickDrawError, load_quickdraw, parse_classes
-from semi3lib.data.splits import Split, load_split, save_split, split_from_config
+from semi3lib.data.splits import Split, load_split, save_split, split_from_config, with_instance_gallery
 
 
 @dataclass
@@ -29,17 +30,29 @@ class ExperimentData:
 
 def load_experiment_data(data_cfg: DataConfig, split_file: str | Path | None = None) -> ExperimentData:
     """Read the dataset and its split. An existing ``split_file`` is reused as is; otherwise
-    the split is made from the config's seed and written there (when a path is given)."""
-    index = read_dataset(data_cfg.dataset, root=data_cfg.root)
+    the split is made from the config's seed and written there (when a path is given). An
+    instance split's gallery is the config's ``instance_gallery`` (test photos or all)."""
+    index = exclude_overlap(read_dataset(data_cfg.dataset, root=data_cfg.root), data_cfg)
     if data_cfg.max_categories is not None:
         index = restrict_categories(index, data_cfg.max_categories)
     if split_file is not None and Path(split_file).is_file():
-        split = load_split(split_file, index)
+        split = with_instance_gallery(load_split(split_file, index), data_cfg.instance_gallery)
     else:
         split = split_from_config(index, data_cfg)
         if split_file is not None:
             save_split(split, split_file)
     return ExperimentData(index=index, split=split)
+
+
+def exclude_overlap(index: DatasetIndex, data_cfg: DataConfig) -> DatasetIndex:
+    """``index`` without the photos (and their sketches) that the dataset named by
+    ``data_cfg.exclude_overlap_with`` also holds; ``index`` itself when it names none."""
+    other = data_cfg.exclude_overlap_with
+    if other is None:
+        return index
+    if other == index.name:
+        raise ValueError(f"data.exclude_overlap_with={other} is the dataset itself: it would leave nothing")
+    return exclude_photos(index, photo_ids(read_dataset(other)))
 
 
 def restrict_categories(index: DatasetIndex, n: int) -> DatasetIndex:
@@ -72,7 +85,12 @@ def edge_cache_dir(data_cfg: DataConfig) -> str:
     return data_cfg.cache_dir or str(Path("cache") / "edges")
 
 
-def train_dataset(data: ExperimentData, cfg: DataConfig, seed: int) -> TrainTriplets:
+def train_dataset(data: ExperimentData, cfg: DataConfig, seed: int) -> TrainTriplets | InstanceTriplets:
+    """The training items of the split's protocol: each sketch with its own photo and edgemap
+    (instance protocol), or with a photo of its category or of another (the others)."""
+    if data.split.protocol == "instance":
+        return InstanceTriplets(data.index, data.split, image_size=cfg.image_size, edge_method=cfg.edge_method,
+                                hflip=cfg.hflip, cache_dir=edge_cache_dir(cfg), seed=seed)
     return TrainTriplets(
         data.index,
         data.split,

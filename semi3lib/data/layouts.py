@@ -36,6 +36,10 @@ Sketch and photo folder spellings are matched after normalisation (see
 it, with the closest names as hints.
 
 sketchy-mini: Sketchy's layout with ``tx_000000000000`` photos and two sketch variants.
+
+sketchy-fg10: Sketchy's layout too (one sketch variant), every sketch of 100 photos in each of
+10 categories, plus the source's photo split in ``<root>/split.json`` (see
+:mod:`semi3lib.data.instance`): the data of the instance-level protocol.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from typing import Iterable, Sequence
 from semi3lib.data.images import PHOTO_EXTENSIONS, SKETCH_EXTENSIONS, UnreadableImageError, load_image
 from semi3lib.paths import find_dataset_root
 
-DATASET_NAMES = ("sketchy", "sketchy-mini", "tuberlin-ext")
+DATASET_NAMES = ("sketchy", "sketchy-mini", "tuberlin-ext", "sketchy-fg10")
 
 SKETCHY_VARIANTS = (
     "tx_000000000000",
@@ -465,7 +469,7 @@ def read_dataset(
     category_map: dict[str, str] | None = None,
     progress: bool = False,
 ) -> DatasetIndex:
-    """Index a dataset by name (``sketchy``, ``sketchy-mini``, ``tuberlin-ext``).
+    """Index a dataset by name (``sketchy``, ``sketchy-mini``, ``tuberlin-ext``, ``sketchy-fg10``).
 
     ``root`` defaults to the search of :func:`semi3lib.paths.find_dataset_root`
     (``$SEMI3_DATA``, ``./data``, ``../shared/data``). ``sketch_variants`` restricts Sketchy to

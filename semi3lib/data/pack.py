@@ -20,6 +20,7 @@ from PIL import Image
 
 from semi3lib.data.images import UnreadableImageError, load_image
 from semi3lib.io import atomic_folder, atomic_write_text
+from semi3lib.data.instance import PHOTO_SPLIT_FILE
 from semi3lib.data.layouts import CATEGORY_MAP_FILE, DatasetIndex, read_dataset
 
 
@@ -54,7 +55,8 @@ def pack_dataset(root: str | os.PathLike | None, out: str | os.PathLike, size: i
 
 
 def _pack_into(index: DatasetIndex, folder: Path, *, size: int, quality: int, progress: bool) -> dict[str, Any]:
-    """Write the shrunk copy of every file of ``index`` (and its category map) into ``folder``;
+    """Write the shrunk copy of every file of ``index`` (and its category map and photo split)
+    into ``folder``;
     returns the summary's counts."""
     from tqdm.auto import tqdm
 
@@ -80,8 +82,11 @@ def _pack_into(index: DatasetIndex, folder: Path, *, size: int, quality: int, pr
             img.save(target, "PNG", optimize=False)
         written += 1
         nbytes += target.stat().st_size
-    if (index.root / CATEGORY_MAP_FILE).is_file():
-        (folder / CATEGORY_MAP_FILE).write_text((index.root / CATEGORY_MAP_FILE).read_text())
+    # the category map, and the photo split of the instance protocol: without it the copy would
+    # get a seeded photo split, another split than the source's
+    for name in (CATEGORY_MAP_FILE, PHOTO_SPLIT_FILE):
+        if (index.root / name).is_file():
+            (folder / name).write_text((index.root / name).read_text())
     return {
         "size": size,
         "photo_quality": quality,

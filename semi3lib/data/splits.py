@@ -13,6 +13,11 @@ of 250 TU-Berlin, 25 for sketchy-mini) or a named standard set (:data:`UNSEEN_CA
 categories' query-variant sketches, the gallery is their photos (or, harder, every photo), and
 training uses the seen categories only.
 
+Instance-level protocol (find *this* photo; see :mod:`semi3lib.data.instance`): the photos are
+split into train and test (the dataset's ``split.json``, else a seeded split), a sketch follows
+its photo; queries are the test photos' query-variant sketches, the gallery their photos (or,
+harder, every photo), and training uses the training photos and their sketches only.
+
 A split stores integer positions into :class:`~semi3lib.data.layouts.DatasetIndex` lists plus
 a fingerprint of the index's relative paths (extensions ignored, so a packed copy matches);
 :func:`load_split` with an index refuses a split made for different files.
@@ -32,9 +37,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from semi3lib.data.instance import instance_photo_split, photo_key, sketch_photo_key
 from semi3lib.data.layouts import DatasetIndex
 
-PROTOCOLS = ("category", "zeroshot")
+PROTOCOLS = ("category", "zeroshot", "instance")
 QUERIES_PER_CATEGORY = {"sketchy": 50, "tuberlin-ext": 10, "sketchy-mini": 10}
 UNSEEN_CATEGORIES = {"sketchy": 25, "tuberlin-ext": 30, "sketchy-mini": 25}
 # Named unseen-category sets. "yelamarthi": the Sketchy zero-shot split of Yelamarthi et al.
@@ -47,6 +53,7 @@ UNSEEN_CATEGORY_SETS = {
 }
 ZEROSHOT_SPLITS = ("random", *UNSEEN_CATEGORY_SETS)  # data.zeroshot_split
 ZEROSHOT_GALLERIES = ("unseen", "all")
+INSTANCE_GALLERIES = ("test", "all")  # data.instance_gallery
 SPLIT_FORMAT = 1
 
 
@@ -67,6 +74,10 @@ class Split:
     dataset: str = ""
     queries_per_category: int | None = None
     fingerprint: str = ""
+    # instance protocol only: the test photos (positions into index.photos) and where the photo
+    # split came from ("split.json": the dataset's own; "seeded")
+    test_photos: list[int] = field(default_factory=list)
+    photo_split: str = ""
 
     def counts(self) -> dict[str, int]:
         return {
@@ -77,6 +88,7 @@ class Split:
             "train_photos": len(self.train_photos),
             "categories_seen": len(self.categories_seen),
             "categories_unseen": len(self.categories_unseen),
+            **({"test_photos": len(self.test_photos)} if self.protocol == "instance" else {}),
         }
 
 
@@ -112,6 +124,7 @@ def make_split(
     val_sketches_per_category: int = 0,
     unseen_categories: int | str | Sequence[str] | None = None,
     zeroshot_gallery: str = "unseen",
+    instance_gallery: str = "test",
 ) -> Split:
     """Build a split of ``index``; same arguments -> same split.
 
@@ -119,10 +132,16 @@ def make_split(
     ``unseen_categories`` (zero-shot) is a count (seeded choice), the name of a set in
     :data:`UNSEEN_CATEGORY_SETS`, or explicit names; ``zeroshot_gallery`` is ``unseen`` (their
     photos) or ``all`` (every photo); ``val_sketches_per_category`` carves validation drawings
-    out of the training sketches.
+    out of the training sketches. ``instance_gallery`` (instance protocol) is ``test`` (the test
+    photos) or ``all`` (every photo).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown split protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    if protocol == "instance":
+        if val_sketches_per_category:
+            raise ValueError("the instance protocol has no validation sketches (their photos would be training "
+                             "photos); set data.val_sketches_per_category=0")
+        return _instance_split(index, seed, instance_gallery)
     if zeroshot_gallery not in ZEROSHOT_GALLERIES:
         raise ValueError(f"unknown zero-shot gallery {zeroshot_gallery!r}; valid: {', '.join(ZEROSHOT_GALLERIES)}")
     if isinstance(unseen_categories, str):
@@ -209,6 +228,43 @@ def make_split(
     )
 
 
+def _instance_split(index: DatasetIndex, seed: int, instance_gallery: str) -> Split:
+    """The instance protocol's split (see the module docstring). A sketch whose photo is not
+    in the index (its name does not say which, or the photo is missing) is left out."""
+    if instance_gallery not in INSTANCE_GALLERIES:
+        raise ValueError(f"unknown instance gallery {instance_gallery!r}; valid: {', '.join(INSTANCE_GALLERIES)}")
+    sides, source = instance_photo_split(index, seed)
+    side_of = {key: side for side, keys in sides.items() for key in keys}
+    train_photos = [j for j in range(len(index.photos)) if side_of.get(photo_key(index, j)) == "train"]
+    test_photos = [j for j in range(len(index.photos)) if side_of.get(photo_key(index, j)) == "test"]
+    indexed = {photo_key(index, j) for j in range(len(index.photos))}
+    query, train = [], []
+    for k, sketch in enumerate(index.sketches):
+        key = sketch_photo_key(index, k)
+        if key not in indexed:
+            continue
+        if side_of[key] == "train":
+            train.append(k)
+        elif sketch.variant == index.query_variant:
+            query.append(k)
+    split = Split(protocol="instance", seed=seed, query=query, train_sketches=train, val=[], gallery=[],
+                  train_photos=train_photos, categories_seen=list(index.categories), dataset=index.name,
+                  fingerprint=index_fingerprint(index), test_photos=test_photos, photo_split=source)
+    return with_instance_gallery(split, instance_gallery)
+
+
+def with_instance_gallery(split: Split, instance_gallery: str) -> Split:
+    """An instance split with its gallery set to its test photos (``test``) or to every photo,
+    training photos too (``all``); the queries and the training data unchanged. A split of
+    another protocol is returned as it is."""
+    if split.protocol != "instance":
+        return split
+    if instance_gallery not in INSTANCE_GALLERIES:
+        raise ValueError(f"unknown instance gallery {instance_gallery!r}; valid: {', '.join(INSTANCE_GALLERIES)}")
+    gallery = sorted(split.test_photos + split.train_photos) if instance_gallery == "all" else list(split.test_photos)
+    return dataclasses.replace(split, gallery=gallery)
+
+
 def split_from_config(index: DatasetIndex, data_cfg: Any) -> Split:
     """The split a :class:`semi3lib.config.DataConfig` asks for."""
     return make_split(
@@ -219,6 +275,7 @@ def split_from_config(index: DatasetIndex, data_cfg: Any) -> Split:
         val_sketches_per_category=data_cfg.val_sketches_per_category,
         unseen_categories=unseen_categories_of(data_cfg),
         zeroshot_gallery=data_cfg.zeroshot_gallery,
+        instance_gallery=getattr(data_cfg, "instance_gallery", "test"),
     )
 
 
@@ -248,7 +305,10 @@ def save_split(split: Split, path: str | os.PathLike) -> Path:
     """Write a split as JSON (``format`` records the file version)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"format": SPLIT_FORMAT, **asdict(split)}))
+    fields = asdict(split)
+    if split.protocol != "instance":  # the instance fields only where they mean something
+        del fields["test_photos"], fields["photo_split"]
+    path.write_text(json.dumps({"format": SPLIT_FORMAT, **fields}))
     return path
 
 

@@ -251,3 +251,38 @@ def weights_mismatch(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -
     missing = [name for name, tensor in expected.items()
                if name not in weights or tuple(weights[name].shape) != tuple(tensor.shape)]
     return missing, [name for name in weights if name not in expected]
+
+
+# --------------------------------------------------------------------------- starting from a checkpoint
+
+# The category classifier: sized (and ordered) by the categories its run trained on.
+CLASSIFIER_PREFIX = "classifier."
+
+
+def initial_weights(model: torch.nn.Module, ckpt: dict[str, Any], path: str | os.PathLike,
+                    categories: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint (as :func:`load_checkpoint_file` returns it) that start
+    ``model`` (``train.init_from``): all of them, except the category classifier's unless the
+    checkpoint was trained on the same ``categories`` in the same order (it then keeps its fresh
+    initialisation). Any other weight that ``model`` lacks or holds in another shape is a
+    :class:`CheckpointError`. ``model`` may live on torch's ``meta`` device (a pre-run check)."""
+    weights = dict(ckpt["model"])
+    if categories is None or list(ckpt.get("categories") or []) != list(categories):
+        weights = {k: v for k, v in weights.items() if not k.startswith(CLASSIFIER_PREFIX)}
+    missing, unexpected = weights_mismatch(model, weights)
+    bad = [n for n in missing if not n.startswith(CLASSIFIER_PREFIX)] + unexpected
+    if bad:
+        raise CheckpointError(f"{path}: train.init_from needs a checkpoint of the same network (model.* settings); "
+                              f"{len(bad)} of its weights do not fit this one (e.g. {bad[0]})")
+    return weights
+
+
+def load_initial_weights(model: torch.nn.Module, path: str | os.PathLike,
+                         categories: list[str] | None = None) -> dict[str, Any]:
+    """Start ``model`` from the checkpoint ``path`` (read as data only), as
+    :func:`initial_weights` chooses. Returns what was done: ``init_from``, ``loaded`` (tensors)
+    and ``kept_fresh`` (the names of the weights left as initialised)."""
+    weights = initial_weights(model, load_checkpoint_file(path), path, categories)
+    model.load_state_dict(weights, strict=False)
+    return {"init_from": str(path), "loaded": len(weights),
+            "kept_fresh": sorted(set(model.state_dict()) - set(weights))}

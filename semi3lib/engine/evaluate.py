@@ -3,7 +3,10 @@
 The batches go through :mod:`semi3lib.engine.embedding`, which ``semi3 index``, ``semi3
 export`` and the widget use too. Metrics come from
 :func:`semi3lib.engine.metrics.retrieval_metrics` (plain, non-interpolated AP; see its
-docstring): the query sketches rank the whole gallery by cosine similarity.
+docstring): the query sketches rank the whole gallery by cosine similarity. An instance-level
+split (``data.protocol: instance``) is scored by its own photos first (acc@1, acc@5, acc@10,
+mean and median rank: :func:`semi3lib.engine.metrics.instance_metrics`), with the category
+metrics of the same embeddings beside them.
 
 A gallery photo or query sketch that cannot be read is out of the computation: its row is left
 out of the embeddings and the labels before any metric (a blank stand-in with its category's
@@ -33,7 +36,8 @@ from semi3lib.config import DataConfig, ExperimentConfig, config_from_dict
 from semi3lib.data.experiment import ExperimentData, gallery_dataset, load_experiment_data, query_dataset
 from semi3lib.data.layouts import printable_path
 from semi3lib.engine.embedding import ItemEmbeddings, embed_dataset, embed_items, embed_photos
-from semi3lib.engine.metrics import retrieval_metrics
+from semi3lib.data.instance import own_gallery_columns, own_photo_positions
+from semi3lib.engine.metrics import instance_metrics_from_embeddings, retrieval_metrics
 from semi3lib.models import Semi3Net, build_backbone
 
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
@@ -181,10 +185,23 @@ def score_split(emb: dict[str, np.ndarray], data: ExperimentData, device: torch.
     the unreadable files it left out counted and named; see :func:`check_unreadable` for
     ``max_unreadable``."""
     check_unreadable(emb, data, max_unreadable)
-    metrics: dict[str, Any] = retrieval_metrics(emb["query"], emb["query_labels"], emb["gallery"],
-                                                emb["gallery_labels"], device=torch.device(device))
+    metrics: dict[str, Any] = {}
+    if data.split.protocol == "instance":
+        metrics.update(instance_scores(emb, data))
+    metrics.update(retrieval_metrics(emb["query"], emb["query_labels"], emb["gallery"],
+                                     emb["gallery_labels"], device=torch.device(device)))
     metrics.update(unreadable_summary(emb, data))
     return metrics
+
+
+def instance_scores(emb: dict[str, np.ndarray], data: ExperimentData) -> dict[str, float]:
+    """The instance metrics of an :func:`embed_split` result: each query row against its own
+    photo's gallery row (acc@K, mean and median rank; see
+    :func:`~semi3lib.engine.metrics.instance_metrics`). ``queries_without_own_photo`` counts
+    the queries whose own photo is not among the gallery's readable rows (left out)."""
+    own = own_gallery_columns(own_photo_positions(data.index, emb["query_index"]), emb["gallery_index"])
+    scores = instance_metrics_from_embeddings(emb["query"], emb["gallery"], own)
+    return {k: v for k, v in scores.items() if k not in ("queries", "gallery")}
 
 
 def evaluate_model(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, which: str = "query",

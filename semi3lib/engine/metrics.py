@@ -24,6 +24,14 @@ of L2-normalised embeddings, i.e. cosine similarity; higher ranks first):
   every mean (``no_positive="exclude"``). Either way ``queries_without_positives`` reports
   how many there were.
 
+Instance-level metrics (:func:`instance_metrics`, :func:`own_photo_ranks`): each query has one
+right answer, its **own** photo (a gallery column). Its rank is 1 + the number of *other*
+gallery items scoring at least as high, so **ties count against the model**: an item with the
+own photo's score ranks ahead of it (a constant embedding ranks every own photo last, never
+first). acc@K is the share of queries whose own photo ranks K or better; mean and median rank
+are over the queries. A query whose own photo is not in the gallery is left out of every mean
+and counted (``queries_without_own_photo``).
+
 Ranking runs in chunks of queries: at most ``chunk_size x G`` scores exist at once (sorted in
 place), so Sketchy (6,250 x 73,002) or TU-Berlin Extension (2,500 x 204,489) never need the
 full score matrix. Instead of an argsort of every row, every metric here needs only two
@@ -49,7 +57,13 @@ import torch
 ArrayLike = np.ndarray | torch.Tensor
 NoPositive = Literal["zero", "exclude"]
 
+INSTANCE_KS = (1, 5, 10)  # acc@K of the instance protocol
+
 __all__ = [
+    "INSTANCE_KS",
+    "instance_metrics",
+    "instance_metrics_from_embeddings",
+    "own_photo_ranks",
     "per_query_ap",
     "per_query_metrics",
     "precision_recall_curve_mean",
@@ -179,6 +193,64 @@ def precision_recall_curve_mean(
     levels = np.arange(num_levels) / (num_levels - 1)
     mean = curves[keep].mean(axis=0) if keep.any() else np.zeros(num_levels)
     return levels, mean
+
+
+def own_photo_ranks(similarity: ArrayLike, own: ArrayLike | Sequence[int]) -> np.ndarray:
+    """The rank (1 = first) of each query's own photo in its row of ``similarity`` (Q, G),
+    ``own`` (Q,) its column; ties count against the model (see the module docstring). A
+    query with ``own < 0`` (no own photo in the gallery) gets rank 0. Returns (Q,) int64."""
+    sim = _to_numpy(similarity)
+    own = np.asarray(_to_numpy(own), dtype=np.int64)
+    if sim.ndim != 2 or own.shape != (sim.shape[0],):
+        raise ValueError(f"similarity must be (Q, G) and own (Q,), got {sim.shape} and {own.shape}")
+    if np.any(own >= sim.shape[1]):
+        raise ValueError(f"an own-photo column is past the gallery's {sim.shape[1]} items")
+    has = own >= 0
+    ranks = np.zeros(len(own), dtype=np.int64)
+    rows = np.flatnonzero(has)
+    own_score = sim[rows, own[rows]][:, None]
+    # >= counts the own photo itself once: that is the "1 +"; every tie ranks ahead of it
+    ranks[rows] = (sim[rows] >= own_score).sum(axis=1)
+    return ranks
+
+
+def instance_metrics(similarity: ArrayLike, own: ArrayLike | Sequence[int],
+                     ks: Sequence[int] = INSTANCE_KS) -> dict[str, float]:
+    """acc@K for K in ``ks``, ``mean rank`` and ``median rank`` of the own photos, from a
+    similarity matrix (Q, G) (higher ranks first) and each query's own-photo column ``own``
+    (Q,; negative: not in the gallery). Also ``queries`` (scored), ``gallery`` and
+    ``queries_without_own_photo``. Definitions in the module docstring."""
+    ranks = own_photo_ranks(similarity, own)
+    return _rank_summary(ranks, int(_to_numpy(similarity).shape[1]), ks)
+
+
+def instance_metrics_from_embeddings(query_embed: ArrayLike, gallery_embed: ArrayLike,
+                                     own: ArrayLike | Sequence[int], ks: Sequence[int] = INSTANCE_KS,
+                                     chunk_size: int = 1024) -> dict[str, float]:
+    """:func:`instance_metrics` of the dot-product scores of ``query_embed`` (Q, D) and
+    ``gallery_embed`` (G, D) (cosine similarity for L2-normalised rows), computed in chunks
+    of queries so that at most ``chunk_size x G`` scores exist at once."""
+    q, g = _to_numpy(query_embed).astype(np.float32), _to_numpy(gallery_embed).astype(np.float32)
+    own = np.asarray(_to_numpy(own), dtype=np.int64)
+    if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1] or own.shape != (q.shape[0],):
+        raise ValueError(f"query (Q, D), gallery (G, D) and own (Q,) expected, got {q.shape}, {g.shape}, {own.shape}")
+    ranks = np.concatenate([own_photo_ranks(q[i:i + chunk_size] @ g.T, own[i:i + chunk_size])
+                            for i in range(0, len(q), chunk_size)] or [np.zeros(0, dtype=np.int64)])
+    return _rank_summary(ranks, g.shape[0], ks)
+
+
+def _rank_summary(ranks: np.ndarray, gallery: int, ks: Sequence[int]) -> dict[str, float]:
+    """acc@K, mean and median rank over the queries with an own photo (rank > 0)."""
+    if any(int(k) < 1 for k in ks):
+        raise ValueError(f"every k must be >= 1, got {list(ks)}")
+    scored = ranks[ranks > 0]
+    out = {f"acc@{int(k)}": _mean((scored <= int(k)).astype(np.float64)) for k in ks}
+    out["mean rank"] = float(scored.mean()) if len(scored) else float("nan")
+    out["median rank"] = float(np.median(scored)) if len(scored) else float("nan")
+    out["queries"] = float(len(scored))
+    out["gallery"] = float(gallery)
+    out["queries_without_own_photo"] = float(np.sum(ranks == 0))
+    return out
 
 
 # --------------------------------------------------------------------------- internals

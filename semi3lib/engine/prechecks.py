@@ -11,6 +11,8 @@ command then needs ``--overwrite``. So :func:`check_run` makes, in one place and
   (:func:`check_config`: cheap, no data; the CLI calls it before anything is loaded);
 - the data: the categories it holds and the zero-shot counts (before the split is drawn), then
   the split's training set vs the batch (:func:`check_data`);
+- a ``train.init_from`` checkpoint: readable as data, and, for an instance-level run, not
+  trained on the run's test photos (:func:`check_init_from`);
 - the memory the model's parameters, gradients and optimiser state take, against half the
   device's memory (:func:`check_memory`; the model is built on torch's ``meta`` device, so
   this costs no memory);
@@ -27,13 +29,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from semi3lib.config import ConfigError, ExperimentConfig, check_value
-from semi3lib.data.experiment import ExperimentData, restrict_categories
+from semi3lib.config import ConfigError, ExperimentConfig, check_value, config_from_dict
+from semi3lib.data.experiment import ExperimentData, exclude_overlap, load_experiment_data, restrict_categories
+from semi3lib.data.instance import test_photo_ids, training_photo_ids
+from semi3lib.engine.checkpoints import CheckpointError, initial_weights, load_checkpoint_file
 from semi3lib.data.layouts import read_dataset
 from semi3lib.data.splits import UNSEEN_CATEGORIES, UNSEEN_CATEGORY_SETS, split_from_config, unseen_categories_of
 from semi3lib.io import OutputError
@@ -59,6 +64,7 @@ def check_run(cfg: ExperimentConfig, data: ExperimentData | None = None, device:
     if data is None:
         data = load_checked_data(cfg)
     check_data(cfg, data, world)
+    check_init_from(cfg, data)
     check_memory(cfg, data.num_classes, device or torch.device("cpu"))
     check_writable(cfg.train.out_dir, "train.out_dir")
     return data
@@ -75,6 +81,7 @@ def check_config(cfg: ExperimentConfig, world: int = 1) -> None:
     _check_numbers(cfg)
     _check_loss(cfg)
     _check_model(cfg)
+    _check_data_settings(cfg)
     if cfg.data.max_categories is not None:
         check_category_counts(cfg, cfg.data.max_categories, f"data.max_categories={cfg.data.max_categories}")
     _check_batch_split(cfg, world)
@@ -119,7 +126,8 @@ def _check_loss(cfg: ExperimentConfig) -> None:
     """At least one loss term runs: a weight above 0 whose inputs the model makes (the edgemap
     terms need the edge branch), as :class:`~semi3lib.models.losses.HybridLoss` decides."""
     w, edge = cfg.loss, cfg.model.edge_branch
-    if w.ce_weight > 0 or w.triplet_weight > 0 or (edge and (w.alignment_weight > 0 or w.contrastive_weight > 0)):
+    instance = cfg.data.protocol == "instance" and w.instance_weight > 0
+    if w.ce_weight > 0 or w.triplet_weight > 0 or instance or (edge and (w.alignment_weight > 0 or w.contrastive_weight > 0)):
         return
     if not edge and (w.alignment_weight > 0 or w.contrastive_weight > 0):
         raise ConfigError("no loss term can run: loss.alignment_weight and loss.contrastive_weight need the edgemap "
@@ -134,6 +142,18 @@ def _check_model(cfg: ExperimentConfig) -> None:
     if m.gallery_embedding == "photo+edge" and not m.edge_branch:
         raise ConfigError("model.gallery_embedding=photo+edge needs the edgemap branch, but model.edge_branch=false; "
                           "set model.edge_branch=true or model.gallery_embedding=photo")
+
+
+def _check_data_settings(cfg: ExperimentConfig) -> None:
+    """Data settings that exclude each other: validation sketches in the instance protocol
+    (their photos would be training photos), a dataset told to leave out its own photos."""
+    d = cfg.data
+    if d.protocol == "instance" and d.val_sketches_per_category:
+        raise ConfigError(f"data.val_sketches_per_category={d.val_sketches_per_category}: the instance protocol has no "
+                          "validation sketches (their photos would be training photos); set it to 0")
+    if d.exclude_overlap_with == d.dataset:
+        raise ConfigError(f"data.exclude_overlap_with={d.exclude_overlap_with} is the dataset itself: it would leave "
+                          "no photo; name another dataset, or unset it")
 
 
 def _unseen_count(cfg: ExperimentConfig) -> tuple[int, str]:
@@ -169,6 +189,10 @@ def check_category_counts(cfg: ExperimentConfig, n_categories: int, source: str)
 
 def _check_batch_split(cfg: ExperimentConfig, world: int) -> None:
     b = cfg.train.batch_size
+    per = cfg.train.instance_photos_per_category
+    if cfg.data.protocol == "instance" and b % per:
+        raise ConfigError(f"train.batch_size={b} is not a multiple of train.instance_photos_per_category={per} "
+                          "(an instance-level batch is whole groups of photos of one category)")
     if b % world:
         raise ConfigError(f"train.batch_size={b} cannot be split over {world} processes; use a multiple of {world}")
     if b // world < 2:
@@ -183,7 +207,7 @@ def load_checked_data(cfg: ExperimentConfig) -> ExperimentData:
     """The config's dataset and split (as ``load_experiment_data`` without a split file), with
     the category counts checked before the split is drawn, so a refusal names the settings."""
     d = cfg.data
-    index = read_dataset(d.dataset, root=d.root)
+    index = exclude_overlap(read_dataset(d.dataset, root=d.root), d)
     n = len(index.categories)
     if d.max_categories is not None and d.max_categories < n:
         n = d.max_categories  # checked by check_config already
@@ -209,6 +233,58 @@ def check_data(cfg: ExperimentConfig, data: ExperimentData, world: int = 1) -> N
     if cfg.train.batch_size > n:
         raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than the {n} training sketches of "
                           f"{where}; use train.batch_size <= {n} (or more data)")
+
+
+def check_init_from(cfg: ExperimentConfig, data: ExperimentData) -> None:
+    """``train.init_from``, when set: a checkpoint readable as data whose weights fit the run's
+    network (see :func:`~semi3lib.engine.checkpoints.initial_weights`); and for an instance-level
+    run, one whose training photos (and the photos of its training sketches; its
+    ``split.json`` beside it, else its config's split) do not include the run's test photos,
+    matched by category and photo id across datasets (sketchy-mini's photos that sketchy-fg10
+    also holds). A leak is refused unless ``train.init_allow_overlap`` (then a warning); a run
+    of the checkpoint with ``data.exclude_overlap_with`` set left those photos out."""
+    path = cfg.train.init_from
+    if path is None:
+        return
+    try:
+        ckpt = load_checkpoint_file(path)
+    except (OSError, CheckpointError) as err:
+        raise ConfigError(f"train.init_from: {err}") from None
+    if data.split.protocol == "instance":
+        _check_no_leak(cfg, ckpt, Path(path), data)
+    try:
+        with torch.device("meta"):  # the network's shapes, no memory, no weights loaded
+            model = Semi3Net(cfg.model, num_classes=data.num_classes, load_weights=False)
+        initial_weights(model, ckpt, path, data.index.categories)
+    except CheckpointError as err:
+        raise ConfigError(f"train.init_from: {err}") from None
+
+
+def _check_no_leak(cfg: ExperimentConfig, ckpt: dict, path: Path, data: ExperimentData) -> None:
+    """Refuse (or, with ``train.init_allow_overlap``, warn about) an init checkpoint trained on
+    any of the instance-level run's test photos."""
+    leaked = sorted(init_overlap(ckpt["config"], path.parent / "split.json", data))
+    if not leaked:
+        return
+    message = (f"train.init_from={path} was trained on {len(leaked)} of this run's test photos (e.g. "
+               f"{leaked[0]}); its scores here would be inflated. Train it with "
+               f"data.exclude_overlap_with={data.index.name}, or set train.init_allow_overlap=true to go on anyway")
+    if not cfg.train.init_allow_overlap:
+        raise ConfigError(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def init_overlap(init_config: dict, init_split_file: Path, data: ExperimentData) -> set[str]:
+    """The photo keys a checkpoint's run trained on (its config ``init_config``, its split
+    file when present) that are test photos of ``data``. The checkpoint's dataset is looked
+    for where it was (its config's root) and, when that folder is gone, by name."""
+    init_cfg = config_from_dict(init_config)
+    d = init_cfg.data
+    if d.root is not None and not Path(d.root).is_dir():
+        d = dataclasses.replace(d, root=None)
+    init_data = load_experiment_data(d, init_split_file if init_split_file.is_file() else None)
+    trained = training_photo_ids(init_data.index, init_data.split.train_photos, init_data.split.train_sketches)
+    return trained & test_photo_ids(data.index, data.split.test_photos, data.split.query)
 
 
 # --------------------------------------------------------------------------- memory

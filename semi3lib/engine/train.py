@@ -51,13 +51,12 @@ from semi3lib.io import (
     run_lock,
 )
 from semi3lib.engine.checkpoints import (
-    CheckpointError,
     atomic_torch_save,
     load_checkpoint_file,
+    load_initial_weights,
     rng_state,
     model_identity,
     set_rng_state,
-    weights_mismatch,
 )
 from semi3lib.engine.device import select_device
 from semi3lib.config import ConfigError, ExperimentConfig, load_yaml, save_config
@@ -65,11 +64,13 @@ from semi3lib.engine.evaluate import evaluate_model
 from semi3lib.engine.prechecks import check_run
 from semi3lib.data.experiment import ExperimentData, train_dataset
 from semi3lib.data.splits import load_split, save_split
-from semi3lib.data.datasets import TrainTriplets
+from semi3lib.data.datasets import InstanceTriplets, TrainTriplets
+from semi3lib.data.instance import InstanceBatchSampler
 from semi3lib.models.losses import HybridLoss
 from semi3lib.models import Semi3Net
 
 SELECTION_METRIC = "mAP@all"
+INSTANCE_SELECTION_METRIC = "acc@1"  # an instance-level run: is the own photo first?
 STEPS_FILE = "steps.jsonl"
 
 
@@ -360,8 +361,8 @@ class _Run:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     criterion: HybridLoss
-    dataset: TrainTriplets
-    sampler: GlobalBatchSampler
+    dataset: TrainTriplets | InstanceTriplets
+    sampler: GlobalBatchSampler | InstanceBatchSampler
     loader: DataLoader
     # The module the steps call: ``model`` itself, or its DDP wrapper once resumed (see _train).
     train_model: torch.nn.Module
@@ -418,19 +419,6 @@ def _train(cfg: ExperimentConfig, dist_info: DistInfo, resume: bool, progress: b
                        data=data.index.identity())
 
 
-def start_from(model: Semi3Net, checkpoint: str | Path) -> None:
-    """Load a checkpoint's weights (read as data only) into a freshly built ``model``: the start
-    of a fine-tuning run. Weights that do not fit its architecture are a CheckpointError."""
-    ckpt = load_checkpoint_file(checkpoint)
-    missing, unexpected = weights_mismatch(model, ckpt["model"])
-    if missing or unexpected:
-        raise CheckpointError(f"train.init_from {checkpoint}: its weights do not fit this run's network "
-                              f"({len(missing)} missing or of another shape, e.g. {missing[:1]}; "
-                              f"{len(unexpected)} unexpected, e.g. {unexpected[:1]}): same model settings and "
-                              "categories needed")
-    model.load_state_dict(ckpt["model"])
-
-
 def _set_up(cfg: ExperimentConfig, dist_info: DistInfo, data: ExperimentData) -> _Run:
     """Seed and build model, optimiser, batches, schedule and loss for ``data`` (checked by
     :func:`train`, its split saved by rank 0), in this order: the model's random
@@ -444,22 +432,33 @@ def _set_up(cfg: ExperimentConfig, dist_info: DistInfo, data: ExperimentData) ->
     if dist_info.world > 1:  # the other ranks start once rank 0 has prepared the run folder
         dist.barrier()
 
-    model = Semi3Net(cfg.model, num_classes=data.num_classes, load_weights=t.init_from is None)
-    if t.init_from is not None:
-        start_from(model, t.init_from)
-    model = model.to(device)
+    model = Semi3Net(cfg.model, num_classes=data.num_classes).to(device)
+    if t.init_from:  # checked by check_run (readable; no test photos leaked into it)
+        load_initial_weights(model, t.init_from, data.index.categories)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg)
     dataset = train_dataset(data, cfg.data, seed=t.seed)
-    sampler = GlobalBatchSampler(len(dataset), t.batch_size, t.seed, dist_info.rank, dist_info.world,
-                                 max_batches=t.max_steps_per_epoch)
+    sampler = _batch_sampler(dataset, cfg, dist_info)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
                         pin_memory=device.type == "cuda")
     scheduler = build_scheduler(optimizer, cfg, total_steps=t.epochs * len(sampler))
     return _Run(cfg=cfg, dist_info=dist_info, device=device, out_dir=out_dir, data=data, model=model,
                 optimizer=optimizer, scheduler=scheduler, criterion=HybridLoss(cfg.loss), dataset=dataset,
                 sampler=sampler, loader=loader, train_model=model)
+
+
+def _batch_sampler(dataset: TrainTriplets | InstanceTriplets, cfg: ExperimentConfig, dist_info: DistInfo
+                   ) -> GlobalBatchSampler | InstanceBatchSampler:
+    """Seeded batches: for instance-level items, batches of several photos per category (the
+    in-batch negatives of the instance loss); otherwise a seeded permutation."""
+    t = cfg.train
+    if isinstance(dataset, InstanceTriplets):
+        return InstanceBatchSampler(dataset.item_photos, dataset.item_categories, t.batch_size,
+                                    t.instance_photos_per_category, t.seed, dist_info.rank, dist_info.world,
+                                    max_batches=t.max_steps_per_epoch)
+    return GlobalBatchSampler(len(dataset), t.batch_size, t.seed, dist_info.rank, dist_info.world,
+                              max_batches=t.max_steps_per_epoch)
 
 
 def _resume(run: _Run, ckpt: dict[str, Any] | None) -> _Progress:
@@ -571,7 +570,8 @@ def _save_epoch(run: _Run, state: _Progress, epoch: int) -> None:
     improvement) and the metrics tables. Model selection uses the validation split when there
     is one, never the queries."""
     row = state.history[-1]
-    selection = row.get("val", row.get("query", {})).get(SELECTION_METRIC)
+    metric = INSTANCE_SELECTION_METRIC if run.data.split.protocol == "instance" else SELECTION_METRIC
+    selection = row.get("val", row.get("query", {})).get(metric)
     improved = selection is not None and selection > state.best
     state.best = selection if improved else state.best
     _save_checkpoint(run, state, epoch, improved)
@@ -603,6 +603,8 @@ def _save_checkpoint(run: _Run, state: _Progress, epoch: int, improved: bool) ->
 def _epoch_summary(row: dict[str, Any], epochs: int) -> str:
     """The console line of a finished epoch: its mean losses and, when scored, the query metrics."""
     summary = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k.startswith("loss_"))
+    if "query" in row and "acc@1" in row["query"]:
+        summary += f" | query acc@1={row['query']['acc@1']:.4f} acc@10={row['query']['acc@10']:.4f}"
     if "query" in row:
         summary += f" | query mAP@all={row['query']['mAP@all']:.4f} P@25={row['query'].get('P@25', float('nan')):.4f}"
     return f"epoch {row['epoch']}/{epochs} {summary} ({row['wall_seconds']:.0f}s)"

@@ -6,6 +6,17 @@
       + contrastive_weight * mean_i [y_i d_i^2 + (1 - y_i) max(0, m - d_i)^2]    [ContrastiveLoss]
       + triplet_weight     * batch-hard triplet(sketch -> photos)                [TripletLoss]
 
+and, for instance-level batches (the batch carries ``photo_index``, each sketch's own photo):
+
+      + instance_weight    * [instance triplet(sketch -> photos) + instance triplet(sketch -> edgemaps)]
+
+the instance triplet being :class:`TripletLoss` with the photo (not the category) as the label:
+the positive is the sketch's own photo (own edgemap), the negative the closest other photo
+(edgemap) of the batch; batches of several photos per category make that, mostly, a photo of
+the same category. The two instance terms are logged apart (``instance``, ``instance_edge``);
+the second needs the edge branch. In such batches each edgemap is the sketch's own photo's, so
+the contrastive term pulls a sketch towards the outline of its own photo (``same`` is 1).
+
 with ``n(f) = f / ||f||`` and ``d_i = ||n(f_sketch_i) - n(f_edge_i)||``. The alignment and
 contrastive terms are [paper]; their exact form and every weight are [assumed].
 
@@ -29,6 +40,8 @@ from torch import nn
 from semi3lib.config import LossConfig
 
 COMPONENTS = ("ce", "alignment", "contrastive", "triplet", "total")
+# Logged besides COMPONENTS for instance-level batches only (category runs' logs keep their columns).
+INSTANCE_COMPONENTS = ("instance", "instance_edge")
 
 # Squared distances are clamped here before the square root: d = sqrt(d^2) has an infinite
 # gradient at d = 0 (a sketch identical to its edgemap), which would turn the step into NaNs.
@@ -162,10 +175,12 @@ class HybridLoss(nn.Module):
     - ``outputs``: :meth:`Semi3Net.forward`'s dict (raw ``*_embed`` ``(B, D)``, ``*_logits``).
     - ``batch``: ``sketch_label`` ``(B,)``, ``photo_label`` ``(B,)``, ``same`` ``(B,)``
       (1.0 where the photo/edgemap pair is the sketch's category; derived from the labels
-      when absent).
+      when absent); for an instance-level batch also ``photo_index`` ``(B,)``, the photo of
+      each item (the sketch's own), which switches the instance terms on.
     - ``total``: scalar tensor with graph. ``components``: detached scalar tensors for
       ``ce``, ``alignment``, ``contrastive``, ``triplet`` (unweighted term values) and
-      ``total`` (the weighted sum).
+      ``total`` (the weighted sum); for an instance-level batch also ``instance`` and
+      ``instance_edge``.
     """
 
     def __init__(self, cfg: LossConfig) -> None:
@@ -175,6 +190,7 @@ class HybridLoss(nn.Module):
         self.alignment = AlignmentLoss()
         self.contrastive = ContrastiveLoss(cfg.contrastive_margin)
         self.triplet = TripletLoss(cfg.triplet_margin)
+        self.instance = TripletLoss(cfg.instance_margin)  # labelled by photo: see the module docstring
 
     def forward(
         self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
@@ -195,14 +211,21 @@ class HybridLoss(nn.Module):
         if cfg.triplet_weight and {"sketch_embed", "photo_embed"} <= outputs.keys():
             terms["triplet"] = (cfg.triplet_weight, self.triplet(
                 outputs["sketch_embed"], batch["sketch_label"], outputs["photo_embed"], batch["photo_label"]))
+        instance_batch = "photo_index" in batch
+        if instance_batch and cfg.instance_weight and "sketch_embed" in outputs:
+            own = batch["photo_index"]
+            for name, key in (("instance", "photo_embed"), ("instance_edge", "edge_embed")):
+                if key in outputs:
+                    terms[name] = (cfg.instance_weight, self.instance(outputs["sketch_embed"], own, outputs[key], own))
         if not terms:
             raise ValueError("HybridLoss: every term is switched off or lacks its inputs")
 
         total = torch.stack([weight * value for weight, value in terms.values()]).sum()
         zero = total.detach().new_zeros(())
-        components = {name: (terms[name][1].detach() if name in terms else zero) for name in COMPONENTS[:-1]}
+        names = COMPONENTS[:-1] + (INSTANCE_COMPONENTS if instance_batch else ())
+        components = {name: (terms[name][1].detach() if name in terms else zero) for name in names}
         components["total"] = total.detach()
         return total, components
 
 
-__all__ = ["AlignmentLoss", "BranchCrossEntropy", "COMPONENTS", "ContrastiveLoss", "HybridLoss", "TripletLoss"]
+__all__ = ["AlignmentLoss", "BranchCrossEntropy", "COMPONENTS", "INSTANCE_COMPONENTS", "ContrastiveLoss", "HybridLoss", "TripletLoss"]

@@ -14,6 +14,12 @@ from semi3lib.engine.records import read_records
 from semi3lib.study.rule import Outcome, compare
 
 TABLE_METRICS = ("mAP@all", "mAP@200", "P@10", "P@25", "P@100", "P@200")
+# Instance-level runs (data.protocol: instance) carry the own-photo metrics too; a study's tables
+# read them first where its records have them (a category study's records have none, so its
+# tables and summary.csv keep their columns).
+INSTANCE_METRICS = ("acc@1", "acc@5", "acc@10", "mean rank", "median rank")
+STUDY_METRICS = (*INSTANCE_METRICS, *TABLE_METRICS)
+LOWER_IS_BETTER = ("mean rank", "median rank")
 
 
 def load_study(study_dir: str | Path, split: str = "query") -> tuple[pd.DataFrame | None, str]:
@@ -31,7 +37,7 @@ def load_study(study_dir: str | Path, split: str = "query") -> tuple[pd.DataFram
         if metrics is None:
             continue
         rows.append({"run": record.run, "seed": record.seed,
-                     **{k: metrics.get(k) for k in TABLE_METRICS if k in metrics},
+                     **{k: metrics.get(k) for k in STUDY_METRICS if k in metrics},
                      "wall_seconds": record.wall_seconds, "hardware": record.hardware, "host": record.host,
                      "file": path.name})
     if not rows:
@@ -44,7 +50,7 @@ def study_statistics(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per study row, in the order the runs first appear: the number of seeds, then the
     mean and sample std (ddof 1; NaN with one seed: unknown, not zero) of each metric and of
     the wall time. A seed without a value for a metric is left out of that metric's numbers."""
-    columns = [m for m in (*TABLE_METRICS, "wall_seconds") if m in runs.columns]
+    columns = [m for m in (*STUDY_METRICS, "wall_seconds") if m in runs.columns]
     grouped = runs[["run", *columns]].astype({c: float for c in columns}).groupby("run", sort=False)
     table = grouped.agg(["mean", "std"])
     table.columns = [f"{column} {stat}" for column, stat in table.columns]

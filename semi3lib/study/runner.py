@@ -47,7 +47,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from semi3lib.config import ConfigError, ExperimentConfig, load_config, load_yaml
-from semi3lib.data.splits import with_gallery
+from semi3lib.data.splits import with_gallery, with_instance_gallery
 from semi3lib.engine.records import RunRecord, read_record, training_metrics, write_record
 from semi3lib.study.records import load_study, ordered_runs, study_statistics
 
@@ -55,7 +55,7 @@ SUMMARY_FILE = "summary.csv"
 RUNS_FILE = "runs.csv"  # one line per run: seed, metrics, wall time, hardware
 BASELINES = ("imagenet",)
 SPLITS = ("query", "val")
-RESCORE_KEYS = ("model.gallery_embedding=", "data.zeroshot_gallery=")  # what a rescore row may change: retrieval only
+RESCORE_KEYS = ("model.gallery_embedding=", "data.zeroshot_gallery=", "data.instance_gallery=")  # what a rescore row may change: retrieval only
 
 
 @dataclass
@@ -225,7 +225,9 @@ def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = ()
         run_dir = plan.run_dir(source, seed)
         model, _, _, data = load_trained(run_dir / "last.pt", device)
         model.set_gallery_embedding(cfg.model.gallery_embedding)
-        data = dataclasses.replace(data, split=with_gallery(data.index, data.split, cfg.data.zeroshot_gallery))
+        split = with_instance_gallery(with_gallery(data.index, data.split, cfg.data.zeroshot_gallery),
+                                      cfg.data.instance_gallery)
+        data = dataclasses.replace(data, split=split)
         metrics = {which: evaluate_model(model, data, cfg.data, which, device, progress, cache_dir=run_dir)
                    for which in _splits_of(data)}
         # the row's cost is the training it re-scores; the scoring itself is recorded apart
@@ -278,7 +280,9 @@ def run_study(plan: StudyPlan, only: Iterable[str] | None = None, seeds: Iterabl
                 continue
             print(f"{row.name} seed {seed}: {row.what or 'running'}", flush=True)
             record = run_row(plan, row, seed, extra, progress)
-            print(f"{row.name} seed {seed}: {plan.split} mAP@all {record.metrics[plan.split]['mAP@all']:.4f} "
+            scores = record.metrics[plan.split]
+            instance = f"acc@1 {scores['acc@1']:.4f}, " if "acc@1" in scores else ""
+            print(f"{row.name} seed {seed}: {plan.split} {instance}mAP@all {scores['mAP@all']:.4f} "
                   f"({record.wall_seconds:.0f} s of training)", flush=True)
             write_summary(plan.out_dir, order, plan.split)  # kept current, should the study stop here
     return write_summary(plan.out_dir, order, plan.split)

@@ -13,12 +13,32 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from semi3lib.study.records import TABLE_METRICS, compare_rows, ordered_runs, study_statistics
+from semi3lib.study.records import (
+    INSTANCE_METRICS,
+    LOWER_IS_BETTER,
+    STUDY_METRICS,
+    compare_rows,
+    ordered_runs,
+    study_statistics,
+)
 from semi3lib.study.rule import SEED_BY_SEED, Outcome, hosts_text, score_parts, score_text, verdict_word
 
 # The metrics of the book's tables: P@100 is left out (capped at 0.25 on sketchy-mini, it says
 # little that P@25 does not); every record and summary.csv keep it.
 READER_METRICS = ("mAP@all", "mAP@200", "P@10", "P@25", "P@200")
+# An instance-level study's (configs/fine-grained.yaml): the own-photo metrics, then the category
+# mAP@all of the same embeddings beside them.
+INSTANCE_READER_METRICS = (*INSTANCE_METRICS, "mAP@all")
+
+
+def reader_metrics_for(runs: pd.DataFrame) -> tuple[str, ...]:
+    """The reader metrics of a study's runs: the instance ones when its records carry acc@1."""
+    return INSTANCE_READER_METRICS if "acc@1" in runs.columns and runs["acc@1"].notna().any() else READER_METRICS
+
+
+def _best(metrics: Sequence[str]) -> dict[str, str]:
+    """Which value of each metric is best: the lowest rank, the highest of everything else."""
+    return {m: "min" if m in LOWER_IS_BETTER else "max" for m in metrics}
 
 
 # The study's rows grouped by what they are, in reading order; a row not named here goes last,
@@ -249,7 +269,7 @@ def study_table(runs: pd.DataFrame, groups: Mapping[str, Sequence[str]] | None =
     for m in metrics:
         values[m] = stats[f"{m} mean"]
     std = pd.DataFrame({m: stats[f"{m} std"] for m in metrics}, index=stats.index)
-    return reader_table(values, std, groups=groups, integers=("seeds",), best={m: "max" for m in metrics},
+    return reader_table(values, std, groups=groups, integers=("seeds",), best=_best(metrics),
                         reference=reference, digits={"train min": 1})
 
 
@@ -309,7 +329,7 @@ def summarise_study(runs: pd.DataFrame) -> pd.DataFrame:
     seeds, the plain value for one, nothing for none."""
     stats = study_statistics(runs)
     table = stats[["seeds"]].copy()
-    for m in (m for m in TABLE_METRICS if f"{m} mean" in stats):
+    for m in (m for m in STUDY_METRICS if f"{m} mean" in stats):
         table[m] = [None if pd.isna(mean) else score_text(mean, std)
                     for mean, std in zip(stats[f"{m} mean"], stats[f"{m} std"])]
     return table
