@@ -38,6 +38,7 @@ that fails (no C++ compiler for inductor, no fused kernel) is recorded with its 
 The median over ``--steps`` timed steps after ``--warmup`` untimed ones is reported; a
 configuration whose steps take longer than ``--slow-seconds`` (VGG19 at 224 px: ~18 s per
 step on 2 CPU cores) gets one warm-up step and ``--slow-steps`` timed steps only, and says so.
+Emulated bf16 (tens of times slower than fp32 on an AVX2 CPU) is timed on one step, no warm-up.
 """
 
 from __future__ import annotations
@@ -191,16 +192,16 @@ def _gpu_utilisation(device: torch.device) -> int | None:
 
 
 def run_steps(step: Stepper, batches: Iterator[dict[str, Any]], warmup: int, steps: int, slow_steps: int,
-              slow_seconds: float, batch: int, first_step: Callable[[Callable[[], None]], None] | None = None
-              ) -> dict[str, Any]:
-    """Time ``steps`` steps after ``warmup`` untimed ones (at least one), each including the
-    wait for its batch (also reported on its own). Slow steps (> ``slow_seconds``) end the
-    warm-up after one step and the timing after ``slow_steps``; the first step does not count
-    as slow (it may compile). ``first_step``, if given, runs the first warm-up step (to count
-    its FLOPs)."""
+              slow_seconds: float, batch: int, first_step: Callable[[Callable[[], None]], None] | None = None,
+              compiles: bool = False) -> dict[str, Any]:
+    """Time ``steps`` steps after ``warmup`` untimed ones, each including the wait for its
+    batch (also reported on its own). Slow steps (> ``slow_seconds``) end the warm-up after one
+    step and the timing after ``slow_steps``; with ``compiles`` the first step does not count
+    as slow (it compiles; and is never timed). ``first_step``, if given, runs the first step (to
+    count its FLOPs; it then is a warm-up step even with ``warmup`` 0)."""
     device = step.device
     warm = []
-    for i in range(max(1, warmup)):
+    for i in range(max(warmup, 1 if first_step is not None or compiles else 0)):
         item = next(batches)
         t0 = time.perf_counter()
         if i == 0 and first_step is not None:
@@ -209,7 +210,7 @@ def run_steps(step: Stepper, batches: Iterator[dict[str, Any]], warmup: int, ste
             step(item)
         _sync(device)
         warm.append(time.perf_counter() - t0)
-        if i > 0 and warm[-1] > slow_seconds:
+        if warm[-1] > slow_seconds and (i > 0 or not compiles):
             break
     times, waits, util = [], [], []
     for _ in range(steps):
@@ -225,7 +226,7 @@ def run_steps(step: Stepper, batches: Iterator[dict[str, Any]], warmup: int, ste
         if len(times) >= slow_steps and times[0] > slow_seconds:
             break
     extra: dict[str, Any] = {"data_wait_sec": round(statistics.median(waits), 4),
-                             "first_step_seconds": round(warm[0], 3)}
+                             "first_step_seconds": round(warm[0] if warm else times[0], 3)}
     if len(times) < steps:
         extra["note"] = f"slow step (> {slow_seconds:g} s): {len(times)} timed steps only"
     if util:
@@ -379,13 +380,18 @@ def bench_mode(bench: Bench, backbone: str, size: int, mode: Mode, loader: Any, 
         return row, None
     flops: list[int] = []
     first = (lambda fn: flops.append(count_flops(fn))) if count else None
+    warmup, steps = args.warmup, args.steps
+    if row.get("bf16_emulated"):  # tens of times slower than fp32 on such a CPU: one step tells
+        warmup, steps, first = 0, 1, None
     try:
         with Threads(mode.threads):
             step = Stepper(backbone, device, mode, bench.book)
             row["optimizer"] = step.optimizer_kernel
             fixed = synthetic_batch(args.batch, size)
-            row["synthetic"] = run_steps(step, iter(lambda: fixed, None), args.warmup, args.steps, args.slow_steps,
-                                         args.slow_seconds, args.batch, first_step=first)
+            row["synthetic"] = run_steps(step, iter(lambda: fixed, None), warmup, steps, args.slow_steps,
+                                         args.slow_seconds, args.batch, first_step=first, compiles=mode.compile)
+            if row.get("bf16_emulated"):
+                row["synthetic"]["note"] = "one step, timed without warm-up"
             if loader is not None:
                 row["loader"] = run_steps(step, _forever(loader), args.warmup, args.steps, args.slow_steps,
                                           args.slow_seconds, args.batch)
@@ -480,7 +486,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--loader-workers", type=_int_list, default=[0, 1, 2],
                         help="worker counts for the loader sweep on the baseline row ('' to skip)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps (the median is reported)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (1 if slow; at least 1)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (1 if slow)")
     parser.add_argument("--slow-steps", type=int, default=2, help="timed steps when a step is slow")
     parser.add_argument("--slow-seconds", type=float, default=10.0, help="what counts as a slow step")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")

@@ -220,3 +220,16 @@ def test_training_with_compile_and_fused_optimizer_leaves_a_plain_resumable_chec
     resumed = train(cfg, resume=True, progress=False)
     assert len(resumed.history) == 1 and resumed.history[0]["fast_path"] == used
     assert all(torch.equal(resumed.model.state_dict()[k], v) for k, v in ckpt["model"].items())
+
+
+def test_a_run_record_says_which_fast_paths_its_steps_took():
+    from semi3lib.engine.fastpath import FastPath
+    from semi3lib.engine.records import RunRecord
+
+    used = FastPath(device="cpu", precision="fp32", precision_reason="train.cpu_precision=fp32 (the default)",
+                    bf16_emulated=False, channels_last=True, compile=False, optimizer="adamw (fused)",
+                    torch_threads=2).to_dict()
+    record = RunRecord.from_dict({"run": "r", "metrics": {"query": {"mAP@all": 0.5}},
+                                  "history": [{"epoch": 1, "fast_path": used}, {"epoch": 2, "fast_path": used}]})
+    assert record.fast_path == used and record.fast_path["optimizer"] == "adamw (fused)"
+    assert RunRecord.from_dict({"run": "old", "metrics": {"mAP@all": 0.5}, "history": [{"epoch": 1}]}).fast_path is None
