@@ -38,7 +38,8 @@ that fails (no C++ compiler for inductor, no fused kernel) is recorded with its 
 The median over ``--steps`` timed steps after ``--warmup`` untimed ones is reported; a
 configuration whose steps take longer than ``--slow-seconds`` (VGG19 at 224 px: ~18 s per
 step on 2 CPU cores) gets one warm-up step and ``--slow-steps`` timed steps only, and says so.
-Emulated bf16 (tens of times slower than fp32 on an AVX2 CPU) is timed on one step, no warm-up.
+Emulated bf16 (tens of times slower than fp32 on an AVX2 CPU) is timed on one step, no warm-up,
+and skipped (``skipped`` says why) where the baseline step takes over ``--emulated-bf16-limit``.
 """
 
 from __future__ import annotations
@@ -365,9 +366,12 @@ class Bench:
     compile_error: str | None
 
 
-def bench_mode(bench: Bench, backbone: str, size: int, mode: Mode, loader: Any, count: bool) -> tuple[dict, int | None]:
+def bench_mode(bench: Bench, backbone: str, size: int, mode: Mode, loader: Any, count: bool,
+               baseline_seconds: float | None = None) -> tuple[dict, int | None]:
     """One mode's row (synthetic, and the real loader if ``loader``); counts the step's
-    FLOPs on its first warm-up step when ``count``. Returns (row, FLOPs or None)."""
+    FLOPs on its first warm-up step when ``count``. Emulated bf16 is skipped where the
+    baseline's step (``baseline_seconds``, when measured) is over ``--emulated-bf16-limit``.
+    Returns (row, FLOPs or None)."""
     args, device = bench.args, bench.device
     row: dict[str, Any] = {"backbone": backbone, "size": size, "batch": args.batch, "mode": mode.name,
                            "amp": mode.bf16, "channels_last": mode.channels_last, "compile": mode.compile,
@@ -377,6 +381,11 @@ def bench_mode(bench: Bench, backbone: str, size: int, mode: Mode, loader: Any, 
         row["bf16_emulated"] = not bench.bf16_native
     if mode.compile and bench.compile_error:
         row["error"] = bench.compile_error
+        return row, None
+    limit = args.emulated_bf16_limit
+    if row.get("bf16_emulated") and baseline_seconds is not None and baseline_seconds > limit:
+        row["skipped"] = (f"emulated bf16 not timed: the fp32 step takes {baseline_seconds:.1f} s "
+                          f"(> --emulated-bf16-limit {limit:g} s) and emulation is tens of times slower")
         return row, None
     flops: list[int] = []
     first = (lambda fn: flops.append(count_flops(fn))) if count else None
@@ -436,11 +445,14 @@ def bench_config(bench: Bench, backbone: str, size: int) -> list[dict[str, Any]]
     flops: int | None = None
     for mode in args.modes:
         with_loader = loader if (args.loader_modes == "all" or mode.name in args.loader_modes) else None
-        row, counted = bench_mode(bench, backbone, size, mode, with_loader, count=flops is None and not mode.compile)
+        baseline_seconds = next((r["synthetic"]["sec_per_step"] for r in rows
+                                 if r["mode"] == BASELINE and "synthetic" in r), None)
+        row, counted = bench_mode(bench, backbone, size, mode, with_loader, count=flops is None and not mode.compile,
+                                  baseline_seconds=baseline_seconds)
         flops = flops or counted
         rows.append(row)
-        if "error" in row:
-            print(f"{backbone} {size}px {mode.name}: {row['error']}", file=sys.stderr)
+        if "synthetic" not in row:
+            print(f"{backbone} {size}px {mode.name}: {row.get('error') or row.get('skipped')}", file=sys.stderr)
             continue
         print(f"{backbone} {size}px {mode.name}: synthetic {row['synthetic']['triplets_per_sec']} triplets/s"
               + (f", loader {row['loader']['triplets_per_sec']}" if "loader" in row else ""), file=sys.stderr)
@@ -493,6 +505,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interop", type=int, default=None, help="torch inter-op threads (set once, at start)")
     parser.add_argument("--workers", type=int, default=None,
                         help=f"DataLoader workers (default: data.num_workers of {DATA_CONFIG})")
+    parser.add_argument("--emulated-bf16-limit", type=float, default=3.0,
+                        help="skip emulated bf16 where the fp32 channels-last step takes longer (seconds)")
     parser.add_argument("--loader-batches", type=int, default=20, help="batches timed for loader_only")
     parser.add_argument("--synthetic-only", action="store_true", help="skip the real data loader")
     parser.add_argument("--book-steps", type=int, default=None,

@@ -128,6 +128,9 @@ def test_train_flops_table_gives_each_mode_its_rate_share_of_the_peak_and_failur
     # the older table leaves out the mode that failed, and the reader of older results still works
     assert "fp32-channels_last+fused_adamw" not in list(train_table({"train_step": HAND_MADE_TRAIN})["mode"])
     assert train_flops_table({"train_step": {"runs": [_train_run("fp32-eager", 1.0)]}}).empty
+    skipped = {"backbone": "vgg19", "size": 224, "batch": 16, "mode": "bf16-autocast+channels_last",
+               "skipped": "emulated bf16 not timed"}
+    assert list(train_flops_table({"train_step": {"runs": [skipped]}})["note"]) == ["skipped: emulated bf16 not timed"]
 
 
 def test_train_flops_figure_draws_every_mode_and_the_old_figure_takes_the_new_rows(tmp_path):

@@ -233,3 +233,17 @@ def test_a_run_record_says_which_fast_paths_its_steps_took():
                                   "history": [{"epoch": 1, "fast_path": used}, {"epoch": 2, "fast_path": used}]})
     assert record.fast_path == used and record.fast_path["optimizer"] == "adamw (fused)"
     assert RunRecord.from_dict({"run": "old", "metrics": {"mAP@all": 0.5}, "history": [{"epoch": 1}]}).fast_path is None
+
+
+def test_emulated_bf16_is_skipped_where_the_fp32_step_is_already_slow():
+    import argparse
+
+    bench = _bench()
+    args = argparse.Namespace(batch=32, threads=2, warmup=2, steps=5, emulated_bf16_limit=3.0)
+    setting = bench.Bench(args, CPU, book=None, peaks=None, bf16_native=False, bf16_reason=EMULATED.reason,
+                          compile_error=None)
+    row, flops = bench.bench_mode(setting, "vgg19", 224, bench.parse_mode("bf16-autocast+channels_last"),
+                                  loader=None, count=True, baseline_seconds=34.0)
+    assert flops is None and "synthetic" not in row and row["bf16_emulated"] is True
+    assert row["skipped"].startswith("emulated bf16 not timed: the fp32 step takes 34.0 s (> --emulated-bf16-limit 3 s)")
+    assert row["precision"] == {"name": "bf16", "native": False, "reason": EMULATED.reason}

@@ -70,6 +70,8 @@ def _mode_note(run: Mapping[str, Any]) -> str:
     optimiser's fallback kernel."""
     if "error" in run:
         return f"failed: {run['error']}"
+    if "skipped" in run:
+        return f"skipped: {run['skipped']}"
     notes = []
     if run.get("bf16_emulated"):
         notes.append("bf16 emulated (no native bf16 on this CPU)")
@@ -86,7 +88,7 @@ def train_flops_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     the baseline mode (fp32 channels-last), and for compiled modes the compile time and what
     compiling saves over the book's run. Empty for results measured before FLOPs were counted."""
     runs = results.get("train_step", {}).get("runs", [])
-    rows = [r for r in runs if "achieved_gflops" in r or "error" in r]
+    rows = [r for r in runs if "achieved_gflops" in r or "error" in r or "skipped" in r]
     if not rows:
         return pd.DataFrame()
     return pd.DataFrame([

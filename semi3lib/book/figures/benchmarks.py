@@ -129,9 +129,9 @@ def plot_train_flops(result: Mapping[str, Any]) -> Figure:
     each), the FLOP rate each mode's step achieves (FLOPs counted once per step, forward and
     backward, over the synthetic step's time), the fp32 dense-GEMM peak measured in the same
     run dashed, each bar labelled with its share of that peak (at the mode's thread count).
-    Modes that failed are named with "failed"; emulated bf16 is marked. Needs a result with
+    Modes that failed (or were skipped) say so; emulated bf16 is marked. Needs a result with
     ``achieved_gflops`` (the benchmark writes it since FLOPs are counted)."""
-    runs = [r for r in result["runs"] if "achieved_gflops" in r or "error" in r]
+    runs = [r for r in result["runs"] if "achieved_gflops" in r or "error" in r or "skipped" in r]
     if not any("achieved_gflops" in r for r in runs):
         raise ValueError("the training benchmark result has no achieved_gflops: it predates the FLOP count; "
                          "rerun benchmarks/bench_train_step.py")
@@ -144,15 +144,15 @@ def plot_train_flops(result: Mapping[str, Any]) -> Figure:
         rows = [r for r in runs if (r["backbone"], r["size"]) == (backbone, size)]
         y = np.arange(len(rows))[::-1]
         values = [r.get("achieved_gflops", 0.0) for r in rows]
-        colors = ["#bababa" if "error" in r else "#1b7837" if r["mode"] == baseline else "#4575b4" for r in rows]
+        colors = ["#bababa" if "achieved_gflops" not in r else "#1b7837" if r["mode"] == baseline else "#4575b4" for r in rows]
         bars = ax.barh(y, values, color=colors)
         peaks = sorted({r["gemm_peak_gflops"] for r in rows if r.get("gemm_peak_gflops")})
         main_peak = next((r["gemm_peak_gflops"] for r in rows if r["mode"] == baseline and "gemm_peak_gflops" in r),
                          peaks[-1] if peaks else None)
         labels = []
         for r in rows:
-            if "error" in r:
-                labels.append("failed")
+            if "achieved_gflops" not in r:
+                labels.append("failed" if "error" in r else "skipped")
                 continue
             text = f"{r['achieved_gflops']:.3g} GFLOP/s, {100 * r['gemm_peak_ratio']:.1f}% of peak"
             if r.get("gemm_peak_gflops") != main_peak:  # another thread count: its own peak
