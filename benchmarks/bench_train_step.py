@@ -468,7 +468,8 @@ def bench_config(bench: Bench, backbone: str, size: int) -> list[dict[str, Any]]
         with Threads(mode.threads):
             _flop_fields(row, flops, bench.peaks, mode)
         if baseline is not None:
-            row["speedup_vs_baseline"] = round(baseline["synthetic"]["sec_per_step"] / row["synthetic"]["sec_per_step"], 3)
+            base_seconds = baseline["synthetic"]["sec_per_step"]
+            row["speedup_vs_baseline"] = round(base_seconds / row["synthetic"]["sec_per_step"], 3)
         if mode.compile:
             row["book_run"] = _book_run(row, baseline, bench.book, steps_per_epoch, args.batch)
     if dataset is not None:
@@ -542,7 +543,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--device cuda: no CUDA device here")
     if device.type == "cuda":
         bf16_native = torch.cuda.is_bf16_supported()
-        bf16_reason = f"CUDA bf16 {'supported' if bf16_native else 'not supported'} by {torch.cuda.get_device_name(device)}"
+        bf16_reason = (f"CUDA bf16 {'supported' if bf16_native else 'not supported'} "
+                       f"by {torch.cuda.get_device_name(device)}")
     else:
         support = detect_cpu_bf16()
         bf16_native, bf16_reason = support.native, support.reason
@@ -562,7 +564,7 @@ def main(argv: list[str] | None = None) -> None:
     config["modes"] = [m.name for m in args.modes]
     result = {
         "benchmark": "train_step",
-        "command": ("python benchmarks/bench_train_step.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip(),
+        "command": " ".join(["python benchmarks/bench_train_step.py", *(sys.argv[1:] if argv is None else argv)]),
         "config": config,
         "step": (f"forward (3 branches) + hybrid loss + backward + grad clip {book.train.grad_clip} + "
                  f"{book.train.optimizer} ({DATA_CONFIG}); random-init weights"),

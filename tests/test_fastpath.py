@@ -245,5 +245,6 @@ def test_emulated_bf16_is_skipped_where_the_fp32_step_is_already_slow():
     row, flops = bench.bench_mode(setting, "vgg19", 224, bench.parse_mode("bf16-autocast+channels_last"),
                                   loader=None, count=True, baseline_seconds=34.0)
     assert flops is None and "synthetic" not in row and row["bf16_emulated"] is True
-    assert row["skipped"].startswith("emulated bf16 not timed: the fp32 step takes 34.0 s (> --emulated-bf16-limit 3 s)")
+    assert row["skipped"].startswith("emulated bf16 not timed: the fp32 step takes 34.0 s "
+                                     "(> --emulated-bf16-limit 3 s)")
     assert row["precision"] == {"name": "bf16", "native": False, "reason": EMULATED.reason}

@@ -144,7 +144,8 @@ def plot_train_flops(result: Mapping[str, Any]) -> Figure:
         rows = [r for r in runs if (r["backbone"], r["size"]) == (backbone, size)]
         y = np.arange(len(rows))[::-1]
         values = [r.get("achieved_gflops", 0.0) for r in rows]
-        colors = ["#bababa" if "achieved_gflops" not in r else "#1b7837" if r["mode"] == baseline else "#4575b4" for r in rows]
+        colors = ["#bababa" if "achieved_gflops" not in r else "#1b7837" if r["mode"] == baseline else "#4575b4"
+                  for r in rows]
         bars = ax.barh(y, values, color=colors)
         peaks = sorted({r["gemm_peak_gflops"] for r in rows if r.get("gemm_peak_gflops")})
         main_peak = next((r["gemm_peak_gflops"] for r in rows if r["mode"] == baseline and "gemm_peak_gflops" in r),
