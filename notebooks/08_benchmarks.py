@@ -43,7 +43,7 @@ from semi3lib.book import runner as book
 from semi3lib.book import figures
 from semi3lib.study.tables import reader_table
 from semi3lib.study.benchmarks import (edges_table, load_benchmarks, machines_table, missing_benchmarks,
-                                        search_table, targets_table, train_table)
+                                        search_table, targets_table, train_flops_table, train_table)
 
 figures.use_book_style()
 results = load_benchmarks(benchmarks_dir)
@@ -123,6 +123,31 @@ reader_table(train_table(results))
 # what the benchmark's `--device cuda` modes (bf16 autocast, channels-last, `torch.compile`)
 # measure; no GPU was available for these results.
 #
+# ### Against the machine's limit
+#
+# How far is a step from what the hardware can do? The benchmark counts the floating-point
+# operations of one step once (torch's `FlopCounterMode`: the convolutions and matrix
+# products of forward and backward) and divides them by the step's time, beside the rate a
+# large fp32 matrix product reaches on the same machine in the same run: the dense-GEMM
+# peak. A step can stay far below that peak: most of EfficientNet's convolutions are
+# depthwise (little arithmetic per byte moved) and much of its time goes to elementwise work
+# (batch norm, activations, the optimiser) that does no counted FLOPs. The fast paths the
+# training loop can switch on, each off by default, are timed against today's step (fp32,
+# channels-last): bf16 autocast on the CPU (`train.cpu_precision`; emulated, and slow, on a
+# CPU without native bf16), `torch.compile` (`train.compile`; its compile time is spread over
+# the book's run), the fused AdamW kernel (`train.fused_optimizer`) and the number of torch
+# threads. Results measured before the FLOPs were counted show no such panel.
+
+# %% tags=["hide-input"]
+flops = train_flops_table(results)
+if not flops.empty:
+    fig = figures.benchmarks.plot_train_flops(results["train_step"])
+    figures.save_figure(fig, "08_train_flops", figures_dir)
+    reader_table(flops)
+else:
+    print("the committed training benchmark predates the FLOP count: rerun `python benchmarks/bench_train_step.py`")
+
+# %% [markdown]
 # ## Edgemaps: first pass and cached pass
 #
 # Training reads the edgemap of every photo it draws, every epoch. Computing one means

@@ -81,3 +81,69 @@ def test_a_fast_approximate_search_meets_the_target_only_with_enough_recall():
     fast_and_good = targets_table({"search": _search(0.1, 0.99)}).set_index("measured")["met"]
     assert list(fast_and_good) == [False, True]
     assert list(targets_table({"search": _search(0.1, 0.59)})["met"]) == [False, False]
+
+
+def _train_run(mode: str, sec: float, **extra) -> dict:
+    """One row of a hand-made train_step result: EfficientNet-Lite0, 128 px, batch 32."""
+    return {"backbone": "efficientnet_lite0", "size": 128, "batch": 32, "mode": mode,
+            "synthetic": {"sec_per_step": sec, "triplets_per_sec": round(32 / sec, 2), "steps_timed": 5}, **extra}
+
+
+def _flops(sec: float, peak: float = 40.0) -> dict:
+    """The FLOP fields bench_train_step writes for a 12-GFLOP step taking ``sec`` seconds."""
+    achieved = 12e9 / sec / 1e9
+    return {"flops_per_step": 12_000_000_000, "achieved_gflops": round(achieved, 2), "gemm_peak_gflops": peak,
+            "gemm_peak_ratio": round(achieved / peak, 4)}
+
+
+HAND_MADE_TRAIN = {
+    "device": "cpu (2 torch threads)", "baseline_mode": "fp32-channels_last",
+    "runs": [
+        _train_run("fp32-eager", 3.0, **_flops(3.0), speedup_vs_baseline=0.667),
+        _train_run("fp32-channels_last", 2.0, **_flops(2.0), speedup_vs_baseline=1.0,
+                   loader={"sec_per_step": 2.1, "triplets_per_sec": 15.2, "data_wait_sec": 0.01},
+                   loader_only={"triplets_per_sec": 400.0}, data_pipeline_is_bottleneck=False),
+        _train_run("bf16-autocast+channels_last", 40.0, **_flops(40.0), speedup_vs_baseline=0.05, bf16_emulated=True),
+        _train_run("fp32-channels_last+compile", 1.5, **_flops(1.5), speedup_vs_baseline=1.333,
+                   book_run={"compile_seconds": 90.0, "net_seconds_saved_over_run": 10.0}),
+        _train_run("fp32-channels_last+threads1", 3.2, **_flops(3.2, peak=25.0), speedup_vs_baseline=0.625,
+                   threads=1),
+        {"backbone": "efficientnet_lite0", "size": 128, "batch": 32, "mode": "fp32-channels_last+fused_adamw",
+         "error": "RuntimeError: no fused kernel"},
+    ],
+}
+
+
+def test_train_flops_table_gives_each_mode_its_rate_share_of_the_peak_and_failure():
+    from semi3lib.study.benchmarks import train_flops_table, train_table
+
+    table = train_flops_table({"train_step": HAND_MADE_TRAIN}).set_index("mode")
+    assert table.loc["fp32-channels_last", "GFLOP/step"] == 12.0
+    assert table.loc["fp32-channels_last", "GFLOP/s"] == 6.0  # 12 GFLOP in 2 s
+    assert table.loc["fp32-channels_last", "share of GEMM peak"] == 0.15  # 6 of 40 GFLOP/s
+    assert table.loc["fp32-channels_last+threads1", "share of GEMM peak"] == 0.15  # 3.75 of its own 25
+    assert table.loc["fp32-channels_last+compile", "compile s"] == 90.0
+    assert table.loc["bf16-autocast+channels_last", "note"] == "bf16 emulated (no native bf16 on this CPU)"
+    assert table.loc["fp32-channels_last+fused_adamw", "note"] == "failed: RuntimeError: no fused kernel"
+    # the older table leaves out the mode that failed, and the reader of older results still works
+    assert "fp32-channels_last+fused_adamw" not in list(train_table({"train_step": HAND_MADE_TRAIN})["mode"])
+    assert train_flops_table({"train_step": {"runs": [_train_run("fp32-eager", 1.0)]}}).empty
+    skipped = {"backbone": "vgg19", "size": 224, "batch": 16, "mode": "bf16-autocast+channels_last",
+               "skipped": "emulated bf16 not timed"}
+    assert list(train_flops_table({"train_step": {"runs": [skipped]}})["note"]) == ["skipped: emulated bf16 not timed"]
+
+
+def test_train_flops_figure_draws_every_mode_and_the_old_figure_takes_the_new_rows(tmp_path):
+    fig = figures.benchmarks.plot_train_flops(HAND_MADE_TRAIN)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(labels) == len(HAND_MADE_TRAIN["runs"]) and "fp32-channels_last\n+compile" in labels
+    texts = [t.get_text() for t in ax.texts]  # the bars' labels and the peak's
+    assert any("6 GFLOP/s, 15.0% of peak" in t for t in texts) and "failed" in texts
+    assert any("15.0% of peak (25 at 1 threads)" in t for t in texts)  # its own, one-thread peak
+    assert any("bf16 emulated" in t for t in texts) and any("GEMM peak\n 40 GFLOP/s" in t for t in texts)
+    assert figures.save_figure(fig, "08_train_flops", tmp_path).stat().st_size > 10_000
+    old = figures.benchmarks.plot_train_benchmark(HAND_MADE_TRAIN)  # loader timed for one mode only
+    assert figures.save_figure(old, "08_train", tmp_path).stat().st_size > 10_000
+    with pytest.raises(ValueError, match="predates the FLOP count"):
+        figures.benchmarks.plot_train_flops({"device": "cpu", "runs": [_train_run("fp32-eager", 1.0)]})

@@ -9,6 +9,8 @@ command then needs ``--overwrite``. So :func:`check_run` makes, in one place and
   :data:`MAX_LR`), the loss (at least one term on), the model (gallery embedding vs edge
   branch, split stage), categories (at least 2) and zero-shot counts, the batch vs processes
   (:func:`check_config`: cheap, no data; the CLI calls it before anything is loaded);
+- the fast paths the config asks for (``train.compile`` needs a C++ compiler on the CPU:
+  :func:`semi3lib.engine.fastpath.check_fast_paths`);
 - the data: the categories it holds and the zero-shot counts (before the split is drawn), then
   the split's training set vs the batch (:func:`check_data`);
 - a ``train.init_from`` checkpoint: readable as data, and, for an instance-level run, not
@@ -41,6 +43,7 @@ from semi3lib.data.instance import test_photo_ids, training_photo_ids
 from semi3lib.engine.checkpoints import CheckpointError, initial_weights, load_checkpoint_file
 from semi3lib.data.layouts import read_dataset
 from semi3lib.data.splits import UNSEEN_CATEGORIES, UNSEEN_CATEGORY_SETS, split_from_config, unseen_categories_of
+from semi3lib.engine.fastpath import check_fast_paths
 from semi3lib.io import OutputError
 from semi3lib.models import Semi3Net
 
@@ -61,6 +64,7 @@ def check_run(cfg: ExperimentConfig, data: ExperimentData | None = None, device:
     returns the data checked: ``data``, or the config's dataset and split, read without
     writing anything (the split file is the run's to write once its folder is prepared)."""
     check_config(cfg, world)
+    check_fast_paths(cfg.train, device or torch.device("cpu"))
     if data is None:
         data = load_checked_data(cfg)
     check_data(cfg, data, world)

@@ -65,6 +65,14 @@ class RunRecord:
         return (self.machine or {}).get("git_commit")
 
     @property
+    def fast_path(self) -> dict[str, Any] | None:
+        """What the training steps ran with (precision and why, channels-last, compile,
+        optimiser kernel, threads: :class:`semi3lib.engine.fastpath.FastPath`), from the last
+        epoch's history row; None for a run recorded before it was written."""
+        return next((row["fast_path"] for row in reversed(self.history) if isinstance(row.get("fast_path"), dict)),
+                    None)
+
+    @property
     def hardware(self) -> str | None:
         """The machine in a few words (:func:`semi3lib.engine.hardware.hardware_label`)."""
         return hardware_label(self.machine)

@@ -3,7 +3,8 @@
 What a run writes to ``train.out_dir``:
 - ``config.yaml`` (the resolved config) and ``split.json`` (reused on resume);
 - ``metrics.jsonl`` and ``metrics.csv``: one row per epoch (loss terms, lr, wall time,
-  query/validation metrics when evaluated);
+  query/validation metrics when evaluated, and ``fast_path``: the precision, memory format,
+  compilation and optimiser kernel the steps ran with, see ``engine.fastpath``);
 - ``steps.jsonl``: one row every ``train.log_every`` steps and at the end of every epoch
   (epoch, step, lr and the loss terms averaged since the previous row; see :func:`read_steps`);
 - ``last.pt`` every epoch and ``best.pt`` on improvement, both written atomically;
@@ -59,6 +60,7 @@ from semi3lib.engine.checkpoints import (
     set_rng_state,
 )
 from semi3lib.engine.device import select_device
+from semi3lib.engine.fastpath import FastPath, Precision, compiled, make_optimizer, resolve_precision
 from semi3lib.config import ConfigError, ExperimentConfig, load_yaml, save_config
 from semi3lib.engine.evaluate import evaluate_model
 from semi3lib.engine.prechecks import check_run
@@ -144,16 +146,27 @@ class GlobalBatchSampler(Sampler[list[int]]):
 
 
 def build_optimizer(model: Semi3Net, cfg: ExperimentConfig) -> torch.optim.Optimizer:
+    """The config's optimiser over the model's parameter groups (the backbone's learning rate
+    scaled), with its fused kernel when ``train.fused_optimizer``."""
+    return build_optimizer_with_kernel(model, cfg)[0]
+
+
+def build_optimizer_with_kernel(model: Semi3Net, cfg: ExperimentConfig) -> tuple[torch.optim.Optimizer, str]:
+    """:func:`build_optimizer` and the kernel it runs ("adamw (default)", "adamw (fused)", ...)."""
     t = cfg.train
     groups = []
     for group in model.parameter_groups():
         scale = t.backbone_lr_scale if group["name"] == "backbone" else 1.0
         groups.append({"params": group["params"], "lr": t.lr * scale, "name": group["name"]})
     if t.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
-    if t.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=True)
-    raise ValueError(f"unknown train.optimizer {t.optimizer!r} (use adamw or sgd)")
+        optimizer, kernel = make_optimizer(torch.optim.AdamW, groups, t.fused_optimizer, lr=t.lr,
+                                           weight_decay=t.weight_decay)
+    elif t.optimizer == "sgd":
+        optimizer, kernel = make_optimizer(torch.optim.SGD, groups, t.fused_optimizer, lr=t.lr, momentum=t.momentum,
+                                           weight_decay=t.weight_decay, nesterov=True)
+    else:
+        raise ValueError(f"unknown train.optimizer {t.optimizer!r} (use adamw or sgd)")
+    return optimizer, f"{t.optimizer} ({kernel})"
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ExperimentConfig, total_steps: int):
@@ -364,8 +377,20 @@ class _Run:
     dataset: TrainTriplets | InstanceTriplets
     sampler: GlobalBatchSampler | InstanceBatchSampler
     loader: DataLoader
-    # The module the steps call: ``model`` itself, or its DDP wrapper once resumed (see _train).
-    train_model: torch.nn.Module
+    # The module the steps call: ``model`` itself, or its DDP wrapper once resumed (see _train),
+    # under torch.compile with train.compile. Checkpoints and evaluation use ``model``.
+    train_model: Any
+    precision: Precision  # the autocast of the forward pass (train.amp, train.cpu_precision)
+    optimizer_kernel: str  # "adamw (default)", "adamw (fused)", ...
+
+    @property
+    def fast_path(self) -> FastPath:
+        """What the steps run with, recorded in each epoch's history row."""
+        t = self.cfg.train
+        return FastPath(device=self.device.type, precision=self.precision.name,
+                        precision_reason=self.precision.reason, bf16_emulated=self.precision.emulated,
+                        channels_last=t.channels_last, compile=t.compile, optimizer=self.optimizer_kernel,
+                        torch_threads=torch.get_num_threads())
 
     @property
     def last_path(self) -> Path:
@@ -396,6 +421,8 @@ def _train(cfg: ExperimentConfig, dist_info: DistInfo, resume: bool, progress: b
     if dist_info.world > 1:  # after resume: DDP starts every rank from rank 0's (restored) weights
         ids = [run.device.index] if run.device.type == "cuda" else None
         run.train_model = torch.nn.parallel.DistributedDataParallel(run.model, device_ids=ids)
+    if cfg.train.compile:  # after DDP's wrapping, as torch recommends; run.model stays the plain module
+        run.train_model = compiled(run.train_model)
     started = time.perf_counter()
     if dist_info.is_main:
         _restart_steps_log(run.out_dir, state.step)
@@ -437,7 +464,7 @@ def _set_up(cfg: ExperimentConfig, dist_info: DistInfo, data: ExperimentData) ->
         load_initial_weights(model, t.init_from, data.index.categories)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, cfg)
+    optimizer, optimizer_kernel = build_optimizer_with_kernel(model, cfg)
     dataset = train_dataset(data, cfg.data, seed=t.seed)
     sampler = _batch_sampler(dataset, cfg, dist_info)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
@@ -445,7 +472,8 @@ def _set_up(cfg: ExperimentConfig, dist_info: DistInfo, data: ExperimentData) ->
     scheduler = build_scheduler(optimizer, cfg, total_steps=t.epochs * len(sampler))
     return _Run(cfg=cfg, dist_info=dist_info, device=device, out_dir=out_dir, data=data, model=model,
                 optimizer=optimizer, scheduler=scheduler, criterion=HybridLoss(cfg.loss), dataset=dataset,
-                sampler=sampler, loader=loader, train_model=model)
+                sampler=sampler, loader=loader, train_model=model, precision=resolve_precision(t, device),
+                optimizer_kernel=optimizer_kernel)
 
 
 def _batch_sampler(dataset: TrainTriplets | InstanceTriplets, cfg: ExperimentConfig, dist_info: DistInfo
@@ -526,14 +554,16 @@ def _train_one_epoch(run: _Run, state: _Progress, epoch: int, progress: bool) ->
         _kill_hook(state.step)
     return {"epoch": epoch + 1, "step": state.step, "lr": _current_lr(run),
             **{f"loss_{k}": v / n_steps for k, v in sums.items()},
-            **({"unreadable_replaced": replaced} if replaced else {})}
+            **({"unreadable_replaced": replaced} if replaced else {}),
+            "fast_path": run.fast_path.to_dict()}
 
 
 def _train_step(run: _Run, batch: dict[str, Any]) -> dict[str, Any]:
     """One optimiser step on ``batch``; returns the loss terms (tensors) it minimised."""
     t = run.cfg.train
     batch = batch_to_device(batch, run.device, t.channels_last)
-    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.device.type == "cuda" and t.amp):
+    precision = run.precision
+    with torch.autocast(run.device.type, dtype=precision.dtype or torch.bfloat16, enabled=precision.dtype is not None):
         outputs = run.train_model(sketch=batch["sketch"], photo=batch["photo"],
                                   edge=batch["edge"] if run.cfg.model.edge_branch else None)
     # The loss is computed in float32 even under bf16 autocast.

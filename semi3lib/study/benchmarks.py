@@ -53,7 +53,8 @@ def search_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def train_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """Seconds per step and triplets per second per backbone, size and mode."""
+    """Seconds per step and triplets per second per backbone, size and mode (modes that
+    failed to run are in :func:`train_flops_table`)."""
     if "train_step" not in results:
         return pd.DataFrame()
     return pd.DataFrame([
@@ -61,7 +62,45 @@ def train_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
          "s/step synthetic": r["synthetic"]["sec_per_step"], "s/step loader": r.get("loader", {}).get("sec_per_step"),
          "data wait s": r.get("loader", {}).get("data_wait_sec"), "steps timed": r["synthetic"]["steps_timed"],
          "loader alone triplets/s": r.get("loader_only", {}).get("triplets_per_sec")}
-        for r in results["train_step"]["runs"]])
+        for r in results["train_step"]["runs"] if "synthetic" in r])
+
+
+def _mode_note(run: Mapping[str, Any]) -> str:
+    """What a reader must know beside a mode's numbers: its failure, emulated bf16, the
+    optimiser's fallback kernel."""
+    if "error" in run:
+        return f"failed: {run['error']}"
+    if "skipped" in run:
+        return f"skipped: {run['skipped']}"
+    notes = []
+    if run.get("bf16_emulated"):
+        notes.append("bf16 emulated (no native bf16 on this CPU)")
+    if "foreach" in str(run.get("optimizer", "")):
+        notes.append(str(run["optimizer"]))
+    if "note" in run.get("synthetic", {}):
+        notes.append(run["synthetic"]["note"])
+    return "; ".join(notes)
+
+
+def train_flops_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Per backbone, size and mode: the FLOPs of one training step, the FLOP rate it
+    achieves, its share of the dense-GEMM peak measured in the same run, its speed against
+    the baseline mode (fp32 channels-last), and for compiled modes the compile time and what
+    compiling saves over the book's run. Empty for results measured before FLOPs were counted."""
+    runs = results.get("train_step", {}).get("runs", [])
+    rows = [r for r in runs if "achieved_gflops" in r or "error" in r or "skipped" in r]
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame([
+        {"backbone": r["backbone"], "size": r["size"], "batch": r["batch"], "mode": r["mode"],
+         "GFLOP/step": round(r["flops_per_step"] / 1e9, 2) if "flops_per_step" in r else None,
+         "s/step": r.get("synthetic", {}).get("sec_per_step"), "GFLOP/s": r.get("achieved_gflops"),
+         "GEMM peak GFLOP/s": r.get("gemm_peak_gflops"), "share of GEMM peak": r.get("gemm_peak_ratio"),
+         "speed-up vs baseline": r.get("speedup_vs_baseline"),
+         "compile s": r.get("book_run", {}).get("compile_seconds"),
+         "net s saved over the book's run": r.get("book_run", {}).get("net_seconds_saved_over_run"),
+         "note": _mode_note(r)}
+        for r in rows])
 
 
 def edges_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:

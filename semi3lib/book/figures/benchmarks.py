@@ -99,27 +99,79 @@ def plot_train_benchmark(result: Mapping[str, Any]) -> Figure:
     """Training benchmark (``results/benchmarks/train_step.json``): triplets per second per
     backbone, image size and precision mode, with synthetic in-memory input, with the real
     data loader, and what the loader alone delivers (log scale)."""
-    runs = result["runs"]
-    labels = [f"{r['backbone']}\n{r['size']} px" + ("" if r["mode"] == "fp32-eager" else f"\n{r['mode']}")
+    runs = [r for r in result["runs"] if "synthetic" in r]  # a mode that failed has no times
+    labels = [f"{r['backbone']}\n{r['size']} px" + ("" if r["mode"] == "fp32-eager"
+                                                     else "\n" + r["mode"].replace("+", "\n+"))
               for r in runs]
     series = {"synthetic input": [r["synthetic"]["triplets_per_sec"] for r in runs]}
-    if all("loader" in r for r in runs):
-        series["real data loader"] = [r["loader"]["triplets_per_sec"] for r in runs]
-        series["data loader alone"] = [r["loader_only"]["triplets_per_sec"] for r in runs]
+    if any("loader" in r for r in runs):  # modes timed without the loader leave a gap
+        series["real data loader"] = [r["loader"]["triplets_per_sec"] if "loader" in r else np.nan for r in runs]
+        series["data loader alone"] = [r.get("loader_only", {}).get("triplets_per_sec", np.nan) for r in runs]
     colors = ["#4575b4", "#fdae61", "#bababa"]
     x = np.arange(len(runs))
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(7.0, 1.9 * len(runs) + 2), 4.6), layout="constrained")
     for i, ((name, values), color) in enumerate(zip(series.items(), colors)):
         bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=name, color=color)
-        _bar_labels(ax, bars, [f"{v:.3g}" for v in values], fontsize=8)
-    ax.set_xticks(x, labels)
+        _bar_labels(ax, bars, ["" if np.isnan(v) else f"{v:.3g}" for v in values], fontsize=8)
+    ax.set_xticks(x, labels, fontsize=8 if len(runs) > 6 else None)
     ax.set_yscale("log")
-    ax.set_ylim(top=max(max(v) for v in series.values()) * 4)
+    ax.set_ylim(top=np.nanmax([np.nanmax(v) for v in series.values()]) * 4)
     ax.set_ylabel("triplets per second (log scale)")
     batch = runs[0]["batch"]
     ax.set_title(f"One training step, batch {batch}, {result['device']}")
     ax.legend(loc="upper right", fontsize=9, ncols=len(series))
+    return fig
+
+
+def plot_train_flops(result: Mapping[str, Any]) -> Figure:
+    """The training benchmark against the machine's limit: per backbone and size (one panel
+    each), the FLOP rate each mode's step achieves (FLOPs counted once per step, forward and
+    backward, over the synthetic step's time), the fp32 dense-GEMM peak measured in the same
+    run dashed, each bar labelled with its share of that peak (at the mode's thread count).
+    Modes that failed (or were skipped) say so; emulated bf16 is marked. Needs a result with
+    ``achieved_gflops`` (the benchmark writes it since FLOPs are counted)."""
+    runs = [r for r in result["runs"] if "achieved_gflops" in r or "error" in r or "skipped" in r]
+    if not any("achieved_gflops" in r for r in runs):
+        raise ValueError("the training benchmark result has no achieved_gflops: it predates the FLOP count; "
+                         "rerun benchmarks/bench_train_step.py")
+    configs = list(dict.fromkeys((r["backbone"], r["size"]) for r in runs))
+    fig, axes = plt.subplots(1, len(configs), figsize=(6.2 * len(configs), 0.55 * max(
+        sum(1 for r in runs if (r["backbone"], r["size"]) == c) for c in configs) + 2.2),
+        layout="constrained", squeeze=False)
+    baseline = result.get("baseline_mode", "fp32-channels_last")
+    for ax, (backbone, size) in zip(axes[0], configs):
+        rows = [r for r in runs if (r["backbone"], r["size"]) == (backbone, size)]
+        y = np.arange(len(rows))[::-1]
+        values = [r.get("achieved_gflops", 0.0) for r in rows]
+        colors = ["#bababa" if "achieved_gflops" not in r else "#1b7837" if r["mode"] == baseline else "#4575b4"
+                  for r in rows]
+        bars = ax.barh(y, values, color=colors)
+        peaks = sorted({r["gemm_peak_gflops"] for r in rows if r.get("gemm_peak_gflops")})
+        main_peak = next((r["gemm_peak_gflops"] for r in rows if r["mode"] == baseline and "gemm_peak_gflops" in r),
+                         peaks[-1] if peaks else None)
+        labels = []
+        for r in rows:
+            if "achieved_gflops" not in r:
+                labels.append("failed" if "error" in r else "skipped")
+                continue
+            text = f"{r['achieved_gflops']:.3g} GFLOP/s, {100 * r['gemm_peak_ratio']:.1f}% of peak"
+            if r.get("gemm_peak_gflops") != main_peak:  # another thread count: its own peak
+                text += f" ({r['gemm_peak_gflops']:.0f} at {r.get('threads', '?')} threads)"
+            if r.get("bf16_emulated"):
+                text += " (bf16 emulated)"
+            labels.append(text)
+        ax.bar_label(bars, labels=labels, padding=3, fontsize=8)
+        if main_peak:
+            ax.axvline(main_peak, color="k", ls="--", lw=1)
+            ax.text(main_peak, len(rows) - 0.45, f" fp32 GEMM peak\n {main_peak:.0f} GFLOP/s", fontsize=8, va="top")
+        ax.set_yticks(y, [r["mode"].replace("+", "\n+") for r in rows], fontsize=8)
+        ax.set_xlim(0, max(values + [main_peak or 0]) * 1.9)
+        ax.set_xlabel("achieved GFLOP/s (forward + backward matrix FLOPs / step time)")
+        flops = next((r["flops_per_step"] for r in rows if "flops_per_step" in r), None)
+        ax.set_title(f"{backbone}, {size} px, batch {rows[0]['batch']}"
+                     + (f": {flops / 1e9:.1f} GFLOP per step" if flops else ""), fontsize=10)
+    fig.suptitle(f"One training step against the dense matrix product, {result['device']}", fontsize=11)
     return fig
 
 
