@@ -1,6 +1,6 @@
 """The search page's files in the built site: ``_build/html/search-app/``.
 
-- the page's code (``web/search.mjs``, ``web/preprocess.mjs``, ``web/confidence.mjs``,
+- the page's code (``web/search.mjs``, ``web/preprocess.mjs``, ``web/strokes.mjs``, ``web/confidence.mjs``,
   ``web/search.css``);
 - onnxruntime-web's WebAssembly runtime, from the npm packages locked in ``web/`` (installed
   with ``npm ci`` when missing; never a CDN), the ``.wasm`` gzipped (the page inflates it with

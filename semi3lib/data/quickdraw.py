@@ -60,6 +60,14 @@ class QuickDraw:
         return np.asarray(rows[start:stop]).reshape(-1, BITMAP_SIDE, BITMAP_SIDE)
 
 
+    def bitmap(self, cls: str, row: int) -> np.ndarray:
+        """The ``(28, 28)`` bitmap in row ``row`` of ``cls``'s file (a record's ``row``)."""
+        part = next((p for p, (a, b) in self.parts.items() if a <= row < b), None)
+        if part is None:
+            raise QuickDrawError(f"{self.root}: row {row} is in no part of split.json")
+        return self.bitmaps(cls, part, row - self.parts[part][0] + 1)[-1]
+
+
 def load_quickdraw(root: str | Path | None = None, name: str = "quickdraw5") -> QuickDraw:
     """Read a Quick, Draw! folder's ``split.json`` (``root`` given, or ``name`` found where the
     datasets are: $SEMI3_DATA, ./data, ../shared/data)."""

@@ -21,7 +21,7 @@ The export is built in a temporary folder beside ``out`` and renamed into place 
 this one fails, is killed or fills the disk, and the next export cleans up after a killed one.
 
 The gallery is the one the checkpoint was scored on (its run's ``split.json``). The page's
-preprocessing (``web/preprocess.mjs``) is a port of :func:`semi3lib.data.transforms.image_to_tensor`
+preprocessing (``web/preprocess.mjs``) is a port of :func:`semi3lib.data.transforms.sketch_to_tensor`
 for greyscale sketches; tests/test_interactive_export.py checks the two agree bit for bit.
 """
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -84,3 +84,25 @@ def plot_study(runs: Any, metric: str = "mAP@all", title: str = "", reference: s
     ax.set_title(title)
     return fig
 
+
+
+def doodle_grids(doodles: Sequence[Any], examples: Mapping[str, Sequence[Mapping[str, Any]]],
+                 photo: Callable[[str], Any], top: int = 5) -> Figure:
+    """Doodle queries with their top photos, one block of rows per model, stacked so that the
+    figure stays six images wide (``examples``: model name -> a record's ``examples``, the same
+    doodles in the same order): the doodle, then its top photos framed green (its category) or red."""
+    n_q = len(doodles)
+    fig = plt.figure(layout="constrained", figsize=(0.9 * (top + 1) + 0.9, (0.95 * n_q + 0.35) * len(examples)))
+    for block, (subfig, (name, shown)) in enumerate(zip(np.atleast_1d(fig.subfigures(len(examples), 1)),
+                                                        examples.items())):
+        axes = subfig.subplots(n_q, top + 1, squeeze=False)
+        subfig.suptitle(name, fontsize=10)
+        for i, example in enumerate(shown):
+            show_image(axes[i, 0], doodles[i])
+            frame_axes(axes[i, 0], "black", 2.0)
+            axes[i, 0].set_ylabel(example["class"].replace("_", " "), fontsize=9, rotation=0, ha="right",
+                                  va="center", labelpad=4)
+            for j in range(top):
+                show_image(axes[i, j + 1], photo(example["photos"][j]))
+                frame_axes(axes[i, j + 1], CORRECT_COLOR if example["hits"][j] else WRONG_COLOR, 3.0)
+    return fig

@@ -60,3 +60,15 @@ def book_model(records: Records) -> str:
     return (f"The model is chapter 4's checkpoint: {config['model']['backbone']} at "
             f"{config['data']['image_size']} px, a {config['model']['embed_dim']}-d embedding, "
             f"{gallery:,} gallery photos.")
+
+
+@generator("readme-doodles")
+def readme_doodles(records: Records) -> str:
+    """Chapter 5's doodle section in two sentences: the targets against the doodle records."""
+    from semi3lib.study.doodles import doodle_findings, findings_text, load_doodle_records
+
+    found = doodle_findings(load_doodle_records(records.root / "results" / "doodles"), records.seeds("semi3net"))
+    held = found.after.metrics["doodles-held-out"]
+    per_class = int(held["queries"]) // len(found.held_out_classes.split(","))
+    return (f"**A doodle, not a sketch** ([chapter 5](notebooks/05_evaluation.py); real Quick, Draw! doodles, "
+            f"{per_class:,} test doodles a class, against all {int(held['gallery']):,} photos): {findings_text(found)}")
