@@ -288,10 +288,19 @@ SketchSearch.from_checkpoint({checkpoint!r}, {index!r})
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_the_draw_widget_answers_strokes_drawn_in_jupyterlab(lab_project, smoke_run, search_export, screenshots):
+def test_the_draw_widget_answers_strokes_drawn_in_jupyterlab(lab_project, request, screenshots):
     url, token, project = lab_project
+    # $SEMI3_SEARCH_EXPORT (an export of the book's model, after make book): its checkpoint and
+    # gallery, as for the README's screenshots; otherwise the smoke model's
+    chosen = os.environ.get("SEMI3_SEARCH_EXPORT")
+    if chosen:
+        checkpoint = json.loads((Path(chosen) / "manifest.json").read_text())["checkpoint"]
+        index = Path(chosen).resolve() / "index.npz"
+    else:
+        checkpoint = request.getfixturevalue("smoke_run") / "last.pt"
+        index = request.getfixturevalue("search_export") / "index.npz"
     (project / "notebooks" / "draw.py").write_text(
-        WIDGET_NOTEBOOK.format(checkpoint=str(smoke_run / "last.pt"), index=str(search_export / "index.npz")))
+        WIDGET_NOTEBOOK.format(checkpoint=str(Path(checkpoint).resolve()), index=str(index)))
     with chromium_page(1280, 900) as page:
         page.goto(f"{url}/lab/tree/notebooks/draw.py?token={token}", timeout=90_000)
         page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=90_000)
