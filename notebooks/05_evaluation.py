@@ -290,13 +290,13 @@ print(findings_text(doodle_found))
 
 # %% [markdown]
 # What that looks like: the first test doodle of each class and its top five photos, from the
-# book's model and from the adapted one.
+# book's model and from each adapted one.
 
 # %% tags=["hide-input"]
 #| label: fig-doodles
 #| fig-cap: Quick, Draw! test doodles and their top-5 photos before and after adapting the sketch side; green frames are the doodle's category.
 quickdraw = load_quickdraw()
-shown = {LABELS.get(name, name): doodle_records[name].examples for name in ("book-model", doodle_found.after_name)}
+shown = {LABELS.get(name, name): doodle_records[name].examples for name in ("book-model", *doodle_found.after)}
 first_examples = shown[LABELS["book-model"]]
 doodle_pictures = [doodle_image(quickdraw.bitmap(e["class"], e["row"])) for e in first_examples]
 fig = figures.evaluation.doodle_grids(doodle_pictures, shown, lambda rel: load_image(data.index.root / rel, "RGB"))

@@ -99,29 +99,32 @@ reader_table(search_table(results))
 #
 # ## Training: triplets per second
 #
-# One step is a batch of 16 (sketch, photo, edgemap) triplets through the three branches,
-# the hybrid loss, backward and an AdamW update. It is timed with a batch of random tensors
-# held in memory (the model's own speed), with batches from the real `TrainTriplets`
-# loader on sketchy-mini (two worker processes, edgemaps cached), and the loader is also
-# timed alone: if it delivered fewer triplets per second than the model consumes, the data
-# pipeline would be the bottleneck.
+# One step is a batch of (sketch, photo, edgemap) triplets (the book trains with 32) through
+# the three branches, the hybrid loss, backward and an AdamW update. It is timed with a batch
+# of random tensors held in memory (the model's own speed), with batches from the real
+# `TrainTriplets` loader on sketchy-mini (worker processes, edgemaps cached), and the loader
+# is also timed alone: if it delivered fewer triplets per second than the model consumes, the
+# data pipeline would be the bottleneck.
 
 # %% tags=["hide-input"]
 if "train_step" in results:
     fig = figures.benchmarks.plot_train_benchmark(results["train_step"])
     figures.save_figure(fig, "08_train_benchmark", figures_dir)
     print(f"GPU: {results['train_step']['gpu'] or results['train_step'].get('gpu_reason')}")
+    runs = results["train_step"]["runs"]
+    loader = [r["loader_only"]["triplets_per_sec"] for r in runs if r.get("loader_only")]
+    model = [r["synthetic"]["triplets_per_sec"] for r in runs if r.get("synthetic")]
+    print(f"the loader alone: {min(loader):,.0f}-{max(loader):,.0f} triplets/s; "
+          f"the model: {min(model):,.1f}-{max(model):,.1f} triplets/s")
 reader_table(train_table(results))
 
 # %% [markdown]
-# On two CPU cores the model is the bottleneck by a wide margin: the loader alone delivers
-# 500-900 triplets per second, the model consumes at most about 25 (EfficientNet-Lite0 at
-# 128 px; VGG19 at 224 px needs over 15 s per step, so it was timed on two steps only). With
-# the real loader each step takes the same time as with synthetic input, within the noise
-# of a shared machine: the two worker processes prepare the next batch while the step runs,
-# and the step waits for it only a few milliseconds. On a GPU the balance changes, which is
-# what the benchmark's `--device cuda` modes (bf16 autocast, channels-last, `torch.compile`)
-# measure; no GPU was available for these results.
+# On two CPU cores the model is the bottleneck by a wide margin (the line above the table):
+# with the real loader a step takes about as long as with synthetic input, within the noise
+# of a shared machine, because the worker processes prepare the next batch while the step
+# runs. On a GPU the balance changes, which is what the benchmark's `--device cuda` modes
+# (bf16 autocast, channels-last, `torch.compile`) measure; no GPU was available for these
+# results.
 #
 # ### Against the machine's limit
 #

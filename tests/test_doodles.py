@@ -178,3 +178,44 @@ def test_semi3_doodles_scores_a_checkpoint_and_writes_its_record(smoke_run, quic
     assert semi3(["doodles", "--checkpoint", str(smoke_run / "last.pt"), "--quickdraw", str(folder),
                   "--adapted", "cat", "--quiet"]) == 2
     assert "unknown Quick, Draw! class" in capsys.readouterr().err
+
+
+def _record(name, query, adapted, held, classes=("airplane,bicycle,shoe", "coffee_cup,spoon"), adapt=""):
+    from semi3lib.engine.records import RunRecord
+
+    metrics = {"query": {"mAP@all": query}, "doodles-held-out": {"mAP@all": held, "queries": 2000, "classes": classes[1]}}
+    if adapted is not None:
+        metrics["doodles-adapted"] = {"mAP@all": adapted, "queries": 3000, "classes": classes[0]}
+    return RunRecord(run=name, metrics=metrics, config={"data": {"doodle_adapt_classes": adapt}})
+
+
+def test_the_findings_state_both_targets_for_every_adapted_model():
+    from semi3lib.study.doodles import doodle_findings, findings_text
+
+    records = {"book-model": _record("book-model", 0.58, 0.2, 0.05),
+               "doodle-adapted": _record("doodle-adapted", 0.575, 0.8, 0.3, adapt="airplane,bicycle,shoe"),
+               "doodle-adapted-long": _record("doodle-adapted-long", 0.55, 0.85, 0.45, adapt="airplane,bicycle,shoe")}
+    found = doodle_findings(records, {0: 0.58, 1: 0.57, 2: 0.59})  # std 0.010
+    text = findings_text(found)
+    assert "coffee cup and spoon" in text and "airplane, bicycle and shoe" in text
+    assert "0.300 on the two held out (misses the target of 0.40 by 0.100)" in text
+    assert "0.450 on the two held out (meets the target of 0.40)" in text
+    assert "0.575 (-0.005, within the seed spread" in text and "0.550 (-0.030, outside the seed spread" in text
+    assert not found.meets_both("doodle-adapted") and not found.meets_both("doodle-adapted-long")
+    with pytest.raises(ValueError, match="book-model"):
+        doodle_findings({"doodle-adapted": records["doodle-adapted"]}, {})
+    records["doodle-adapted"] = _record("doodle-adapted", 0.575, 0.8, 0.3, classes=("airplane", "bicycle,coffee_cup"),
+                                        adapt="airplane")
+    with pytest.raises(ValueError, match="split the classes differently"):
+        doodle_findings(records, {})
+
+
+def test_the_committed_doodle_records_hold_both_class_groups():
+    from semi3lib.study.doodles import load_doodle_records
+
+    records = load_doodle_records(REPO / "results" / "doodles")
+    assert {"book-model", "doodle-adapted"} <= set(records)
+    for record in records.values():
+        groups = {record.metrics["doodles-adapted"]["classes"], record.metrics["doodles-held-out"]["classes"]}
+        assert groups == {"airplane,bicycle,shoe", "coffee_cup,spoon"}
+        assert record.machine and record.examples and len(record.examples) == 5

@@ -68,7 +68,7 @@ def readme_doodles(records: Records) -> str:
     from semi3lib.study.doodles import doodle_findings, findings_text, load_doodle_records
 
     found = doodle_findings(load_doodle_records(records.root / "results" / "doodles"), records.seeds("semi3net"))
-    held = found.after.metrics["doodles-held-out"]
+    held = found.before.metrics["doodles-held-out"]
     per_class = int(held["queries"]) // len(found.held_out_classes.split(","))
     return (f"**A doodle, not a sketch** ([chapter 5](notebooks/05_evaluation.py); real Quick, Draw! doodles, "
             f"{per_class:,} test doodles a class, against all {int(held['gallery']):,} photos): {findings_text(found)}")
