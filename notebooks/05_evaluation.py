@@ -275,18 +275,24 @@ path = figures.save_figure(fig, "05_retrieval_grid", figures_dir)
 # %% tags=["hide-input"]
 #| label: tbl-doodles
 #| tbl-cap: mAP@all of Sketchy query sketches and of Quick, Draw! test doodles against the same gallery, per model.
+from IPython.display import display
+
 from semi3lib.data.quickdraw import doodle_image, load_quickdraw
 from semi3lib.study.doodles import LABELS, doodle_findings, doodle_table, findings_text, load_doodle_records
 
 doodle_records = load_doodle_records(doodles_dir)
-doodle_scores = doodle_table(doodle_records).set_index("model").drop(columns=["record", "doodle queries"])
-reader_table(doodle_scores, best={c: "max" for c in doodle_scores.columns})
+if doodle_records:
+    doodle_scores = doodle_table(doodle_records).set_index("model").drop(columns=["record", "doodle queries"])
+    display(reader_table(doodle_scores, best={c: "max" for c in doodle_scores.columns}))
+else:
+    print(f"No doodle records in {doodles_dir}: run `semi3 doodles` (see configs/doodle-adapt.yaml) to fill this section.")
 
 # %% tags=["hide-input"]
 study_semi3 = ({} if study_runs is None else
                {int(r.seed): float(r["mAP@all"]) for _, r in study_runs[study_runs["run"] == "semi3net"].iterrows()})
-doodle_found = doodle_findings(doodle_records, study_semi3)
-print(findings_text(doodle_found))
+doodle_found = doodle_findings(doodle_records, study_semi3) if doodle_records else None
+if doodle_found:
+    print(findings_text(doodle_found))
 
 # %% [markdown]
 # What that looks like: the first test doodle of each class and its top five photos, from the
@@ -295,12 +301,13 @@ print(findings_text(doodle_found))
 # %% tags=["hide-input"]
 #| label: fig-doodles
 #| fig-cap: Quick, Draw! test doodles and their top-5 photos before and after adapting the sketch side; green frames are the doodle's category.
-quickdraw = load_quickdraw()
-shown = {LABELS.get(name, name): doodle_records[name].examples for name in ("book-model", *doodle_found.after)}
-first_examples = shown[LABELS["book-model"]]
-doodle_pictures = [doodle_image(quickdraw.bitmap(e["class"], e["row"])) for e in first_examples]
-fig = figures.evaluation.doodle_grids(doodle_pictures, shown, lambda rel: load_image(data.index.root / rel, "RGB"))
-path = figures.save_figure(fig, "05_doodles", figures_dir)
+if doodle_found:
+    quickdraw = load_quickdraw()
+    shown = {LABELS.get(name, name): doodle_records[name].examples for name in ("book-model", *doodle_found.after)}
+    first_examples = shown[LABELS["book-model"]]
+    doodle_pictures = [doodle_image(quickdraw.bitmap(e["class"], e["row"])) for e in first_examples]
+    fig = figures.evaluation.doodle_grids(doodle_pictures, shown, lambda rel: load_image(data.index.root / rel, "RGB"))
+    path = figures.save_figure(fig, "05_doodles", figures_dir)
 
 # %% [markdown]
 # ## Ask the model: draw to search
@@ -328,7 +335,8 @@ results_path = book.write_results(results_dir, "05_evaluation", {
     "tuning": {"available": tuning_runs is not None, "note": tuning_note,
                "runs": tuning_runs.to_dict(orient="records") if tuning_runs is not None else []},
     "paper_reported": list(PAPER_REPORTED),
-    "doodles": {"table": doodle_table(doodle_records).to_dict(orient="records"), "findings": findings_text(doodle_found)},
+    "doodles": ({"available": True, "table": doodle_table(doodle_records).to_dict(orient="records"),
+                 "findings": findings_text(doodle_found)} if doodle_found else {"available": False}),
 })
 print(f"wrote {results_path}")
 

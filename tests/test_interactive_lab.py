@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -227,7 +228,8 @@ def run_cells(page, count: int) -> None:
         for _ in range(count):
             page.keyboard.press("Shift+Enter")
         try:
-            first_code.locator(".jp-InputPrompt", has_text="[1]").wait_for(timeout=10_000)
+            # any count: a run that outlasts the wait is queued again and numbered on
+            first_code.locator(".jp-InputPrompt", has_text=re.compile(r"\[\d+\]")).wait_for(timeout=20_000)
             return
         except Exception:  # noqa: BLE001 (playwright's TimeoutError): not run, try again
             page.keyboard.press("Escape")

@@ -49,6 +49,8 @@ def make_project(dest: Path) -> Path:
     # The benchmarks page only reads the committed benchmark results.
     (dest / "results").mkdir(parents=True, exist_ok=True)
     os.symlink(REPO / "results" / "benchmarks", dest / "results" / "benchmarks", target_is_directory=True)
+    # Chapter 5's doodle section reads the committed doodle records (it trains nothing).
+    os.symlink(REPO / "results" / "doodles", dest / "results" / "doodles", target_is_directory=True)
     return dest
 
 
@@ -120,6 +122,7 @@ def test_smoke_book_results_are_finite_and_complete(smoke_book):
     for name, metrics in evaluation["metrics"].items():
         _assert_finite_metrics(metrics, f"05 {name}")
     assert evaluation["study"]["available"] is False  # no study results in the temporary project
+    assert evaluation["doodles"]["available"] is True and "held out" in evaluation["doodles"]["findings"]
     assert evaluation["tuning"]["available"] is False
     # 5 balanced categories: a random ranking has mAP about 0.2; the ImageNet features beat it.
     baseline = next(m for n, m in evaluation["metrics"].items() if n.startswith("ImageNet"))
