@@ -58,34 +58,31 @@ def _require_data() -> bool:
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session")
-def sketchy_mini_root() -> Path:
-    """The real sketchy-mini extract (read in place, never copied)."""
+def _shared_dataset(name: str) -> Path:
+    """A real dataset beside the repository (read in place, never copied): required in CI,
+    skipped elsewhere when missing."""
     old = Path.cwd()
     try:
         os.chdir(REPO)
-        return find_dataset_root("sketchy-mini")
+        return find_dataset_root(name)
     except DatasetNotFoundError as err:
         if _require_data():
-            pytest.fail(f"sketchy-mini is required in CI: {err}")
-        pytest.skip(f"sketchy-mini not available: {err}")
+            pytest.fail(f"{name} is required in CI: {err}")
+        pytest.skip(f"{name} not available: {err}")
     finally:
         os.chdir(old)
+
+
+@pytest.fixture(scope="session")
+def sketchy_mini_root() -> Path:
+    """The real sketchy-mini extract."""
+    return _shared_dataset("sketchy-mini")
 
 
 @pytest.fixture(scope="session")
 def quickdraw_root() -> Path:
-    """The real quickdraw5 doodles (read in place, never copied)."""
-    old = Path.cwd()
-    try:
-        os.chdir(REPO)
-        return find_dataset_root("quickdraw5")
-    except DatasetNotFoundError as err:
-        if _require_data():
-            pytest.fail(f"quickdraw5 is required in CI: {err}")
-        pytest.skip(f"quickdraw5 not available: {err}")
-    finally:
-        os.chdir(old)
+    """The real quickdraw5 doodles."""
+    return _shared_dataset("quickdraw5")
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ import os
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -129,15 +129,15 @@ class TrainTriplets(Dataset):
     def __len__(self) -> int:
         return len(self.sketch_ids) + len(self.doodles)
 
-    def _sketch(self, i: int, attempt: int) -> tuple[Image.Image, int]:
-        """Item ``i``'s sketch at the model's size and its label: a sketch file (the next one
-        on a retry) or, past the files, a Quick, Draw! doodle."""
+    def _sketch(self, i: int, attempt: int) -> tuple[Callable[[], Image.Image], int]:
+        """Item ``i``'s label and how to load its sketch at the model's size: a sketch file (the
+        next one on a retry) or, past the files, a Quick, Draw! doodle."""
         n = len(self.sketch_ids)
         if i >= n:
             bitmap, label = self.doodles[i - n]
-            return resize_center_crop(doodle_image(bitmap), self.loader.image_size), label
+            return lambda: resize_center_crop(doodle_image(bitmap), self.loader.image_size), label
         k = self.sketch_ids[(i + attempt) % n]
-        return self.loader.sketch_image(k), self.index.label_of(self.index.sketches[k].category)
+        return lambda: self.loader.sketch_image(k), self.index.label_of(self.index.sketches[k].category)
 
     def _draw_photo(self, rng: np.random.Generator, label: int) -> tuple[int, int]:
         others = [c for c in self.photo_labels if c != label]
@@ -147,19 +147,14 @@ class TrainTriplets(Dataset):
         return pool[rng.integers(len(pool))], photo_label
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        n = len(self.sketch_ids)
         for attempt in range(_MAX_ATTEMPTS):
             # An unreadable sketch or photo: rebuild the item around the next sketch, fresh draw.
             rng = np.random.default_rng([self.seed, self.epoch, i, attempt])
-            if i < n:
-                k = self.sketch_ids[(i + attempt) % n]
-                label = self.index.label_of(self.index.sketches[k].category)
-            else:
-                label = self.doodles[i - n][1]
+            load_sketch, label = self._sketch(i, attempt)
             j, photo_label = self._draw_photo(rng, label)
             flip_sketch, flip_photo = rng.random(2) < 0.5
             try:
-                sketch, _ = self._sketch(i, attempt)
+                sketch = load_sketch()
                 photo, edge = self.loader.photo_and_edge(j)
             except UnreadableImageError as err:
                 self.loader.report_bad(err)

@@ -92,7 +92,7 @@ def doodle_grids(doodles: Sequence[Any], examples: Mapping[str, Sequence[Mapping
     figure stays six images wide (``examples``: model name -> a record's ``examples``, the same
     doodles in the same order): the doodle, then its top photos framed green (its category) or red."""
     n_q = len(doodles)
-    fig = plt.figure(layout="constrained", figsize=(0.9 * (top + 1) + 0.9, (0.95 * n_q + 0.35) * len(examples)))
+    fig = plt.figure(layout="constrained", figsize=(0.7 * (top + 1) + 0.9, (0.75 * n_q + 0.35) * len(examples)))
     for block, (subfig, (name, shown)) in enumerate(zip(np.atleast_1d(fig.subfigures(len(examples), 1)),
                                                         examples.items())):
         axes = subfig.subplots(n_q, top + 1, squeeze=False)
