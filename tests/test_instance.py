@@ -461,6 +461,12 @@ def test_score_split_puts_the_own_photo_metrics_beside_the_category_ones(fg):
     metrics = score_split(emb, data)
     assert metrics["acc@1"] == 1.0 and metrics["median rank"] == 1.0 and "mAP@all" in metrics
     assert list(metrics)[:5] == ["acc@1", "acc@5", "acc@10", "mean rank", "median rank"]
+    assert metrics["own photo ranks"] == [1] * len(data.split.query)
+    examples = metrics["examples"]  # the first query of each category, with its top photos
+    assert [e["category"] for e in examples] == sorted({index.sketches[k].category for k in data.split.query})
+    for example in examples:
+        assert example["rank"] == 1 and example["top"][0] == example["own"] and len(example["top"]) == 5
+        assert Path(example["own"]).stem == Path(example["query"]).stem.rsplit("-", 1)[0]
 
 
 @pytest.fixture(scope="module")
@@ -562,3 +568,35 @@ def test_instance_settings_that_cannot_run_are_refused_before_any_data_is_read(o
 
     with pytest.raises(ConfigError, match=message):
         check_config(load_config(None, overrides))
+
+
+def test_refreshing_a_record_adds_the_per_query_ranks_and_refuses_a_changed_score(instance_study):
+    """`semi3 study --refresh-scores`: the saved model scored again gives the recorded scores
+    back and adds each query's own-photo rank; a record whose score the model does not give
+    back is refused and left as it was."""
+    import json
+
+    from semi3lib.config import ConfigError
+    from semi3lib.engine.records import read_record
+    from semi3lib.study.runner import refresh_scores
+
+    row = instance_study.row("no-edgemap-branch")
+    path = instance_study.record_path(row, 0)
+    original = path.read_text()
+    raw = json.loads(original)
+    for key in ("own photo ranks", "examples"):  # as a record written before the scoring kept them
+        raw["metrics"]["query"].pop(key)
+    path.write_text(json.dumps(raw))
+    try:
+        record = refresh_scores(instance_study, row, 0, progress=False)
+        scores = record.metrics["query"]
+        assert np.mean(scores["own photo ranks"]) == pytest.approx(scores["mean rank"])
+        assert record.wall_seconds == raw["wall_seconds"] and record.history == raw["history"]
+        raw["metrics"]["query"]["acc@1"] += 0.25
+        path.write_text(json.dumps(raw))
+        with pytest.raises(ConfigError, match="acc@1 was"):
+            refresh_scores(instance_study, row, 0, progress=False)
+        assert json.loads(path.read_text()) == raw
+    finally:
+        path.write_text(original)
+    assert read_record(path).metrics["query"]["own photo ranks"]

@@ -34,12 +34,16 @@ def skipped_line(what: str, kept: int, skipped: int, first: str | None) -> str:
 
 
 def _print_metrics(metrics: dict, as_json: bool) -> None:
+    from semi3lib.engine.evaluate import EXAMPLES, OWN_PHOTO_RANKS
+
     if as_json:
         print(json.dumps(metrics, indent=None))
         return
     unreadable = {k: metrics[k] for k in ("queries_unreadable", "gallery_unreadable", "unreadable_files")
                   if k in metrics}
     for key, value in metrics.items():
+        if key in (OWN_PHOTO_RANKS, EXAMPLES):  # per-query lists: --json has them
+            continue
         if key not in unreadable:
             print(f"{key:>12}: {value:.4f}" if isinstance(value, float) else f"{key:>12}: {value}")
     if unreadable:  # the files left out, one line per side, each naming its first

@@ -40,6 +40,19 @@ def cmd_study(args: argparse.Namespace) -> int:
               else study_table(runs, groups=groups_for(order), reference=reference,
                                metrics=reader_metrics_for(runs)).to_markdown())
         return 0
+    if args.refresh_scores:
+        from semi3lib.study.runner import check_seeds, refresh_scores
+
+        rows = [plan.row(name) for name in args.only] if args.only else plan.rows
+        if args.seeds:
+            check_seeds(plan, rows, set(args.seeds))
+        for row in rows:
+            for seed in plan.seeds_of(row):
+                if (args.seeds and seed not in args.seeds) or not plan.record_path(row, seed).is_file():
+                    continue
+                refresh_scores(plan, row, seed, args.overrides, progress=not args.quiet)
+                print(f"{row.name} seed {seed}: scored again, every recorded score unchanged", flush=True)
+        return 0
     if args.summary_only:
         table = write_summary(plan.out_dir, order=[row.name for row in plan.rows], split=plan.split)
     else:
@@ -67,6 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host-effect", action="store_true",
                    help="set the plan's records beside the committed runs of chapter 4's config and seed, one line "
                         "per kind of host, with the host effect and the seed spread (configs/host-check.yaml); run nothing")
+    p.add_argument("--refresh-scores", action="store_true",
+                   help="score the recorded runs again from their saved models (a baseline or rescore row: run "
+                        "again) and keep what today's scoring adds, e.g. an instance run's per-query ranks; "
+                        "refused if any recorded score changes")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="applied to every row after its own overrides (e.g. train.device=cuda)")

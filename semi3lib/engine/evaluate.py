@@ -37,7 +37,7 @@ from semi3lib.data.experiment import ExperimentData, gallery_dataset, load_exper
 from semi3lib.data.layouts import printable_path
 from semi3lib.engine.embedding import ItemEmbeddings, embed_dataset, embed_items, embed_photos
 from semi3lib.data.instance import own_gallery_columns, own_photo_positions
-from semi3lib.engine.metrics import instance_metrics_from_embeddings, retrieval_metrics
+from semi3lib.engine.metrics import INSTANCE_KS, own_photo_ranks_from_embeddings, rank_summary, retrieval_metrics
 from semi3lib.models import Semi3Net, build_backbone
 
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
@@ -56,6 +56,9 @@ SPLIT_ARRAYS = ("query", "query_labels", "query_index", "query_unreadable",
 MAX_UNREADABLE = 0.05
 # How many unreadable files a metrics dict names (all are counted).
 NAMED_UNREADABLE = 10
+OWN_PHOTO_RANKS = "own photo ranks"  # instance metrics: each query's own-photo rank (a list, not a score)
+EXAMPLES = "examples"  # instance metrics: a few queries with their top photos (:func:`instance_examples`)
+EXAMPLE_TOP = 5
 
 
 class UnreadableDataError(ValueError):
@@ -194,14 +197,40 @@ def score_split(emb: dict[str, np.ndarray], data: ExperimentData, device: torch.
     return metrics
 
 
-def instance_scores(emb: dict[str, np.ndarray], data: ExperimentData) -> dict[str, float]:
+def instance_scores(emb: dict[str, np.ndarray], data: ExperimentData) -> dict[str, Any]:
     """The instance metrics of an :func:`embed_split` result: each query row against its own
     photo's gallery row (acc@K, mean and median rank; see
     :func:`~semi3lib.engine.metrics.instance_metrics`). ``queries_without_own_photo`` counts
-    the queries whose own photo is not among the gallery's readable rows (left out)."""
+    the queries whose own photo is not among the gallery's readable rows (left out). Also
+    :data:`OWN_PHOTO_RANKS` (each query's rank, in query order; 0: no own photo) and
+    :data:`EXAMPLES` (:func:`instance_examples`), so that a record can show the rank
+    distribution and what the model returned without the checkpoint."""
     own = own_gallery_columns(own_photo_positions(data.index, emb["query_index"]), emb["gallery_index"])
-    scores = instance_metrics_from_embeddings(emb["query"], emb["gallery"], own)
-    return {k: v for k, v in scores.items() if k not in ("queries", "gallery")}
+    ranks = own_photo_ranks_from_embeddings(emb["query"], emb["gallery"], own)
+    scores = rank_summary(ranks, len(emb["gallery"]), INSTANCE_KS)
+    return {**{k: v for k, v in scores.items() if k not in ("queries", "gallery")},
+            OWN_PHOTO_RANKS: ranks.tolist(), EXAMPLES: instance_examples(emb, data, own, ranks)}
+
+
+def instance_examples(emb: dict[str, np.ndarray], data: ExperimentData, own: np.ndarray, ranks: np.ndarray,
+                      top: int = EXAMPLE_TOP) -> list[dict[str, Any]]:
+    """The first query sketch of each category (index order: the same queries whatever the
+    model), each with its own photo, that photo's rank and the ``top`` gallery photos, as
+    paths relative to the dataset root."""
+    first: dict[int, int] = {}
+    for row, label in enumerate(emb["query_labels"]):
+        first.setdefault(int(label), row)
+    examples = []
+    for label, row in sorted(first.items()):
+        order = np.argsort(-(emb["gallery"] @ emb["query"][row]), kind="stable")[:top]
+        sketch = data.index.sketches[int(emb["query_index"][row])]
+        examples.append({
+            "category": sketch.category, "query": _relative(data, sketch.path),
+            "own": (_relative(data, data.index.photos[int(emb["gallery_index"][own[row]])].path)
+                    if own[row] >= 0 else None),
+            "rank": int(ranks[row]),
+            "top": [_relative(data, data.index.photos[int(emb["gallery_index"][c])].path) for c in order]})
+    return examples
 
 
 def evaluate_model(model: Semi3Net, data: ExperimentData, data_cfg: DataConfig, which: str = "query",

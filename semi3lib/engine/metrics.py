@@ -64,6 +64,8 @@ __all__ = [
     "instance_metrics",
     "instance_metrics_from_embeddings",
     "own_photo_ranks",
+    "own_photo_ranks_from_embeddings",
+    "rank_summary",
     "per_query_ap",
     "per_query_metrics",
     "precision_recall_curve_mean",
@@ -221,7 +223,7 @@ def instance_metrics(similarity: ArrayLike, own: ArrayLike | Sequence[int],
     (Q,; negative: not in the gallery). Also ``queries`` (scored), ``gallery`` and
     ``queries_without_own_photo``. Definitions in the module docstring."""
     ranks = own_photo_ranks(similarity, own)
-    return _rank_summary(ranks, int(_to_numpy(similarity).shape[1]), ks)
+    return rank_summary(ranks, int(_to_numpy(similarity).shape[1]), ks)
 
 
 def instance_metrics_from_embeddings(query_embed: ArrayLike, gallery_embed: ArrayLike,
@@ -230,16 +232,23 @@ def instance_metrics_from_embeddings(query_embed: ArrayLike, gallery_embed: Arra
     """:func:`instance_metrics` of the dot-product scores of ``query_embed`` (Q, D) and
     ``gallery_embed`` (G, D) (cosine similarity for L2-normalised rows), computed in chunks
     of queries so that at most ``chunk_size x G`` scores exist at once."""
+    ranks = own_photo_ranks_from_embeddings(query_embed, gallery_embed, own, chunk_size)
+    return rank_summary(ranks, int(_to_numpy(gallery_embed).shape[0]), ks)
+
+
+def own_photo_ranks_from_embeddings(query_embed: ArrayLike, gallery_embed: ArrayLike,
+                                    own: ArrayLike | Sequence[int], chunk_size: int = 1024) -> np.ndarray:
+    """:func:`own_photo_ranks` of the dot-product scores of ``query_embed`` (Q, D) and
+    ``gallery_embed`` (G, D), in chunks of ``chunk_size`` queries. Returns (Q,) int64."""
     q, g = _to_numpy(query_embed).astype(np.float32), _to_numpy(gallery_embed).astype(np.float32)
     own = np.asarray(_to_numpy(own), dtype=np.int64)
     if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1] or own.shape != (q.shape[0],):
         raise ValueError(f"query (Q, D), gallery (G, D) and own (Q,) expected, got {q.shape}, {g.shape}, {own.shape}")
-    ranks = np.concatenate([own_photo_ranks(q[i:i + chunk_size] @ g.T, own[i:i + chunk_size])
-                            for i in range(0, len(q), chunk_size)] or [np.zeros(0, dtype=np.int64)])
-    return _rank_summary(ranks, g.shape[0], ks)
+    return np.concatenate([own_photo_ranks(q[i:i + chunk_size] @ g.T, own[i:i + chunk_size])
+                           for i in range(0, len(q), chunk_size)] or [np.zeros(0, dtype=np.int64)])
 
 
-def _rank_summary(ranks: np.ndarray, gallery: int, ks: Sequence[int]) -> dict[str, float]:
+def rank_summary(ranks: np.ndarray, gallery: int, ks: Sequence[int]) -> dict[str, float]:
     """acc@K, mean and median rank over the queries with an own photo (rank > 0)."""
     if any(int(k) < 1 for k in ks):
         raise ValueError(f"every k must be >= 1, got {list(ks)}")

@@ -247,6 +247,55 @@ def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = ()
     return record
 
 
+def refresh_scores(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = (), progress: bool = True
+                   ) -> RunRecord:
+    """Score a recorded (row, seed) again with today's scoring code and keep what it adds (an
+    instance run's per-query ranks and examples, say) in its record; training time, history
+    and the machine that trained stay. A trained row is scored from its saved model
+    (``last.pt`` in its run folder), a baseline or rescore row is run again (it trains
+    nothing). Every score the record already held must come back unchanged (the same weights
+    scored on the same kind of host): a :class:`ConfigError` otherwise, and nothing written."""
+    from semi3lib.engine.device import select_device
+    from semi3lib.engine.evaluate import evaluate_model, load_trained
+
+    path = plan.record_path(row, seed)
+    if not path.is_file():
+        raise ConfigError(f"{row.name} seed {seed} has no record to refresh ({path}): run it first")
+    old = read_record(path)
+    if row.baseline or row.rescore:
+        path.unlink()
+        try:
+            return _same_scores(old, run_row(plan, row, seed, extra, progress), path)
+        except ConfigError:
+            write_record(path, old)
+            raise
+    checkpoint = plan.run_dir(row, seed) / "last.pt"
+    if not checkpoint.is_file():
+        raise ConfigError(f"{row.name} seed {seed}: its saved model {checkpoint} is missing; only a run whose "
+                          "folder is still here can be scored again")
+    cfg = plan.config(row, seed, extra)
+    device = select_device(cfg.train.device)
+    model, _, _, data = load_trained(checkpoint, device)
+    metrics = {which: evaluate_model(model, data, cfg.data, which, device, progress, cache_dir=checkpoint.parent)
+               for which in _splits_of(data)}
+    return _same_scores(old, dataclasses.replace(old, metrics=metrics), path)
+
+
+def _same_scores(old: RunRecord, new: RunRecord, path: Path) -> RunRecord:
+    """``new`` with ``old``'s training facts, written to ``path``, if every number ``old``
+    scored comes back the same (to 1e-6); a :class:`ConfigError` naming the first that does not."""
+    for split, scores in old.metrics.items():
+        for key, value in scores.items():
+            if isinstance(value, (int, float)):
+                again = new.metrics.get(split, {}).get(key)
+                if again is None or abs(float(again) - float(value)) > 1e-6:
+                    raise ConfigError(f"{path.name}: {split} {key} was {value}, scored again {again}: not the same "
+                                      "model or host; the record is left as it was")
+    refreshed = dataclasses.replace(old, metrics=new.metrics)
+    write_record(path, refreshed)
+    return refreshed
+
+
 def check_seeds(plan: StudyPlan, rows: Iterable[StudyRow], seeds: Iterable[int]) -> None:
     """Refuse a seed that none of ``rows`` runs: the plan fixes each row's seeds (its own or the
     plan's; a baseline's first only), and a record outside them would be one the plan's
@@ -304,4 +353,4 @@ def write_summary(out_dir: str | Path, order: Iterable[str] = (), split: str = "
     return table
 
 
-__all__ = ["StudyPlan", "StudyRow", "check_seeds", "load_plan", "run_row", "run_study", "write_summary"]
+__all__ = ["StudyPlan", "StudyRow", "check_seeds", "load_plan", "refresh_scores", "run_row", "run_study", "write_summary"]
