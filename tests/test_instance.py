@@ -406,6 +406,37 @@ def test_a_trained_instance_checkpoint_scores_against_every_photo(instance_run):
     assert metrics["mean rank"] >= result.final_metrics["mean rank"]  # more photos can only rank ahead
 
 
+def test_eval_index_and_search_take_a_fine_grained_checkpoint(instance_run, tmp_path, capsys):
+    """`semi3 eval --json` prints acc@K and each query's rank; `semi3 index` / `semi3 search`
+    rank the test photos for a test sketch, its own photo among them."""
+    import json
+
+    from semi3lib.cli import main
+
+    _, result = instance_run["semi3net"]
+    checkpoint = str(result.out_dir / "last.pt")
+    assert main(["eval", "--checkpoint", checkpoint, "--json", "--quiet", "--device", "cpu"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"acc@1", "acc@5", "acc@10", "mean rank", "median rank"} <= set(metrics)
+    assert len(metrics["own photo ranks"]) == metrics["queries"] == 12
+    root = Path(load_config(result.out_dir / "config.yaml").data.root)
+    split = json.loads((root / "split.json").read_text())
+    test_photos = tmp_path / "photos"
+    for key in split["test"]:
+        category, stem = key.split("/")
+        (test_photos / category).mkdir(parents=True, exist_ok=True)
+        (test_photos / category / f"{stem}.jpg").symlink_to(next((root / "photo").rglob(f"{stem}.jpg")))
+    assert main(["index", "--checkpoint", checkpoint, "--photos", str(test_photos), "--out",
+                 str(tmp_path / "test.npz"), "--quiet", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    category, stem = split["test"][0].split("/")
+    sketch = next((root / "sketch").rglob(f"{stem}-*.png"))
+    assert main(["search", "--index", str(tmp_path / "test.npz"), str(sketch), "-k", str(len(split["test"])),
+                 "--json", "--device", "cpu"]) == 0
+    found = [Path(hit["path"]).stem for hit in json.loads(capsys.readouterr().out)["results"]]
+    assert stem in found and len(found) == len(split["test"])
+
+
 def test_a_fine_grained_run_starts_from_a_category_checkpoint_without_leaks(instance_run, tmp_path):
     """train.init_from: the weights of another run start this one (here an instance run's own,
     trained on these training photos only: no test photo leaks)."""

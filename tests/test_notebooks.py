@@ -37,6 +37,7 @@ EXPECTED_FIGURES = [
     "07_umap",
     "08_eval_benchmark", "08_search_benchmark", "08_train_benchmark", "08_edges_benchmark",
     "09_bridge",
+    "10_fine_grained_seeds", "10_fine_grained_ranks", "10_fine_grained_grid",
 ]
 METRIC_KEYS = {"mAP@all", "mAP@200", "P@10", "P@25", "P@100", "P@200"}
 
@@ -51,6 +52,8 @@ def make_project(dest: Path) -> Path:
     os.symlink(REPO / "results" / "benchmarks", dest / "results" / "benchmarks", target_is_directory=True)
     # Chapter 5's doodle section reads the committed doodle records (it trains nothing).
     os.symlink(REPO / "results" / "doodles", dest / "results" / "doodles", target_is_directory=True)
+    # Chapter 10 reads the committed fine-grained records (it trains nothing).
+    os.symlink(REPO / "results" / "fine-grained", dest / "results" / "fine-grained", target_is_directory=True)
     return dest
 
 

@@ -57,6 +57,7 @@ NOTEBOOK_TITLES = {
     "07_embeddings": "The joint embedding space",
     "08_benchmarks": "Performance: how fast the pieces run",
     "09_bridge": "Where the bridge should help",
+    "10_fine_grained": "Find this photo",
 }
 MARKDOWN_PAGES = {"/": "Introduction", "/reproduce/": "Reproduce", "/interactive/": "Interactive",
                   "/architecture/": "Architecture",

@@ -52,6 +52,7 @@ NOTEBOOKS = (
     "07_embeddings",
     "08_benchmarks",
     "09_bridge",
+    "10_fine_grained",
 )
 PROFILES = ("smoke", "cpu", "full")
 KERNEL_NAME = "python3"

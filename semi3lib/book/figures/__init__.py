@@ -12,7 +12,8 @@ these functions; they do not carry plotting code of their own::
 :mod:`.common` holds what every chapter shares (style, colours, :func:`save_figure`, image
 helpers such as :func:`image_table`), re-exported here; each other module holds one chapter's
 plots: :mod:`.data` (1), :mod:`.edgemaps` (2), :mod:`.training` (4), :mod:`.evaluation` (5),
-:mod:`.coattention` (6), :mod:`.embeddings` (7), :mod:`.benchmarks` (8), :mod:`.bridge` (9).
+:mod:`.coattention` (6), :mod:`.embeddings` (7), :mod:`.benchmarks` (8), :mod:`.bridge` (9),
+:mod:`.fine_grained` (10).
 Chapter 3 shows images only (:func:`image_table`).
 """
 
@@ -24,6 +25,7 @@ from semi3lib.book.figures import (
     edgemaps,
     embeddings,
     evaluation,
+    fine_grained,
     training,
 )
 from semi3lib.book.figures.common import (
@@ -41,5 +43,5 @@ from semi3lib.book.figures.common import (
 __all__ = [
     "BOOK_STYLE", "CORRECT_COLOR", "DOMAIN_COLORS", "FIGURES_DIR", "WRONG_COLOR", "as_image_array", "image_table",
     "save_figure", "use_book_style",
-    "benchmarks", "bridge", "coattention", "data", "edgemaps", "embeddings", "evaluation", "training",
+    "benchmarks", "bridge", "coattention", "data", "edgemaps", "embeddings", "evaluation", "fine_grained", "training",
 ]

@@ -72,3 +72,16 @@ def readme_doodles(records: Records) -> str:
     per_class = int(held["queries"]) // len(found.held_out_classes.split(","))
     return (f"**A doodle, not a sketch** ([chapter 5](notebooks/05_evaluation.py); real Quick, Draw! doodles, "
             f"{per_class:,} test doodles a class, against all {int(held['gallery']):,} photos): {findings_text(found)}")
+
+
+@generator("readme-fine-grained")
+def readme_fine_grained(records: Records) -> str:
+    """Chapter 10 in a few sentences: the best network against the target, the rule's verdicts."""
+    from semi3lib.study.fine_grained import fine_grained_findings, load_fine_grained, query_scope
+
+    folder = records.root / "results" / "fine-grained"
+    scope = query_scope(folder)
+    where = (f"sketchy-fg10's {scope[0]:,} test sketches, each against the {scope[1]:,} test photos, its own among them"
+             if scope else "sketchy-fg10")
+    return (f"**Find this photo** ([chapter 10](notebooks/10_fine_grained.py); the paper's future work, {where}): "
+            f"{fine_grained_findings(load_fine_grained(folder))}")

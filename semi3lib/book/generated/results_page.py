@@ -431,3 +431,15 @@ def benchmark_targets(records: Records) -> str:
         lines.append(f"| {row['benchmark']} | {row['target']} | {row['measured']} | {words[met]} |")
     commands = ", ".join(f"`{c}`" for c in benchmarks.COMMANDS.values())
     return "\n".join(lines) + f"\n\nThe commands: {commands}."
+
+
+@generator("paper-future-work")
+def paper_future_work(records: Records) -> str:
+    """Paper vs. this book's future-work paragraph: the paper's next step, measured (chapter 10)."""
+    from semi3lib.study.fine_grained import fine_grained_findings, load_fine_grained
+
+    return ("**Future work: fine-grained retrieval.** The paper ends by proposing to carry the network over to "
+            "instance-level retrieval, learning which fine details of a sketch match its own photo. "
+            "[Chapter 10](../_build/executed/10_fine_grained.ipynb) measures that on real sketch-photo pairs "
+            "(sketchy-fg10), with the book's rule on acc@1: "
+            + fine_grained_findings(load_fine_grained(records.root / "results" / "fine-grained")))
