@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import pytest
 
 from semi3lib.study import bridge
@@ -110,11 +111,13 @@ def test_a_setting_is_judged_by_the_books_rule(a, b, outcome):
 
 def test_the_verdicts_on_the_shipped_records():
     verdicts = bridge.bridge_verdicts(bridge.load_settings(root=REPO))
-    # The book's one rule, written down literally; chapter 9 used the paired rule before, so none
-    # changed. (The old gap-only rule of the other pages would have called 160 px against the
-    # two-branch network "behind": gap -0.0077 past the spread 0.0075, but seed 2 is ahead.)
+    # The book's one rule, written down literally, seed pairs on one kind of host only: at 128 px
+    # the network without the edgemap branch ran on AMD EPYC and Semi3-Net on Intel Xeon, so no
+    # pair counts and the rule gives no verdict (host-blind it said "costs"). (The old gap-only
+    # rule of the other pages would have called 160 px against the two-branch network "behind":
+    # gap -0.0077 past the spread 0.0075, but seed 2 is ahead.)
     assert verdicts[["edgemap branch", "vs two-branch"]].to_dict(orient="index") == {
-        "128 px, 7 epochs": {"edgemap branch": "costs", "vs two-branch": "behind"},
+        "128 px, 7 epochs": {"edgemap branch": "no verdict yet", "vs two-branch": "behind"},
         "unseen categories": {"edgemap branch": "level", "vs two-branch": "ahead"},
         "unseen, all photos": {"edgemap branch": "helps", "vs two-branch": "ahead"},
         "160 px, 10 epochs": {"edgemap branch": "costs", "vs two-branch": "level"},
@@ -187,11 +190,11 @@ def test_findings_say_per_setting_what_the_rule_says_with_the_numbers(tmp_path):
     by_name = dict(zip((s.name for s in bridge.SETTINGS), lines))
     unseen = by_name["unseen categories"]
     assert "Semi3-Net 0.410 ± 0.010 mAP@all (3 seeds)" in unseen
-    assert "without the edgemap branch 0.460 ± 0.010, so the edgemap branch **costs** (gap -0.050, past the seed spread 0.010, behind with every seed)" in unseen
+    assert "without the edgemap branch 0.460 ± 0.010, so the edgemap branch **costs** (gap -0.050, past the seed spread 0.010, behind with every seed; on an unrecorded host)" in unseen
     assert "the two-branch network 0.310 ± 0.010, so Semi3-Net is **ahead** (gap +0.100" in unseen
     one_seed = by_name["unseen, all photos"]
     assert "without the edgemap branch: not run yet" in one_seed
-    assert "the two-branch network 0.100: no verdict yet (gap +0.100 with one seed)" in one_seed
+    assert "the two-branch network 0.100: no verdict yet (gap +0.100 with one seed; on an unrecorded host)" in one_seed
     verdicts = bridge.bridge_verdicts(bridge.load_settings(root=tmp_path))
     assert verdicts.loc["unseen, all photos", "vs two-branch"] == "no verdict yet"  # was "no verdict yet (1 seed)"
     assert by_name["160 px, 10 epochs"].endswith("not run yet (`semi3 study --plan configs/bridge-160px.yaml`).")
@@ -209,8 +212,11 @@ def test_a_comparison_across_kinds_of_host_says_which_ran_where(tmp_path):
                       "machine": {"cpu": cpu, "usable_cores": 2, "gpu": None}}
             (main / f"{run}-seed{seed}.json").write_text(json.dumps(record))
     line = bridge.finding(bridge.load_settings(root=tmp_path), bridge.SETTINGS[0])
-    assert "it ran on AMD EPYC, Semi3-Net on Intel Xeon)" in line
-    assert line.count("it ran on") == 1  # the two-branch network ran where Semi3-Net did
+    # no seed pair on one kind of host: no verdict, and the statement says why
+    assert ("without the edgemap branch 0.610 ± 0.010: no verdict yet (no seed that both rows ran on one kind of "
+            "host; mixed hosts: seeds 0, 1, 2 left out, the rows ran them on different kinds of host)") in line
+    # the two-branch network ran where Semi3-Net did: judged, on that host
+    assert line.count("left out") == 1 and "on Intel(R) Xeon(R) Processor (instruction set not recorded))" in line
 
 
 def test_in_short_groups_the_settings_by_verdict_and_says_which_are_not_judged_yet(tmp_path):
@@ -223,3 +229,20 @@ def test_in_short_groups_the_settings_by_verdict_and_says_which_are_not_judged_y
         "(*unseen categories* and *unseen, all photos*: not judged yet). Against the two-branch network, "
         "Semi3-Net is ahead in *160 px, 10 epochs* (2 seeds so far); behind in *128 px, 7 epochs* "
         "(*unseen categories* and *unseen, all photos*: not judged yet).")
+
+
+def test_seeds_of_two_kinds_of_host_give_no_verdict_and_in_short_says_why(tmp_path):
+    """A setting whose two rows ran every seed on different kinds of host is not judged: no pair
+    counts (host-blind, it would be a clear "costs")."""
+    rows = []
+    for seed in range(3):
+        rows.append({"setting": "s", "row": "semi3net", "seed": seed, "mAP@all": 0.50 + seed / 1000,
+                     "host": "Intel Xeon (AVX512)"})
+        rows.append({"setting": "s", "row": "no-edgemap-branch", "seed": seed, "mAP@all": 0.60 + seed / 1000,
+                     "host": "AMD EPYC (AVX2)"})
+    runs = pd.DataFrame(rows)
+    outcome = bridge.judge(runs, "s", "no-edgemap-branch")
+    assert not outcome.decided and outcome.cross_host == (0, 1, 2)
+    setting = bridge.Setting("s", "what", "dir", "plan.yaml")
+    assert "(*s*: no verdict, the two rows ran on different kinds of host)" in bridge.in_short(runs, [setting])
+    assert "no verdict yet (no seed that both rows ran on one kind of host" in bridge.finding(runs, setting)

@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from semi3lib.study.records import load_study, seed_scores
+from semi3lib.study.records import load_study, seed_hosts, seed_scores
 from semi3lib.study.rule import BEATS, Outcome, compare, mean_std, score_text, so_far, statement, verdict_word
 from semi3lib.study.tables import ReaderTable, reader_table
 
@@ -94,14 +94,6 @@ def _by_seed(runs: pd.DataFrame, setting: str, row: str, metric: str) -> dict[in
     return seed_scores(runs[runs["setting"] == setting], row, metric, column="row") if len(runs) else {}
 
 
-def _hosts(runs: pd.DataFrame, setting: str, row: str) -> str:
-    """The kinds of host a row's runs in a setting had, in short ("Intel Xeon", "AMD EPYC")."""
-    sel = runs[(runs["setting"] == setting) & (runs["row"] == row)]
-    labels = sel["hardware"].dropna() if "hardware" in sel else []
-    short = {str(h).replace("(R)", "").replace(" Processor", "").split(",")[0].strip() for h in labels}
-    return " and ".join(sorted(short)) or "an unrecorded host"
-
-
 def bridge_summary(runs: pd.DataFrame, metrics: Sequence[str] = ("mAP@all", "mAP@200", "P@200")) -> ReaderTable:
     """For a reader: one group per setting, one line per row (``"<row>, <setting>"``): seeds,
     and mean ± std of each metric; Semi3-Net of the first setting is the reference."""
@@ -121,9 +113,13 @@ def bridge_summary(runs: pd.DataFrame, metrics: Sequence[str] = ("mAP@all", "mAP
 
 def judge(runs: pd.DataFrame, setting: str, other: str, metric: str = "mAP@all") -> Outcome | None:
     """Semi3-Net against ``other`` (a role) in one setting by the book's rule
-    (:func:`~semi3lib.study.rule.compare`); None when either row has no runs in that setting."""
+    (:func:`~semi3lib.study.rule.compare`), seed pairs run on one kind of host only; None when
+    either row has no runs in that setting."""
     a, b = (_by_seed(runs, setting, row, metric) for row in ("semi3net", other))
-    return compare(a, b, metric) if a and b else None
+    if not (a and b):
+        return None
+    here = runs[runs["setting"] == setting]
+    return compare(a, b, metric, seed_hosts(here, "semi3net", column="row"), seed_hosts(here, other, column="row"))
 
 
 def bridge_verdicts(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS,
@@ -181,11 +177,9 @@ def finding(runs: pd.DataFrame, setting: Setting, metric: str = "mAP@all") -> st
         if outcome is None:
             parts.append(f"{label}: not run yet")
             continue
-        score = f"{label} {score_text(*outcome.mean_std_b)}"
-        hosts = _hosts(runs, setting.name, "semi3net"), _hosts(runs, setting.name, other)
-        # a score moves with the host too (results page): say so beside the verdict
-        where = f"; it ran on {hosts[1]}, Semi3-Net on {hosts[0]}" if hosts[0] != hosts[1] else ""
-        said = statement(outcome, words, where)
+        # the means of every seed, as the table shows them; the verdict rests on same-host pairs only
+        score = f"{label} {score_text(*mean_std(_by_seed(runs, setting.name, other, metric)))}"
+        said = statement(outcome, words)
         parts.append(f"{score}, so {subject} {said}" if outcome.decided else f"{score}: {said}")
     return f"{head}: " + "; ".join(parts)
 
@@ -204,17 +198,20 @@ def in_short(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS, metric:
             ("no-edgemap-branch", "The edgemap branch", {1: "helps", 0: "is level", -1: "costs"}),
             ("two-branch-ce", "Against the two-branch network, Semi3-Net is",
              {1: "ahead", 0: "level", -1: "behind"})):
-        groups: dict[str, list[str]] = {word: [] for word in [*words.values(), "not judged yet"]}
+        groups: dict[str, list[str]] = {word: [] for word in words.values()}
+        waiting, mixed = [], []  # not judged: too few seeds; no seed pair on one kind of host
         for setting in settings:
             outcome = judge(runs, setting.name, other, metric)
-            if outcome is None or not outcome.decided:
-                groups["not judged yet"].append(f"*{setting.name}*")
+            if outcome is not None and not outcome.decided and outcome.cross_host:
+                mixed.append(f"*{setting.name}*")
+            elif outcome is None or not outcome.decided:
+                waiting.append(f"*{setting.name}*")
             else:
                 groups[words[outcome.verdict]].append(f"*{setting.name}*{so_far(outcome)}")
-        judged = [f"{word} in {_listed(names)}" for word, names in groups.items() if names and word != "not judged yet"]
-        waiting = groups["not judged yet"]
-        sentences.append(f"{opening} " + "; ".join(judged) + (
-            f" ({_listed(waiting)}: not judged yet)" if waiting else "") + ".")
+        judged = [f"{word} in {_listed(names)}" for word, names in groups.items() if names]
+        notes = ([f"{_listed(waiting)}: not judged yet"] if waiting else []) + (
+            [f"{_listed(mixed)}: no verdict, the two rows ran on different kinds of host"] if mixed else [])
+        sentences.append(f"{opening} " + "; ".join(judged) + (f" ({'; '.join(notes)})" if notes else "") + ".")
     return " ".join(sentences)
 
 
