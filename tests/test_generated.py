@@ -113,14 +113,17 @@ def test_the_guard_lets_code_generated_blocks_and_the_papers_numbers_be(text):
 
 def test_the_results_page_states_the_verdicts_the_rule_gives_where_the_typed_text_differed():
     """Verdicts that changed when the results page stopped being typed by hand (at df5d8aa it said
-    otherwise): the rule's words on the shipped records, written out here."""
+    otherwise), and again when the rule paired seeds on one kind of host only: the rule's words
+    on the shipped records, written out here."""
     findings = GENERATORS["study-findings"](Records(REPO))
-    # typed: "XDoG narrowly" above the two-branch network, without a verdict (+0.011 past 0.010, every seed)
-    assert "against the two-branch cross-entropy network **ahead** (gap +0.011, past the seed spread 0.010" in findings
-    # typed: "neither passes the network without edgemaps" (level); XDoG is behind it with every seed
-    assert "against the network without edgemaps **behind** (gap -0.010, past the seed spread 0.006" in findings
+    # typed: "XDoG narrowly" above the two-branch network; host-blind the rule said ahead (+0.011
+    # past 0.010); XDoG's seeds 1 and 2 ran on another kind of host than the network's, so one pair
+    # is left and one seed has no spread
+    assert ("against the two-branch cross-entropy network **no verdict yet** (gap +0.006 with one seed; on AMD EPYC "
+            "(instruction set not recorded); mixed hosts: seeds 1, 2 left out") in findings
     # typed: the network without the edgemap branch "is the best row of the study" (0.611); label smoothing rows score higher
     assert "**The best row of the study is Semi3-Net without the edgemap branch, with label smoothing, 0.676" in findings
-    # typed: "with Sobel edgemaps Semi3-Net would meet both targets"; by the rule XDoG and the network without edgemaps do too
-    assert ("Semi3-Net without the edgemap branch, Semi3-Net with Sobel edgemaps and Semi3-Net with XDoG edgemaps "
-            "meet both reproduction targets") in findings
+    # typed: "with Sobel edgemaps Semi3-Net would meet both targets"; host-blind the rule said XDoG and the network
+    # without edgemaps do too; on one kind of host, only the network without the edgemap branch is judged ahead
+    assert ("Of the rows without label smoothing, Semi3-Net without the edgemap branch meets both reproduction "
+            "targets") in findings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from semi3lib.study.rule import compare, verdict_word
+from semi3lib.study.rule import verdict_word
 from semi3lib.book.generated.blocks import generator
 from semi3lib.book.generated.inputs import Records, book_data, study_config
 from semi3lib.book.generated.words import PART
@@ -23,9 +23,8 @@ def readme_study(records: Records) -> str:
 @generator("readme-verdict")
 def readme_verdict(records: Records) -> str:
     """The study's answer in one sentence, from the rule."""
-    semi3 = records.seeds("semi3net")
-    versus = compare(semi3, records.seeds("two-branch-ce"))
-    branch = compare(semi3, records.seeds("no-edgemap-branch"))
+    versus = records.compare("semi3net", "two-branch-ce")  # seed pairs on one kind of host only
+    branch = records.compare("semi3net", "no-edgemap-branch")
     against = {1: "beats", 0: "is level with", -1: "is behind"}
     return (
         f"So on this data Semi3-Net as described {verdict_word(versus, against)} a plain two-branch network, "

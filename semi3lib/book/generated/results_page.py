@@ -66,8 +66,7 @@ def _target(by_seed: Mapping[int, float]) -> bool:
 def _both_targets(records: Records, rows: Iterable[str]) -> list[str]:
     """The rows that meet issue 7's two targets: the mAP@all target and beating the two-branch
     cross-entropy network by the rule."""
-    base = records.seeds("two-branch-ce")
-    return [r for r in rows if _target(records.seeds(r)) and compare(records.seeds(r), base).verdict == 1]
+    return [r for r in rows if _target(records.seeds(r)) and records.compare(r, "two-branch-ce").verdict == 1]
 
 
 def _plain_rows(records: Records) -> list[str]:
@@ -82,7 +81,7 @@ def study_findings(records: Records) -> str:
     semi3, two = s("semi3net"), s("two-branch-ce")
     untuned = records.untuned
     old = {r: float(untuned.loc[untuned["run"] == r, METRIC].iloc[0]) for r in ("semi3net", "two-branch-ce")}
-    vs_two = compare(semi3, two)
+    vs_two = records.compare("semi3net", "two-branch-ce")
     bullets = [
         f"**Semi3-Net {'reaches' if _target(semi3) else 'misses'} the reproduction target, {TARGET:.2f} mAP@all: "
         f"{scores(semi3)} mAP@all over {spelled(len(semi3))} seeds** in {records.minutes('semi3net'):.0f} "
@@ -110,12 +109,11 @@ def study_findings(records: Records) -> str:
 
 
 def _baselines(records: Records) -> str:
-    semi3 = records.seeds("semi3net")
     triplet = records.json("sketchy-mini/two-branch-triplet-seed0.json")
     losses = [h["loss_triplet"] for h in triplet["history"]]
     margin = triplet["config"]["loss"]["triplet_margin"]
     near = next(i for i in range(len(losses)) if all(abs(x - margin) <= 0.1 * margin for x in losses[i:]))
-    parts = [f"{ROW_NAMES[r]} scored {scores(records.seeds(r))}; Semi3-Net is {judged(compare(semi3, records.seeds(r)))}"
+    parts = [f"{ROW_NAMES[r]} scored {scores(records.seeds(r))}; Semi3-Net is {judged(records.compare('semi3net', r))}"
              for r in ("frozen-backbone-ce-head", "two-branch-triplet")]
     return (
         f"The other baselines: {ROW_NAMES['imagenet-features']} score {mean_text(records.seeds('imagenet-features'))} "
@@ -134,21 +132,22 @@ def _best_rows(records: Records) -> str:
         f"**The best row of the study is {ROW_NAMES[stats.index[0]]}, {mean_text(records.seeds(stats.index[0]))}**; "
         f"without label smoothing, {ROW_NAMES[plain[0]]}, {mean_text(records.seeds(plain[0]))}. "
         f"Of the rows without label smoothing, "
-        + (f"{listed([ROW_NAMES[r] for r in both])} meet both reproduction targets (the mAP@all target and "
+        + (f"{listed([ROW_NAMES[r] for r in both])} meet{'s' if len(both) == 1 else ''} both reproduction targets (the mAP@all target and "
            f"beating the two-branch cross-entropy network by the rule)." if both else
            "none meets both reproduction targets.")
     )
 
 
 def _edgemap_branch(records: Records) -> str:
-    semi3, without, two = records.seeds("semi3net"), records.seeds("no-edgemap-branch"), records.seeds("two-branch-ce")
+    semi3, without = records.seeds("semi3net"), records.seeds("no-edgemap-branch")
+    branch = records.compare("semi3net", "no-edgemap-branch")
     return (
-        f"**The edgemap branch, with Canny edgemaps, {verdict_word(compare(semi3, without), PART)}**: without it "
+        f"**The edgemap branch, with Canny edgemaps, {verdict_word(branch, PART)}**: without it "
         f"(Semi3-Net's semi-heterogeneous sketch and photo bottoms and its shared top, cross-entropy only) "
         f"the seeds scored {scores(without)} against Semi3-Net's {mean_text(semi3)} "
-        f"({reason(compare(semi3, without))}), in {records.minutes('no-edgemap-branch'):.0f} minutes a run "
+        f"({reason(branch)}; {hosts_text(branch)}), in {records.minutes('no-edgemap-branch'):.0f} minutes a run "
         f"against {records.minutes('semi3net'):.0f}. Against the two-branch cross-entropy network, the "
-        f"network without edgemaps is {judged(compare(without, two))}."
+        f"network without edgemaps is {judged(records.compare('no-edgemap-branch', 'two-branch-ce'))}."
     )
 
 
@@ -158,7 +157,7 @@ def _detectors(records: Records) -> str:
     parts = []
     for row, name in (("edgemaps-sobel", "Sobel"), ("edgemaps-xdog", "XDoG")):
         mine = records.seeds(row)
-        against = "; ".join(f"against {label} {judged(compare(mine, records.seeds(ref)))}" for ref, label in references)
+        against = "; ".join(f"against {label} {judged(records.compare(row, ref))}" for ref, label in references)
         parts.append(f"{name} {scores(mine)}: {against}")
     return (
         "**Other edge detectors, on the queries.** " + ". ".join(parts) + ". **But these are ablations scored "
@@ -172,23 +171,12 @@ CANNY_TUNING = "backbone-lr-1.0"  # the tuning search's reference row: Canny edg
 
 def _validation_detectors(records: Records) -> str:
     canny = records.seeds(CANNY_TUNING, "tuning")
-    outcomes = {name: compare(records.seeds(row, "tuning"), canny) for row, name in DETECTORS}
+    outcomes = {name: records.compare(row, CANNY_TUNING, "tuning") for row, name in DETECTORS}
     winners = [name for name, o in outcomes.items() if o.verdict == 1]
     ratios = []
     for row, name in DETECTORS:
         query_gap = compare(records.seeds(row), records.seeds("semi3net")).gap
         ratios.append(f"{name} {query_gap:+.3f} against {outcomes[name].gap:+.3f}")
-    hosts = records.tuning.assign(host=records.tuning["hardware"].map(host_name))
-    canny_runs = hosts[hosts["run"] == CANNY_TUNING]
-    main_host = hosts.loc[hosts["run"].isin([r for r, _ in DETECTORS]), "host"].mode().iloc[0]
-    same = {int(s): canny[int(s)] for s in canny_runs.loc[canny_runs["host"] == main_host, "seed"]}
-    caveat = ""
-    if len(same) >= 2 and len(same) < len(canny):
-        post_hoc = "; ".join(f"{name}: {reason(compare(records.seeds(row, 'tuning'), same))}" for row, name in DETECTORS)
-        caveat = (f" One caveat, post hoc: the detector rows ran on the {main_host} host, Canny's seeds "
-                  f"{listed([str(x) for x in sorted(set(canny) - set(same))])} on another; against Canny's "
-                  f"{main_host} seeds alone ({mean_text(same)}): {post_hoc}. That is not the rule that was "
-                  f"written down, and two seeds are too few to change a default on.")
     verdicts = ", ".join(f"{name} is {judged(o)}" for name, o in outcomes.items())
     return (
         f"**On the validation sketches the detector {'matters' if winners else 'hardly matters'}, so "
@@ -196,23 +184,27 @@ def _validation_detectors(records: Records) -> str:
         f"{scores(canny)} ([the tuning search](#sec-tuning)): {verdicts}. The gaps over Canny on the "
         f"query split and on the validation sketches (means): {'; '.join(ratios)}; the validation runs "
         f"train on fewer sketches and score fewer, but why the two splits disagree this much is not known."
-        + caveat
     )
 
 
 def _label_smoothing(records: Records) -> str:
     s = records.seeds
-    lifts = [f"{ROW_NAMES[plain]} {verdict_word(compare(s(plain + '-label-smoothing'), s(plain)), {1: 'gains', -1: 'loses', 0: 'is level'})} "
-             f"({mean_text(s(plain + '-label-smoothing'))} against {mean_text(s(plain))}; {reason(compare(s(plain + '-label-smoothing'), s(plain)))})"
-             for plain in ("semi3net", "two-branch-ce")]
+    def lift(plain: str) -> str:
+        out = records.compare(plain + "-label-smoothing", plain)
+        return (f"{ROW_NAMES[plain]} {verdict_word(out, {1: 'gains', -1: 'loses', 0: 'is level'})} "
+                f"({mean_text(s(plain + '-label-smoothing'))} against {mean_text(s(plain))}; {reason(out)}; "
+                f"{hosts_text(out)})")
+
+    lifts = [lift(plain) for plain in ("semi3net", "two-branch-ce")]
+    vs_two = records.compare("semi3net-label-smoothing", "two-branch-ce-label-smoothing")
     semi3, two = s("semi3net-label-smoothing"), s("two-branch-ce-label-smoothing")
     hosts = sorted({h for r in ("semi3net-label-smoothing", "two-branch-ce-label-smoothing") for h in records.hosts(r)})
     return (
         f"**Label smoothing, chosen on validation sketches ([the tuning search](#sec-tuning))**: with it "
         f"{'; '.join(lifts)}. Semi3-Net with it, {scores(semi3)}, against the two-branch network with it, "
-        f"{scores(two)}: {judged(compare(semi3, two))}. So with the tuned loss Semi3-Net "
+        f"{scores(two)}: {judged(vs_two)}. So with the tuned loss Semi3-Net "
         f"{'meets' if _target(semi3) else 'misses'} the {TARGET:.2f} target and the second target is "
-        f"{'met' if compare(semi3, two).verdict == 1 else 'not met'}. These rows ran on {listed(hosts)} "
+        f"{'met' if vs_two.verdict == 1 else 'not met'}. These rows ran on {listed(hosts)} "
         f"(Semi3-Net {records.minutes('semi3net-label-smoothing'):.1f} minutes a run, the two-branch network "
         f"{records.minutes('two-branch-ce-label-smoothing'):.1f})."
     )
@@ -310,8 +302,8 @@ def tuning_findings(records: Records) -> str:
     reference = records.json(f"tuning/{CANNY_TUNING}-seed0.json")
     terms = [(run["history"][-1]["loss_alignment"], run["history"][-1]["loss_contrastive"]) for run in (weights, reference)]
     w = _one(records, "loss-weights-0.1")
-    detectors = {name: compare(records.seeds(row, "tuning"), canny) for row, name in DETECTORS}
-    smoothing = compare(records.seeds("backbone-lr-1.0-label-smoothing-0.1", "tuning"), canny)
+    detectors = {name: records.compare(row, CANNY_TUNING, "tuning") for row, name in DETECTORS}
+    smoothing = records.compare("backbone-lr-1.0-label-smoothing-0.1", CANNY_TUNING, "tuning")
     bullets = [
         f"Training the backbone at the head's learning rate (`train.backbone_lr_scale=1.0`) instead of 0.3 of "
         f"it raised validation mAP@all from {untuned:.3f} to {tuned:.3f} (seed 0; {score_text(mean, std)} over "
