@@ -39,7 +39,7 @@ def plot_seed_scores(runs: pd.DataFrame, rows: Sequence[str], targets: Mapping[s
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=colors[s], label=f"seed {s}") for s in seeds]
     handles.append(plt.Line2D([], [], color="0.3", linestyle="--", linewidth=1,
                               label="target: " + ", ".join(f"{m} {t:.2f}" for m, t in targets.items())))
-    axes[0, -1].legend(handles=handles, frameon=False, loc="lower right", fontsize=8)
+    fig.legend(handles=handles, frameon=False, loc="outside lower center", ncol=len(handles), fontsize=9)
     fig.suptitle("Find this photo: each seed against the 200 test photos")
     return fig
 
