@@ -52,7 +52,8 @@ class SketchSearcher:
     """The PyTorch side: a trained model and its gallery, ``(N, D)`` L2-normalised embeddings."""
 
     def __init__(self, model: Any, cfg: Any, gallery: np.ndarray, paths: Sequence[str | Path],
-                 categories: Sequence[str], examples: Sequence[tuple[str, Path]] = ()) -> None:
+                 categories: Sequence[str], examples: Sequence[tuple[str, Path]] = (),
+                 example_photos: Sequence[str | None] = ()) -> None:
         from semi3lib.retrieval.index import RetrievalIndex
         from semi3lib.engine.checkpoints import model_identity
 
@@ -60,6 +61,8 @@ class SketchSearcher:
         self.index = RetrievalIndex(embeddings=gallery, paths=[str(p) for p in paths],
                                     model_identity=model_identity(model, cfg), labels=list(categories))
         self.examples = list(examples)
+        # Each example sketch's source photo id (Sketchy: the photo's file stem), fine-grained models.
+        self.example_photos = list(example_photos)
 
     @property
     def fine_grained(self) -> bool:
@@ -68,12 +71,11 @@ class SketchSearcher:
 
     def own_photo(self, example: int) -> str | None:
         """The gallery path of the photo example sketch ``example`` was drawn from (fine-grained
-        models; None when the gallery does not hold it or the model is a category one). Sketchy
-        names a sketch ``<photo id>-<n>.png`` after its photo ``<photo id>.jpg``."""
-        if not self.fine_grained:
+        models; None when the gallery does not hold it, the sketch's photo is not known or the
+        model is a category one)."""
+        if not self.fine_grained or example >= len(self.example_photos) or self.example_photos[example] is None:
             return None
-        category, sketch = self.examples[example]
-        photo_id = Path(sketch).stem.rsplit("-", 1)[0]
+        category, photo_id = self.examples[example][0], self.example_photos[example]
         return next((p for p, c in zip(self.index.paths, self.index.labels)
                      if c == category and Path(p).stem == photo_id), None)
 
@@ -88,26 +90,23 @@ class SketchSearcher:
         from semi3lib.engine.checkpoints import model_identity
 
         model, cfg, _, data = load_trained(checkpoint, "cpu")
-        queries = [data.index.sketches[i] for i in data.split.query]
-        examples = [(s.category, s.path) for s in queries[::max(1, len(queries) // EXAMPLES)][:EXAMPLES]]
+        examples, example_photos = _examples(data)
         if index is not None:
             built = load_index(index)
             check_compatible(built, model_identity(model, cfg))
             labels = built.labels or [Path(p).parent.name for p in built.paths]
-            return cls(model, cfg, built.embeddings, built.paths, labels, examples)
+            return cls(model, cfg, built.embeddings, built.paths, labels, examples, example_photos)
         photos = [data.index.photos[j] for j in data.split.gallery]
         gallery, paths, _ = embed_photo_files(model, cfg, [p.path for p in photos], "cpu", progress=progress)
         by_path = {str(Path(p.path).resolve()): p.category for p in photos}
-        return cls(model, cfg, gallery, paths, [by_path[p] for p in paths], examples)
+        return cls(model, cfg, gallery, paths, [by_path[p] for p in paths], examples, example_photos)
 
     @classmethod
     def from_trained(cls, model: Any, cfg: Any, data: Any, gallery: np.ndarray) -> "SketchSearcher":
         """From what a notebook already holds: the model, its experiment data and the gallery's
         embeddings in ``data.split.gallery`` order (e.g. ``embed_split(...)["gallery"]``)."""
         photos = [data.index.photos[j] for j in data.split.gallery]
-        queries = [data.index.sketches[i] for i in data.split.query]
-        examples = [(s.category, s.path) for s in queries[::max(1, len(queries) // EXAMPLES)][:EXAMPLES]]
-        return cls(model, cfg, gallery, [p.path for p in photos], [p.category for p in photos], examples)
+        return cls(model, cfg, gallery, [p.path for p in photos], [p.category for p in photos], *_examples(data))
 
     def search(self, image: Any, k: int = 10) -> list[Hit]:
         """Top-``k`` photos for a greyscale PIL sketch (any size)."""
@@ -120,6 +119,14 @@ class SketchSearcher:
             query = self.model.embed_sketch(sketch_to_tensor(image, self.cfg.data.image_size, self.cfg.data.strokes).unsqueeze(0))
         scores, top = search_arrays(self.index.embeddings, query.float().numpy(), k)
         return [Hit(self.index.paths[j], self.index.labels[j], float(s)) for j, s in zip(top[0], scores[0])]
+
+
+def _examples(data: Any) -> tuple[list[tuple[str, Path]], list[str | None]]:
+    """A few of the run's query sketches to pick from, as (category, path) (the same ones
+    ``semi3 export`` writes), and each one's source photo id (None where the dataset names none)."""
+    queries = [data.index.sketches[i] for i in data.split.query]
+    picked = queries[::max(1, len(queries) // EXAMPLES)][:EXAMPLES]
+    return [(s.category, s.path) for s in picked], [s.photo_id for s in picked]
 
 
 class InputError(ValueError):

@@ -18,7 +18,8 @@ const TOP_K = 10;
 const NO_MODEL = `No trained model has been exported for this book yet, so there is nothing to search with.
 Make one from the repository: <code>make book</code> trains it and builds this page with it; or, with a
 checkpoint already trained, <code>.venv/bin/semi3 export --checkpoint runs/sketchy-mini-cpu/last.pt
---out _build/search-export</code> and then <code>.venv/bin/python -m semi3lib.book.site</code>.`;
+--out _build/search-export</code> and then <code>.venv/bin/python -m semi3lib.book.site</code>. A fine-grained
+checkpoint exported to <code>_build/search-export-fine-grained</code> is offered beside it.`;
 const LEGACY_MODELS = [{ id: 'category', dir: 'model/' }];
 
 function el(tag, attrs = {}, ...children) {
@@ -203,6 +204,7 @@ class SearchPage {
     this.ctx = this.canvas.getContext('2d', { willReadFrequently: true });
     this.shown = null; // an uploaded or picked sketch shown on the canvas, drawn under the strokes
     this.strokes = []; // each a list of canvas points
+    this.own = null; // a picked query sketch's own photo (its gallery position), fine-grained models only
     this.bindPointer();
     this.upload = el('input', { type: 'file', accept: 'image/*', class: 'semi3-upload', onchange: () => this.onUpload() });
     this.picker = el('select', { class: 'semi3-examples', onchange: (e) => this.onPick(e.target.value) });
@@ -222,7 +224,8 @@ class SearchPage {
     el('div', { class: 'semi3-right' }, this.status, this.confidence, this.results));
     if (this.models.length > 1) {
       this.modelSelect = el('select', { id: 'semi3-model', class: 'semi3-model', onchange: (e) => this.switchModel(e.target.value) },
-        ...this.models.map((x) => el('option', { value: x.id }, `${x.label} (${count(x.count)} photos)`)));
+        // the label alone, so that it fits a phone; the status line says how many photos
+        ...this.models.map((x) => el('option', { value: x.id }, x.label)));
       this.modelSelect.value = this.model.entry.id;
       const choice = el('div', { class: 'semi3-model-choice' }, el('label', { for: 'semi3-model' }, 'Model'), this.modelSelect);
       this.root.replaceChildren(choice, search);
@@ -410,7 +413,7 @@ class SearchPage {
       ...(h.index === own ? [el('span', { class: 'semi3-own-mark' }, 'its own photo')] : []))));
     let sure = null;
     if (hits && this.model.fineGrained) {
-      sure = fineGrainedNote(own === null ? null : hits.findIndex((h) => h.index === own) + 1, hits.length);
+      sure = fineGrainedNote(own == null ? null : hits.findIndex((h) => h.index === own) + 1, hits.length);
     } else if (hits) {
       sure = rankingConfidence(hits.map((h) => h.category));
     }
