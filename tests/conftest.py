@@ -111,6 +111,36 @@ def search_export(smoke_run, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def fine_grained_run(tmp_path_factory) -> Path:
+    """A tiny fine-grained (``data.protocol: instance``) run on a fixture dataset in sketchy-fg10's
+    layout (3 categories x 8 photos, the last 4 of each the test photos: a gallery of 12);
+    random weights, 32 px, 2 steps: seconds. Its out_dir (last.pt, split.json)."""
+    from data_fixtures import make_instance_dataset
+    from semi3lib.config import load_config
+    from semi3lib.engine.train import train
+
+    base = tmp_path_factory.mktemp("fine-grained-run")
+    root = make_instance_dataset(base / "sketchy-fg10", photos_per_category=8, test_per_category=4)
+    cfg = load_config(REPO / "configs" / "fine-grained-cpu.yaml", [
+        f"data.root={root}", f"data.cache_dir={base / 'edges'}", "data.image_size=32", "data.num_workers=0",
+        "model.pretrained=false", "model.embed_dim=16", "model.hidden_dim=32", "train.epochs=1",
+        "train.batch_size=4", "train.instance_photos_per_category=2", "train.max_steps_per_epoch=2",
+        "train.device=cpu", f"train.out_dir={base / 'run'}"])
+    train(cfg, progress=False)
+    return base / "run"
+
+
+@pytest.fixture(scope="session")
+def fine_grained_export(fine_grained_run, tmp_path_factory) -> Path:
+    """``semi3 export`` of :func:`fine_grained_run`'s checkpoint (its 12 test photos); its folder."""
+    from semi3lib.retrieval.export import export_search
+
+    out = tmp_path_factory.mktemp("search-export-fine-grained")
+    export_search(fine_grained_run / "last.pt", out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def screenshots(tmp_path_factory) -> Path:
     """Where the browser tests save screenshots and measurements: a temporary folder, or
     ``$SEMI3_SCREENSHOTS`` for whoever wants to keep them (the repository guard allows it)."""
@@ -126,6 +156,7 @@ DATA_FIXTURES = frozenset({"sketchy_mini_root", "quickdraw_root"})
 # Session fixtures that cost tens of seconds: whoever uses them is out of the fast loop.
 SLOW_FIXTURES = frozenset({
     "smoke_run",     # trains the smoke model (also behind search_export)
+    "fine_grained_run",  # trains a tiny fine-grained model (behind fine_grained_export)
     "smoke_book",    # runs every notebook of the smoke profile (tests/test_notebooks.py)
     "finished_run",  # trains a tiny run for the refusals of tests/test_hostile_inputs.py
     "instance_run",  # trains tiny instance-level runs (tests/test_instance.py)

@@ -75,3 +75,26 @@ def test_the_page_and_the_widget_judge_every_answer_alike(tmp_path):
     python = [c.as_dict() if (c := ranking_confidence(case)) else None for case in cases]
     assert json.loads(out) == python
     assert {c["level"] for c in python if c} == {"clear", "unsure", "unknown"}  # every branch compared
+
+
+NOTE_PROBE = """
+import fs from 'node:fs';
+const [mod, input] = process.argv.slice(2);
+const { fineGrainedNote } = await import(mod);
+process.stdout.write(JSON.stringify(JSON.parse(fs.readFileSync(input, 'utf8')).map(([r, k]) => fineGrainedNote(r, k))));
+"""
+
+
+def test_a_fine_grained_answer_claims_no_confidence_in_both_languages(tmp_path):
+    from semi3lib.interactive.confidence import FINE_GRAINED_NOTE, fine_grained_note
+
+    assert fine_grained_note(None, 10) == {"level": "fine-grained", "text": FINE_GRAINED_NOTE}
+    assert "no confidence is claimed" in FINE_GRAINED_NOTE and "Confident" not in FINE_GRAINED_NOTE
+    assert fine_grained_note(3, 10)["text"].endswith(" The photo this sketch was drawn from is number 3.")
+    assert fine_grained_note(0, 10)["text"].endswith(" is not among these 10.")
+    cases = [[None, 10], [1, 10], [3, 10], [0, 10], [0, 6]]
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    (tmp_path / "probe.mjs").write_text(NOTE_PROBE)
+    out = subprocess.run([_node(), str(tmp_path / "probe.mjs"), str(WEB_DIR / "confidence.mjs"), str(tmp_path / "cases.json")],
+                         check=True, capture_output=True, text=True, timeout=60).stdout
+    assert json.loads(out) == [fine_grained_note(r, k) for r, k in cases]

@@ -60,6 +60,7 @@ def test_export_gallery_is_the_checkpoints_gallery_in_float16(smoke_run, search_
     np.testing.assert_array_equal(gallery, index.embeddings.astype(np.float16))
     assert [manifest["categories"][p["category"]] for p in manifest["photos"]] == index.labels
     assert [p["name"] for p in manifest["photos"]] == [os.path.basename(p) for p in index.paths]
+    assert manifest["protocol"] == "category" and all("own" not in e for e in manifest["examples"])
     thumbs = sorted((search_export / "thumbs").glob("*.jpg"))
     assert len(thumbs) == manifest["count"] and Image.open(thumbs[0]).size == (96, 96)
     assert manifest["examples"] and all((search_export / e["file"]).is_file() for e in manifest["examples"])
@@ -166,3 +167,53 @@ def test_an_export_that_does_not_verify_names_each_wrong_file(tmp_path):
     problems = export_problems(export)[1]
     assert "manifest.json: lists {'file': '../outside', 'bytes': 0, 'sha256': ''}, not a file of the export" in problems
     assert "sketch_encoder.onnx: read by the page or the index but not listed in manifest.json" in problems
+
+
+def test_a_fine_grained_export_is_its_instance_gallery_and_says_so(fine_grained_run, fine_grained_export, tmp_path,
+                                                                    capsys):
+    """A fine-grained checkpoint's export: the gallery is the run's test photos (12 here), the
+    manifest says ``instance`` and names each example sketch's own photo; ``--instance-gallery
+    all`` searches every photo (24) instead."""
+    from semi3lib.data.instance import sketch_photo_key
+    from semi3lib.retrieval.export import MODEL_LABELS, model_label, verify_export
+
+    _, cfg, _, data = load_trained(fine_grained_run / "last.pt", "cpu")
+    assert cfg.data.protocol == "instance"
+    manifest = verify_export(fine_grained_export)
+    assert manifest["protocol"] == "instance" and model_label(manifest) == MODEL_LABELS["instance"]
+    assert manifest["count"] == len(data.split.gallery) == len(data.split.test_photos) == 12
+    test_photos = sorted(os.path.basename(data.index.photos[j].path) for j in data.split.test_photos)
+    assert sorted(p["name"] for p in manifest["photos"]) == test_photos
+    index = load_index(fine_grained_export / "index.npz")
+    gallery = np.fromfile(fine_grained_export / "gallery.f16", dtype="<f2").reshape(12, manifest["embed_dim"])
+    np.testing.assert_array_equal(gallery, index.embeddings.astype(np.float16))
+    # each example's own photo, by the dataset's own naming: sketch <photo id>-<n>.png of photo <photo id>.jpg
+    queries = list(data.split.query)[::max(1, len(data.split.query) // 12)][:12]
+    assert len(manifest["examples"]) == len(queries) == 12
+    for example, k in zip(manifest["examples"], queries):
+        own = manifest["photos"][example["own"]]
+        key = f"{manifest['categories'][own['category']]}/{os.path.splitext(own['name'])[0]}"
+        assert key == sketch_photo_key(data.index, k) and example["category"] == data.index.sketches[k].category
+
+    out = tmp_path / "all"
+    assert semi3(["export", "--checkpoint", str(fine_grained_run / "last.pt"), "--out", str(out),
+                  "--instance-gallery", "all", "--quiet"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["protocol"] == "instance" and printed["photos"] == 24 == len(load_index(out / "index.npz"))
+
+
+def test_a_manifest_without_a_protocol_is_a_category_models():
+    from semi3lib.retrieval.export import ExportError, MODEL_LABELS, manifest_protocol, model_label
+
+    assert manifest_protocol({}) == "category" and model_label({}) == MODEL_LABELS["category"]
+    assert model_label({"protocol": "instance"}).startswith("Fine-grained: the photo this sketch was drawn from")
+    with pytest.raises(ExportError, match="protocol 'zeroshot' is not one of category, instance"):
+        manifest_protocol({"protocol": "zeroshot"})
+
+
+@pytest.mark.data
+def test_instance_gallery_is_refused_for_a_category_checkpoint(smoke_run, tmp_path, capsys):
+    assert semi3(["export", "--checkpoint", str(smoke_run / "last.pt"), "--out", str(tmp_path / "x"),
+                  "--instance-gallery", "all", "--quiet"]) == 2
+    assert "--instance-gallery is for fine-grained checkpoints" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

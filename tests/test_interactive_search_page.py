@@ -178,6 +178,10 @@ def test_search_page_explains_bad_input_instead_of_failing(site_url, tmp_path):
         page.set_input_files(".semi3-upload", str(text))
         page.wait_for_function("document.querySelector('.semi3-status').textContent.includes('not an image')")
         assert page.locator(".semi3-hit").count() == 0
+    with chromium_page() as page:  # a site built before models.json: its one model in model/
+        page.route("**/search-app/models.json", lambda route: route.fulfill(status=404))
+        open_search(page, site_url)
+        assert page.locator(".semi3-model").count() == 0 and page.locator(".semi3-canvas").count() == 1
     with chromium_page() as page:  # an encoder that is not the gallery's
         def other_model(route):
             manifest = json.loads(route.fetch().text())
@@ -212,6 +216,7 @@ def test_undo_clear_and_picking_behave_as_a_reader_expects(site_url, export_dir,
         open_search(page, site_url)
         ready = page.inner_text(".semi3-status")
         assert ready.startswith("Ready: draw a sketch") and f"{manifest['count']:,} photos" in ready
+        assert page.locator(".semi3-model").count() == 0  # one model: no selector, the page as it was
         assert page.is_disabled(".semi3-undo")
         draw(page, TWO_STROKES[:1])
         wait_done(page)
@@ -301,3 +306,148 @@ def test_search_page_without_an_export_says_how_to_make_one(tmp_path):
         page.wait_for_selector("#semi3-search[data-state='no-model']", timeout=60_000)
         message = page.inner_text(".semi3-status")
         assert "make book" in message and "semi3 export" in message
+
+
+# --------------------------------------------------------------------------- two models: category and fine-grained
+
+
+def test_the_site_installs_both_exports_and_lists_them(search_export, fine_grained_export, tmp_path):
+    """models.json names each installed model (category first, in its old folder) with the
+    reader's label from its manifest; a second export that does not verify stops the build as
+    the first's does, before anything is copied."""
+    from semi3lib.book.search_page import install_search_page
+    from semi3lib.book.site import SiteBuildError
+    from semi3lib.retrieval.export import MODEL_LABELS
+
+    html = tmp_path / "html"
+    html.mkdir()
+    app = install_search_page(html, search_export, {"fine-grained": fine_grained_export})
+    listed = json.loads((app / "models.json").read_text())["models"]
+    counts = [json.loads((e / "manifest.json").read_text())["count"] for e in (search_export, fine_grained_export)]
+    assert listed == [
+        {"id": "category", "label": MODEL_LABELS["category"], "dir": "model/", "protocol": "category", "count": counts[0]},
+        {"id": "fine-grained", "label": MODEL_LABELS["instance"], "dir": "model-fine-grained/", "protocol": "instance",
+         "count": counts[1]}]
+    for export, folder in ((search_export, "model"), (fine_grained_export, "model-fine-grained")):
+        installed = app / folder
+        assert (installed / "manifest.json").read_bytes() == (export / "manifest.json").read_bytes()
+        assert (installed / "sketch_encoder.onnx.gz").is_file() and (installed / "gallery.f16").is_file()
+        assert not (installed / "index.npz").exists()
+
+    only = install_search_page(tmp_path / "html-fg", tmp_path / "no-category-export", {"fine-grained": fine_grained_export})
+    assert [m["dir"] for m in json.loads((only / "models.json").read_text())["models"]] == ["model-fine-grained/"]
+    assert not (only / "model").exists()
+
+    tampered = shutil.copytree(fine_grained_export, tmp_path / "tampered")
+    (tampered / "gallery.f16").write_bytes(b"\0" * (tampered / "gallery.f16").stat().st_size)
+    refused = tmp_path / "html-refused"
+    refused.mkdir()
+    with pytest.raises(SiteBuildError, match="does not verify") as refusal:
+        install_search_page(refused, search_export, {"fine-grained": tampered})
+    assert "gallery.f16: sha256 differs" in str(refusal.value) and "semi3 export" in str(refusal.value)
+    assert list(refused.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def two_model_site(tmp_path_factory, search_export, fine_grained_export) -> Path:
+    """The stand-in book built with both exports where `make book` and `semi3 export` put them."""
+    _require_tools()
+    require_chromium()
+    project = write_standin_project(tmp_path_factory.mktemp("two-model-book") / "book")
+    shutil.copytree(search_export, project / "_build" / "search-export")
+    shutil.copytree(fine_grained_export, project / "_build" / "search-export-fine-grained")
+    return build_site(project, strict=True)
+
+
+def found_own_photo(export: Path) -> tuple[int, str]:
+    """The first example sketch of a fine-grained export whose own photo is in `semi3 search`'s
+    top 10 (the page marks it): its position in the picker and the photo's name."""
+    manifest = json.loads((export / "manifest.json").read_text())
+    for n, example in enumerate(manifest["examples"]):
+        own = manifest["photos"][example["own"]]["name"]
+        if own in [name for name, _ in cli_top10(export / "index.npz", export / example["file"])]:
+            return n, own
+    raise AssertionError("no example sketch finds its own photo in the top 10")
+
+
+def switch_model(page, model_id: str) -> None:
+    page.select_option(".semi3-model", model_id)
+    page.wait_for_function(f"document.querySelector('#semi3-search').dataset.model === '{model_id}' "
+                           "&& ['done', 'ready'].includes(document.querySelector('#semi3-search').dataset.state)",
+                           timeout=120_000)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_the_page_switches_to_the_fine_grained_model_and_answers_as_semi3_search(
+        two_model_site, search_export, fine_grained_export, tmp_path, screenshots):
+    """With two exports a labelled selector sits above the canvas. Switching keeps the drawing and
+    answers it from the other model's gallery: exactly `semi3 search`'s top 10 on that model's
+    index; the fine-grained answer makes no confidence claim (a picked query sketch's own photo
+    is marked and its rank said), and switching back answers as the category model again."""
+    from semi3lib.interactive.confidence import fine_grained_note
+    from semi3lib.retrieval.export import MODEL_LABELS
+
+    fg_index, cat_index = fine_grained_export / "index.npz", search_export / "index.npz"
+    fg_manifest = json.loads((fine_grained_export / "manifest.json").read_text())
+    cat_count = json.loads((search_export / "manifest.json").read_text())["count"]
+    sketch = next((search_export / "examples").glob("*.png"))
+    with serve(two_model_site) as url, chromium_page(1280, 1000) as page:
+        open_search(page, url)
+        options = page.eval_on_selector_all(".semi3-model option", "els => els.map(e => [e.value, e.textContent])")
+        assert options == [["category", MODEL_LABELS["category"]], ["fine-grained", MODEL_LABELS["instance"]]]
+        assert page.inner_text("label[for='semi3-model']") == "Model"
+        above = page.locator(".semi3-model").bounding_box()["y"] < page.locator(".semi3-canvas").bounding_box()["y"]
+        assert above, "the model selector is not above the canvas"
+
+        page.set_input_files(".semi3-upload", str(sketch))  # answered by the category model first
+        wait_done(page)
+        assert_same_top10(page_hits(page), cli_top10(cat_index, sketch), dict(cli_top10(cat_index, sketch, cat_count)))
+        assert_confidence_is_pythons(page)
+        canvas = canvas_png(page)
+
+        switch_model(page, "fine-grained")  # the uploaded sketch, searched again with its own pixels
+        assert canvas_png(page) == canvas
+        scores = dict(cli_top10(fg_index, sketch, fg_manifest["count"]))
+        assert_same_top10(page_hits(page), cli_top10(fg_index, sketch), scores)
+        assert page.inner_text(".semi3-confidence") == fine_grained_note(None, 10)["text"]
+        assert page.get_attribute(".semi3-confidence", "data-level") == "fine-grained"
+        assert "Confident" not in page.inner_text("#semi3-search")
+        assert page.locator(".semi3-hit .semi3-rank").first.inner_text().split(". ", 1)[1] in fg_manifest["categories"]
+
+        page.click(".semi3-clear")
+        draw(page, HOUSE)  # a drawing on the fine-grained model: the CLI's top 10 for the drawn pixels
+        wait_done(page)
+        drawn = tmp_path / "drawn.png"
+        drawn.write_bytes(base64.b64decode(canvas_png(page).split(",", 1)[1]))
+        assert_same_top10(page_hits(page), cli_top10(fg_index, drawn), dict(cli_top10(fg_index, drawn, fg_manifest["count"])))
+
+        page.click(".semi3-clear")
+        n, own = found_own_photo(fine_grained_export)
+        page.select_option(".semi3-examples", str(n))  # a query sketch of the fine-grained model's
+        wait_done(page)
+        names = [name for name, _ in page_hits(page)]
+        assert own in names, "the CLI's top 10 holds the sketch's own photo; the page's must too"
+        assert page.inner_text(".semi3-confidence") == fine_grained_note(names.index(own) + 1, 10)["text"]
+        assert page.locator(".semi3-own").count() == 1 and page.get_attribute(".semi3-own", "data-name") == own
+        assert page.inner_text(".semi3-own .semi3-own-mark") == "its own photo"
+        page.locator("#semi3-search").screenshot(path=str(screenshots / "search-page-two-models.png"))
+
+        switch_model(page, "category")  # back: the example is searched again, by the category rule
+        assert page.locator(".semi3-own").count() == 0 and page.locator(".semi3-hit").count() == 10
+        assert_confidence_is_pythons(page)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_the_model_selector_fits_a_phone(two_model_site, screenshots):
+    with serve(two_model_site) as url, chromium_page(390, 844) as page:
+        open_search(page, url)
+        switch_model(page, "fine-grained")
+        draw(page, HOUSE)
+        wait_done(page)
+        assert page.get_attribute(".semi3-confidence", "data-level") == "fine-grained"
+        widest = page.evaluate("Math.max(...[...document.querySelectorAll('#semi3-search *')]"
+                               ".map(e => e.getBoundingClientRect().right))")
+        assert widest <= 390, f"the search is wider than a phone: {widest}px"
+        page.screenshot(path=str(screenshots / "search-page-two-models-390.png"), full_page=True)

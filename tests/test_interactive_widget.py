@@ -21,6 +21,7 @@ from semi3lib.cli import main as semi3
 from semi3lib.interactive.confidence import ranking_confidence
 from semi3lib.interactive.widget import WEB_DIR, SketchSearch
 from semi3lib.retrieval.index import load_index, save_index
+from test_interactive_search_page import found_own_photo
 
 
 def data_url(path_or_image, fmt: str = "PNG") -> str:
@@ -168,3 +169,67 @@ def test_an_unreadable_checkpoint_is_the_widgets_message_not_an_exception(conten
         assert "is not a checkpoint: not a torch.save archive" in w.message
     w.sketch = "data:image/png;base64,iVBORw0KGgo="  # nothing to search with: ignored, no exception
     assert w.results == []
+
+
+# --------------------------------------------------------------------------- several models
+
+
+@pytest.fixture(scope="module")
+def two_models(smoke_run, search_export, fine_grained_run, fine_grained_export) -> SketchSearch:
+    w = SketchSearch.from_checkpoints({
+        "Category (chapter 4)": (smoke_run / "last.pt", search_export / "index.npz"),
+        "Fine-grained (chapter 10)": (fine_grained_run / "last.pt", fine_grained_export / "index.npz")})
+    assert not w.error, w.message
+    return w
+
+
+@pytest.mark.data
+def test_the_model_dropdown_answers_from_the_other_searcher(two_models, search_export, fine_grained_export):
+    """Switching ``model`` answers the same drawing from the other model's gallery (exactly
+    `semi3 search`'s top 10 on that model's index); the fine-grained answer claims no confidence;
+    a fine-grained query sketch's own photo is marked and its rank said; back again, the
+    category model answers by the confidence rule."""
+    from semi3lib.interactive.confidence import fine_grained_note
+
+    w = two_models
+    assert w.models == ["Category (chapter 4)", "Fine-grained (chapter 10)"] and w.model == w.models[0]
+    category_examples = list(w.examples)
+    sketch = next((search_export / "examples").glob("*.png"))
+    w.sketch = data_url(sketch)
+    assert [r["name"] for r in w.results] == cli_names(search_export / "index.npz", sketch)
+    assert w.confidence == ranking_confidence([r["category"] for r in w.results]).as_dict()
+
+    w.model = "Fine-grained (chapter 10)"
+    assert not w.error, w.message
+    assert [r["name"] for r in w.results] == cli_names(fine_grained_export / "index.npz", sketch)
+    assert w.confidence == fine_grained_note(None, 10) and w.message == "Top 10 of 12 photos."
+    assert w.examples != category_examples and w.pick == -1
+    assert w.ready_message().endswith("12 photos of 3 categories.")
+
+    n, own = found_own_photo(fine_grained_export)
+    w.pick = n  # a query sketch of the fine-grained model's (the export's examples are the widget's)
+    picked = fine_grained_export / "examples" / f"{n:02d}.png"
+    names = [r["name"] for r in w.results]
+    assert names == cli_names(fine_grained_export / "index.npz", picked)
+    assert w.confidence == fine_grained_note(names.index(own) + 1, 10)
+    assert [r["name"] for r in w.results if r.get("own")] == [own]
+
+    w.model = "Category (chapter 4)"  # the picked sketch stays and is answered by the category model
+    assert [r["name"] for r in w.results] == cli_names(search_export / "index.npz", picked)
+    assert not any(r.get("own") for r in w.results) and w.confidence["level"] in {"clear", "unsure", "unknown"}
+    assert w.examples == category_examples
+
+    w._handle_custom_msg({"event": "clear"}, [])
+    w.model = "Fine-grained (chapter 10)"  # nothing drawn: no answer, the ready message
+    assert w.results == [] and w.confidence == {} and w.message == w.ready_message()
+    w.model = "not a model"  # only the dropdown sets it; anything else is put back
+    assert w.model == "Fine-grained (chapter 10)" and w.searcher is w.searchers["Fine-grained (chapter 10)"]
+
+
+@pytest.mark.data
+def test_one_model_has_no_dropdown_and_a_broken_one_is_named(widget, smoke_run, tmp_path):
+    assert widget.models == [] and widget.model == ""
+    w = SketchSearch.from_checkpoints({"Category": smoke_run / "last.pt", "Fine-grained": tmp_path / "missing.pt"})
+    assert w.error and w.message.startswith("Fine-grained: ") and "make book" in w.message and w.searcher is None
+    with pytest.raises(ValueError, match="not both"):
+        SketchSearch(widget.searcher, models={"a": widget.searcher})

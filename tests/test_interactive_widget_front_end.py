@@ -12,21 +12,28 @@ import shutil
 import pytest
 
 from browser import chromium_page
-from semi3lib.interactive.confidence import ranking_confidence
+from semi3lib.interactive.confidence import fine_grained_note, ranking_confidence
 from semi3lib.interactive.widget import WEB_DIR
 from test_interactive_search_page import serve
 
 READY = "Draw a sketch, upload one or pick one: 3,125 photos of 125 categories."
 SURE = ranking_confidence(["cat"] * 8 + ["dog", "cat"]).as_dict()
 SPLIT = ranking_confidence(["ray", "blimp", "apple", "cat", "hat", "cup", "ray", "dog", "owl", "bee"]).as_dict()
+FINE = fine_grained_note(None, 10)
+MODELS = ["Category (chapter 4)", "Fine-grained (chapter 10)"]
 
 # anywidget's model as the front end uses it (get, set, save_changes, on, send), and the
 # Python side's answers: a drawing with more than one stroke is "understood", one stroke is not.
+# With ?models=2 the widget has two models (``models``, ``model``); choosing the second is
+# answered as the fine-grained model answers: other photos, no confidence claim.
 PAGE = """<!doctype html><meta charset="utf-8"><body style="margin:8px;font-family:sans-serif"><div id="w"></div>
 <script type="module">
 import widget from './widget.mjs';
+const two = new URLSearchParams(location.search).get('models') === '2';
 const traits = {examples: ['1. cat', '2. teddy bear'], message: %(ready)r, error: false, results: [], confidence: {},
-                shown: '', sketch: '', pick: -1, upload: '', upload_name: ''};
+                shown: '', sketch: '', pick: -1, upload: '', upload_name: '',
+                models: two ? %(models)s : [], model: two ? %(models)s[0] : ''};
+let pending = new Set();
 const handlers = {};
 const log = window.sent = [];
 const fire = (k) => (handlers['change:' + k] || []).forEach((f) => f());
@@ -39,14 +46,24 @@ const python = {
     traits.message = 'Top 10 of 3,125 photos.';
     ['results', 'confidence', 'message'].forEach(fire);
   },
+  switched() {
+    traits.results = Array.from({length: 10}, (_, i) => ({rank: i + 1, category: i %% 2 ? 'cup' : 'shoe', score: 0.8 - i / 100,
+      name: `fg${i}.jpg`, thumb: 'data:image/gif;base64,R0lGODlhAQABAAAAACw=', ...(i === 2 ? {own: true} : {})}));
+    traits.confidence = %(fine)s;
+    traits.examples = ['1. shoe', '2. cup', '3. shoe'];
+    ['results', 'confidence', 'examples'].forEach(fire);
+  },
   clear() { traits.results = []; traits.confidence = {}; traits.message = %(ready)r; traits.pick = -1;
             ['results', 'confidence', 'message'].forEach(fire); },
 };
 const model = {
   get: (k) => traits[k],
-  set: (k, v) => { traits[k] = v; log.push(['set', k, typeof v === 'string' && v.length > 40 ? v.slice(0, 22) : v]); },
+  set: (k, v) => { traits[k] = v; pending.add(k); log.push(['set', k, typeof v === 'string' && v.length > 40 ? v.slice(0, 22) : v]); },
   save_changes: () => {
     log.push(['save']);
+    const changed = pending;
+    pending = new Set();
+    if (changed.has('model')) { python.switched(); return; }
     if (traits.sketch) python.answer(window.strokesOnCanvas());
     if (traits.pick >= 0) { traits.shown = document.querySelector('canvas').toDataURL(); python.answer(2); fire('shown'); }
   },
@@ -63,7 +80,8 @@ window.ready = true;
 def widget_url(tmp_path_factory):
     folder = tmp_path_factory.mktemp("widget-page")
     shutil.copy2(WEB_DIR / "widget.mjs", folder / "widget.mjs")
-    (folder / "index.html").write_text(PAGE % {"ready": READY, "sure": _js(SURE), "split": _js(SPLIT)})
+    (folder / "index.html").write_text(PAGE % {"ready": READY, "sure": _js(SURE), "split": _js(SPLIT), "fine": _js(FINE),
+                                                "models": _js(MODELS)})
     with serve(folder) as url:
         yield f"{url}/index.html"
 
@@ -105,6 +123,7 @@ def test_undo_ctrl_z_clear_and_pick_in_the_widget(widget_url, width, height, scr
         page.wait_for_function("window.ready === true")
         status, confidence = page.locator(".semi3-widget-status"), page.locator(".semi3-widget-confidence")
         assert status.inner_text() == READY and page.is_disabled(".semi3-widget-undo")
+        assert not page.is_visible(".semi3-widget-model")  # one model: no dropdown
         blank = canvas_png(page)
 
         draw(page, HOUSE[:1])
@@ -144,3 +163,36 @@ def test_undo_ctrl_z_clear_and_pick_in_the_widget(widget_url, width, height, scr
         widest = page.evaluate("Math.max(...[...document.querySelectorAll('.semi3-widget *')]"
                                ".map(e => e.getBoundingClientRect().right))")
         assert widest <= width, f"the widget is wider than the window: {widest}px"
+
+
+@pytest.mark.parametrize("width, height", [(1400, 900), (390, 844)])
+def test_the_model_dropdown_switches_and_keeps_the_drawing(widget_url, width, height, screenshots):
+    """Two models: a labelled dropdown above the canvas; choosing the other sends ``model`` (and
+    no new drawing), the canvas keeps its strokes, and the other model's answer is shown with
+    its note in place of a confidence and its own photo marked."""
+    with chromium_page(width, height) as page:
+        page.goto(widget_url + "?models=2")
+        page.wait_for_function("window.ready === true")
+        assert page.is_visible(".semi3-widget-model")
+        assert page.eval_on_selector_all(".semi3-widget-model option", "els => els.map(e => e.value)") == MODELS
+        assert page.input_value(".semi3-widget-model") == MODELS[0]
+        assert page.inner_text("label:has(.semi3-widget-model)").startswith("Model")
+        above = page.locator(".semi3-widget-model").bounding_box()["y"] < page.locator(".semi3-widget canvas").bounding_box()["y"]
+        assert above, "the dropdown is not above the canvas"
+        draw(page, HOUSE)
+        page.wait_for_function(f"document.querySelector('.semi3-widget-confidence').textContent === {_js(SURE['text'])}")
+        drawing, sent = canvas_png(page), sketches_sent(page)
+
+        page.select_option(".semi3-widget-model", MODELS[1])
+        page.wait_for_function(f"document.querySelector('.semi3-widget-confidence').textContent === {_js(FINE['text'])}")
+        assert page.evaluate("window.sent.some(e => e[0] === 'set' && e[1] === 'model' && e[2] === %s)" % _js(MODELS[1]))
+        assert canvas_png(page) == drawing and sketches_sent(page) == sent  # the drawing stays; Python answers it again
+        assert page.get_attribute(".semi3-widget-confidence", "data-level") == "fine-grained"
+        assert page.locator(".semi3-widget figcaption").first.inner_text().startswith("1. shoe")
+        assert page.locator(".semi3-widget-own").count() == 1
+        assert "its own photo" in page.locator(".semi3-widget-own figcaption").inner_text()
+        assert page.eval_on_selector_all(".semi3-widget-examples option", "els => els.length") == 4  # the other examples
+        widest = page.evaluate("Math.max(...[...document.querySelectorAll('.semi3-widget *')]"
+                               ".map(e => e.getBoundingClientRect().right))")
+        assert widest <= width, f"the widget is wider than the window: {widest}px"
+        page.screenshot(path=str(screenshots / f"widget-two-models-{width}.png"))

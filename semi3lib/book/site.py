@@ -241,9 +241,10 @@ def build_site(root: str | os.PathLike = ".", strict: bool = True, template: str
         detail = "\n  - ".join(problems) if problems else output[-4000:]
         verdict = f"failed (exit {result.returncode})" if result.returncode else "reported problems (strict build)"
         raise SiteBuildError(f"`{' '.join(command)}` {verdict} in {root}:\n  - {detail}")
-    from semi3lib.book.search_page import install_search_page
+    from semi3lib.book.search_page import install_search_page, named_exports
 
-    install_search_page(root / "_build" / "html", root / "_build" / "search-export")
+    exports = named_exports(root / "_build")
+    install_search_page(root / "_build" / "html", exports.pop("category"), exports)
     missing = check_site(root)
     if missing:
         raise SiteBuildError(

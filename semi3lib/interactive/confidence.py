@@ -14,6 +14,11 @@ agree. Among the top ``k`` hits, count the photos of each category; the leading 
   nothing the model knows.
 
 Shares are compared as integer percentages, so the two languages cannot round differently.
+
+A fine-grained (instance) model is trained to find the one photo a sketch was drawn from; its
+closest photos agreeing on a category says nothing of whether it found that photo, so its
+answers claim no confidence: :func:`fine_grained_note` says how they are ranked instead (and,
+for a query sketch whose own photo is known, where that photo ranked).
 """
 
 from __future__ import annotations
@@ -78,3 +83,18 @@ def ranking_confidence(categories: Sequence[str]) -> Confidence | None:
     else:
         level = "unknown"
     return Confidence(level, leader, n1, second, n2, k, len(votes))
+
+
+FINE_GRAINED_NOTE = ("Fine-grained model: the photos are ranked by how closely they match this drawing's details "
+                     "(no confidence is claimed).")
+
+
+def fine_grained_note(own_rank: int | None, k: int) -> dict:
+    """What a fine-grained model's answer says in place of a confidence (``level``
+    ``fine-grained``, ``text``): ``own_rank`` is the 1-based rank of the sketch's own photo
+    among the ``k`` hits, 0 when it is not among them, None when it is not known."""
+    where = ""
+    if own_rank is not None:
+        where = (f" The photo this sketch was drawn from is number {own_rank}." if own_rank > 0
+                 else f" The photo this sketch was drawn from is not among these {k}.")
+    return {"level": "fine-grained", "text": FINE_GRAINED_NOTE + where}

@@ -12,6 +12,13 @@ their category and score (``results``), how sure it is (``confidence``, the rule
 stroke (a button, Ctrl+Z or Cmd+Z) and clears (a ``{"event": "clear"}`` message: the answer and
 the status go back to the start). The search is the same as ``semi3 search``: the sketch is prepared by
 :func:`semi3lib.data.transforms.image_to_tensor` from a greyscale image.
+
+Several models: ``SketchSearch.from_checkpoints({"Category (chapter 4)": ckpt_a, "Fine-grained
+(chapter 10)": ckpt_b})`` (or ``SketchSearch(models={label: searcher})``) shows a dropdown
+(``models``, the chosen one in ``model``); switching keeps the drawing and answers it again
+from the other model and its gallery, as the book's search page does. A fine-grained model's
+answer claims no confidence (:func:`semi3lib.interactive.confidence.fine_grained_note`). One
+model: no dropdown, the widget as it always was.
 """
 
 from __future__ import annotations
@@ -21,13 +28,13 @@ import binascii
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import anywidget
 import numpy as np
 import traitlets
 
-from semi3lib.interactive.confidence import category_words, ranking_confidence
+from semi3lib.interactive.confidence import category_words, fine_grained_note, ranking_confidence
 
 WEB_DIR = Path(__file__).with_name("web")
 THUMB_SIZE = 96
@@ -45,7 +52,8 @@ class SketchSearcher:
     """The PyTorch side: a trained model and its gallery, ``(N, D)`` L2-normalised embeddings."""
 
     def __init__(self, model: Any, cfg: Any, gallery: np.ndarray, paths: Sequence[str | Path],
-                 categories: Sequence[str], examples: Sequence[tuple[str, Path]] = ()) -> None:
+                 categories: Sequence[str], examples: Sequence[tuple[str, Path]] = (),
+                 example_photos: Sequence[str | None] = ()) -> None:
         from semi3lib.retrieval.index import RetrievalIndex
         from semi3lib.engine.checkpoints import model_identity
 
@@ -53,6 +61,23 @@ class SketchSearcher:
         self.index = RetrievalIndex(embeddings=gallery, paths=[str(p) for p in paths],
                                     model_identity=model_identity(model, cfg), labels=list(categories))
         self.examples = list(examples)
+        # Each example sketch's source photo id (Sketchy: the photo's file stem), fine-grained models.
+        self.example_photos = list(example_photos)
+
+    @property
+    def fine_grained(self) -> bool:
+        """Whether the model was trained to find a sketch's own photo (``data.protocol: instance``)."""
+        return self.cfg.data.protocol == "instance"
+
+    def own_photo(self, example: int) -> str | None:
+        """The gallery path of the photo example sketch ``example`` was drawn from (fine-grained
+        models; None when the gallery does not hold it, the sketch's photo is not known or the
+        model is a category one)."""
+        if not self.fine_grained or example >= len(self.example_photos) or self.example_photos[example] is None:
+            return None
+        category, photo_id = self.examples[example][0], self.example_photos[example]
+        return next((p for p, c in zip(self.index.paths, self.index.labels)
+                     if c == category and Path(p).stem == photo_id), None)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, index: str | Path | None = None,
@@ -65,26 +90,23 @@ class SketchSearcher:
         from semi3lib.engine.checkpoints import model_identity
 
         model, cfg, _, data = load_trained(checkpoint, "cpu")
-        queries = [data.index.sketches[i] for i in data.split.query]
-        examples = [(s.category, s.path) for s in queries[::max(1, len(queries) // EXAMPLES)][:EXAMPLES]]
+        examples, example_photos = _examples(data)
         if index is not None:
             built = load_index(index)
             check_compatible(built, model_identity(model, cfg))
             labels = built.labels or [Path(p).parent.name for p in built.paths]
-            return cls(model, cfg, built.embeddings, built.paths, labels, examples)
+            return cls(model, cfg, built.embeddings, built.paths, labels, examples, example_photos)
         photos = [data.index.photos[j] for j in data.split.gallery]
         gallery, paths, _ = embed_photo_files(model, cfg, [p.path for p in photos], "cpu", progress=progress)
         by_path = {str(Path(p.path).resolve()): p.category for p in photos}
-        return cls(model, cfg, gallery, paths, [by_path[p] for p in paths], examples)
+        return cls(model, cfg, gallery, paths, [by_path[p] for p in paths], examples, example_photos)
 
     @classmethod
     def from_trained(cls, model: Any, cfg: Any, data: Any, gallery: np.ndarray) -> "SketchSearcher":
         """From what a notebook already holds: the model, its experiment data and the gallery's
         embeddings in ``data.split.gallery`` order (e.g. ``embed_split(...)["gallery"]``)."""
         photos = [data.index.photos[j] for j in data.split.gallery]
-        queries = [data.index.sketches[i] for i in data.split.query]
-        examples = [(s.category, s.path) for s in queries[::max(1, len(queries) // EXAMPLES)][:EXAMPLES]]
-        return cls(model, cfg, gallery, [p.path for p in photos], [p.category for p in photos], examples)
+        return cls(model, cfg, gallery, [p.path for p in photos], [p.category for p in photos], *_examples(data))
 
     def search(self, image: Any, k: int = 10) -> list[Hit]:
         """Top-``k`` photos for a greyscale PIL sketch (any size)."""
@@ -97,6 +119,14 @@ class SketchSearcher:
             query = self.model.embed_sketch(sketch_to_tensor(image, self.cfg.data.image_size, self.cfg.data.strokes).unsqueeze(0))
         scores, top = search_arrays(self.index.embeddings, query.float().numpy(), k)
         return [Hit(self.index.paths[j], self.index.labels[j], float(s)) for j, s in zip(top[0], scores[0])]
+
+
+def _examples(data: Any) -> tuple[list[tuple[str, Path]], list[str | None]]:
+    """A few of the run's query sketches to pick from, as (category, path) (the same ones
+    ``semi3 export`` writes), and each one's source photo id (None where the dataset names none)."""
+    queries = [data.index.sketches[i] for i in data.split.query]
+    picked = queries[::max(1, len(queries) // EXAMPLES)][:EXAMPLES]
+    return [(s.category, s.path) for s in picked], [s.photo_id for s in picked]
 
 
 class InputError(ValueError):
@@ -157,17 +187,51 @@ class SketchSearch(anywidget.AnyWidget):
     message = traitlets.Unicode("").tag(sync=True)
     error = traitlets.Bool(False).tag(sync=True)
     k = traitlets.Int(10).tag(sync=True)
+    models = traitlets.List(traitlets.Unicode()).tag(sync=True)  # the labels; a dropdown when more than one
+    model = traitlets.Unicode("").tag(sync=True)  # the chosen label
 
-    def __init__(self, searcher: SketchSearcher | None = None, message: str = "", **kwargs: Any) -> None:
+    def __init__(self, searcher: SketchSearcher | None = None, message: str = "", *,
+                 models: Mapping[str, SketchSearcher] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.searcher = searcher
+        if searcher is not None and models:
+            raise ValueError("give one searcher or models={label: searcher}, not both")
+        self.searchers: dict[str, SketchSearcher] = dict(models or {})
+        self.searcher = searcher if searcher is not None else next(iter(self.searchers.values()), None)
         self._thumbs: dict[str, str] = {}
-        if searcher is None:
+        self._query: Any = None  # the last image searched (a greyscale PIL image): a model switch answers it again
+        self._own: str | None = None  # the picked example's own photo (fine-grained models)
+        if self.searcher is None:
             self.message, self.error = message or "No model to search with.", True
         else:
-            self.examples = [f"{i + 1}. {category_words(category)}" for i, (category, _) in enumerate(searcher.examples)]
+            if self.searchers:
+                self.models = list(self.searchers)
+                self.model = self.models[0]
+            self._show_examples()
             self.message = self.ready_message()
         self.on_msg(self._on_message)
+
+    def _show_examples(self) -> None:
+        self.examples = [f"{i + 1}. {category_words(category)}" for i, (category, _) in enumerate(self.searcher.examples)]
+
+    @traitlets.observe("model")
+    def _on_model(self, change: dict) -> None:
+        """Another model chosen: its gallery and examples; the last drawing answered again."""
+        chosen = self.searchers.get(change["new"])
+        if chosen is None:  # not one of the labels (only the front end's dropdown sets it)
+            self.model = change["old"]
+            return
+        if chosen is self.searcher:
+            return
+        with self.hold_sync():
+            self.searcher = chosen
+            self.pick = -1  # the picked example was the other model's query sketch
+            self._show_examples()
+            if self._query is None:
+                self.results, self.confidence = [], {}
+                self.message, self.error = self.ready_message(), False
+        if self._query is not None:
+            query = self._query
+            self._answer(lambda: query)
 
     def ready_message(self) -> str:
         """The status before any answer (and after Clear)."""
@@ -179,6 +243,7 @@ class SketchSearch(anywidget.AnyWidget):
         with self.hold_sync():
             self.results, self.confidence, self.shown = [], {}, ""
             self.sketch, self.upload, self.pick = "", "", -1
+            self._query, self._own = None, None
             if self.searcher is not None:
                 self.message, self.error = self.ready_message(), False
 
@@ -191,23 +256,23 @@ class SketchSearch(anywidget.AnyWidget):
         """The widget for a checkpoint (see :meth:`SketchSearcher.from_checkpoint`); a missing,
         unreadable or refused checkpoint (one that holds more than data: nothing in it is run)
         or a mismatched index becomes the widget's message, not an exception."""
-        from semi3lib.engine.checkpoints import CheckpointError
-        from semi3lib.paths import DatasetNotFoundError
-        from semi3lib.retrieval.index import IndexCompatibilityError, IndexFormatError
+        searcher = _load_searcher(checkpoint, index)
+        return cls(searcher, **kwargs) if isinstance(searcher, SketchSearcher) else cls(None, searcher, **kwargs)
 
-        try:
-            return cls(SketchSearcher.from_checkpoint(checkpoint, index), **kwargs)
-        except DatasetNotFoundError as err:
-            return cls(None, f"The gallery's photos are read from the dataset: {err}", **kwargs)
-        except FileNotFoundError as err:
-            return cls(None, f"{err}. Train one first: `make book`, or `semi3 train --config "
-                             f"configs/sketchy-mini-cpu.yaml`.", **kwargs)
-        except (IndexCompatibilityError, IndexFormatError) as err:
-            return cls(None, f"The gallery index {index} does not belong to {checkpoint}: {err}", **kwargs)
-        except CheckpointError as err:
-            return cls(None, f"This checkpoint cannot be used: {err}", **kwargs)
-        except (ValueError, OSError) as err:  # a bad config in the checkpoint, a folder, no permission
-            return cls(None, f"The widget cannot be built from {checkpoint}: {err}", **kwargs)
+    @classmethod
+    def from_checkpoints(cls, checkpoints: Mapping[str, str | Path | tuple[str | Path, str | Path | None]],
+                         **kwargs: Any) -> "SketchSearch":
+        """The widget with a dropdown of models: ``{label: checkpoint}`` (or ``{label:
+        (checkpoint, index)}``), the first one shown. A model that cannot be loaded becomes the
+        widget's message, naming it (as :meth:`from_checkpoint`)."""
+        searchers = {}
+        for label, given in checkpoints.items():
+            checkpoint, index = given if isinstance(given, tuple) else (given, None)
+            searcher = _load_searcher(checkpoint, index)
+            if not isinstance(searcher, SketchSearcher):
+                return cls(None, f"{label}: {searcher}", **kwargs)
+            searchers[label] = searcher
+        return cls(models=searchers, **kwargs)
 
     @classmethod
     def from_trained(cls, model: Any, cfg: Any, data: Any, gallery: np.ndarray, **kwargs: Any) -> "SketchSearch":
@@ -241,30 +306,41 @@ class SketchSearch(anywidget.AnyWidget):
             from semi3lib.data.images import load_image
 
             path = self.searcher.examples[change["new"]][1]
-            self._answer(lambda: self._show(load_image(path, "L")))
+            self._answer(lambda: self._show(load_image(path, "L")), own=self.searcher.own_photo(change["new"]))
 
     def _show(self, image: Any) -> Any:
         self.shown = _data_url(image, "PNG")
         return image
 
-    def _answer(self, make_image: Any) -> None:
-        """Search with the image ``make_image()`` returns; every failure becomes the message."""
+    def _answer(self, make_image: Any, own: str | None = None) -> None:
+        """Search with the image ``make_image()`` returns; every failure becomes the message.
+        ``own``: the gallery path of the sketch's own photo, when known (a picked example)."""
         if self.searcher is None:
             return
+        self._own = own
         try:
-            hits = self.searcher.search(make_image(), self.k)
+            image = make_image()
+            self._query = image
+            hits = self.searcher.search(image, self.k)
         except InputError as err:
+            self._query = None
             self.results, self.confidence, self.message, self.error = [], {}, str(err), True
             return
         except Exception as err:  # noqa: BLE001 (the widget's contract: a message, never a traceback)
             self.results, self.confidence = [], {}
             self.message, self.error = f"The search failed: {type(err).__name__}: {err}", True
             return
-        confidence = ranking_confidence([h.category for h in hits])
+        if self.searcher.fine_grained:
+            own_rank = None if self._own is None else next((i + 1 for i, h in enumerate(hits) if h.path == self._own), 0)
+            confidence = fine_grained_note(own_rank, len(hits))
+        else:
+            ranked = ranking_confidence([h.category for h in hits])
+            confidence = ranked.as_dict() if ranked else {}
         with self.hold_sync():
             self.results = [{"rank": i + 1, "category": h.category, "score": round(h.score, 4),
-                             "name": Path(h.path).name, "thumb": self._thumb(h.path)} for i, h in enumerate(hits)]
-            self.confidence = confidence.as_dict() if confidence else {}
+                             "name": Path(h.path).name, "thumb": self._thumb(h.path),
+                             **({"own": True} if h.path == self._own else {})} for i, h in enumerate(hits)]
+            self.confidence = confidence
             self.message, self.error = f"Top {len(hits)} of {len(self.searcher.index):,} photos.", False
 
     def _thumb(self, path: str) -> str:
@@ -274,3 +350,24 @@ class SketchSearch(anywidget.AnyWidget):
 
             self._thumbs[path] = _data_url(resize_center_crop(load_image(path, "RGB"), THUMB_SIZE))
         return self._thumbs[path]
+
+
+def _load_searcher(checkpoint: str | Path, index: str | Path | None) -> SketchSearcher | str:
+    """:meth:`SketchSearcher.from_checkpoint`, or the message that says why it cannot be built
+    (a missing, unreadable or refused checkpoint, a dataset not found, a mismatched index)."""
+    from semi3lib.engine.checkpoints import CheckpointError
+    from semi3lib.paths import DatasetNotFoundError
+    from semi3lib.retrieval.index import IndexCompatibilityError, IndexFormatError
+
+    try:
+        return SketchSearcher.from_checkpoint(checkpoint, index)
+    except DatasetNotFoundError as err:
+        return f"The gallery's photos are read from the dataset: {err}"
+    except FileNotFoundError as err:
+        return f"{err}. Train one first: `make book`, or `semi3 train --config configs/sketchy-mini-cpu.yaml`."
+    except (IndexCompatibilityError, IndexFormatError) as err:
+        return f"The gallery index {index} does not belong to {checkpoint}: {err}"
+    except CheckpointError as err:
+        return f"This checkpoint cannot be used: {err}"
+    except (ValueError, OSError) as err:  # a bad config in the checkpoint, a folder, no permission
+        return f"The widget cannot be built from {checkpoint}: {err}"

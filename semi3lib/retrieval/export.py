@@ -20,7 +20,12 @@ The export is built in a temporary folder beside ``out`` and renamed into place 
 (:func:`semi3lib.io.atomic_folder`): an earlier export there stays whole, byte for byte, when
 this one fails, is killed or fills the disk, and the next export cleans up after a killed one.
 
-The gallery is the one the checkpoint was scored on (its run's ``split.json``). The page's
+The gallery is the one the checkpoint was scored on (its run's ``split.json``): for a
+fine-grained (``data.protocol: instance``) checkpoint, the test photos, or every photo with
+``instance_gallery="all"``. The manifest says which retrieval the model was trained for
+(``protocol``: ``category``, a photo of the sketch's category, or ``instance``, the photo the
+sketch was drawn from; an older manifest without it is a category model's), and for a
+fine-grained model each example sketch's own photo in the gallery (``own``). The page's
 preprocessing (``web/preprocess.mjs``) is a port of :func:`semi3lib.data.transforms.sketch_to_tensor`
 for greyscale sketches; tests/test_interactive_export.py checks the two agree bit for bit.
 """
@@ -50,6 +55,28 @@ MANIFEST_FILE = "manifest.json"
 THUMB_SIZE = 96
 EXAMPLES = 12
 PARITY_SKETCHES = 20
+# What a reader is told each kind of model finds (the search page's model selector).
+MODEL_LABELS = {"category": "Category: a photo of the sketch's category",
+                "instance": "Fine-grained: the photo this sketch was drawn from"}
+
+
+def retrieval_protocol(data_protocol: str) -> str:
+    """What a model trained under ``data.protocol`` retrieves: ``instance`` (the sketch's own
+    photo) for the instance protocol, else ``category`` (zero-shot is category retrieval too)."""
+    return "instance" if data_protocol == "instance" else "category"
+
+
+def manifest_protocol(manifest: dict[str, Any]) -> str:
+    """The manifest's ``protocol``; ``category`` for a manifest written before it was recorded."""
+    protocol = manifest.get("protocol", "category")
+    if protocol not in MODEL_LABELS:
+        raise ExportError(f"{MANIFEST_FILE}: protocol {protocol!r} is not one of {', '.join(MODEL_LABELS)}")
+    return protocol
+
+
+def model_label(manifest: dict[str, Any]) -> str:
+    """The reader's name for the exported model: what it finds for a sketch."""
+    return MODEL_LABELS[manifest_protocol(manifest)]
 
 
 class ExportError(ValueError):
@@ -193,9 +220,14 @@ def verify_export(folder: str | Path) -> dict[str, Any]:
 
 @torch.no_grad()
 def export_search(checkpoint: str | Path, out: str | Path, *, thumb_size: int = THUMB_SIZE,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, instance_gallery: str | None = None) -> dict[str, Any]:
     """Export ``checkpoint`` for the book's search page into ``out``, as a whole (an earlier
-    export there is replaced only once this one is complete); returns the manifest."""
+    export there is replaced only once this one is complete); returns the manifest.
+    ``instance_gallery`` (``test`` or ``all``; fine-grained checkpoints only) replaces the
+    run's own ``data.instance_gallery``; None keeps it."""
+    import dataclasses
+
+    from semi3lib.data.splits import with_instance_gallery
     from semi3lib.engine.evaluate import load_trained
 
     started = time.perf_counter()
@@ -210,6 +242,11 @@ def export_search(checkpoint: str | Path, out: str | Path, *, thumb_size: int = 
         raise ValueError(f"--out {out} is a folder that is not empty and holds no earlier export "
                          f"({MANIFEST_FILE} of format {FORMAT_NAME!r}): choose an empty or new folder")
     model, cfg, _, data = load_trained(checkpoint, torch.device("cpu"))
+    if instance_gallery is not None:
+        if cfg.data.protocol != "instance":
+            raise ValueError(f"--instance-gallery is for fine-grained checkpoints; {checkpoint} was trained "
+                             f"under data.protocol={cfg.data.protocol} (its gallery is its split's)")
+        data = dataclasses.replace(data, split=with_instance_gallery(data.split, instance_gallery))
     with atomic_folder(out) as build:
         manifest = _write_export(model, cfg, data, checkpoint, build, thumb_size=thumb_size, progress=progress)
         manifest["seconds"] = round(time.perf_counter() - started, 1)
@@ -250,15 +287,22 @@ def _write_export(model: torch.nn.Module, cfg: Any, data: Any, checkpoint: Path,
                                                                            quality=82)
     (folder / "examples").mkdir()
     step = max(1, len(queries) // EXAMPLES)
+    protocol = retrieval_protocol(cfg.data.protocol)
+    picked_queries = list(data.split.query)[::step][:EXAMPLES]
+    own = _own_gallery_columns(data, picked_queries) if protocol == "instance" else None
     examples = []
-    for n, sketch in enumerate(queries[::step][:EXAMPLES]):
+    for n, k in enumerate(picked_queries):
+        sketch = data.index.sketches[k]
         load_image(sketch.path, "L").save(folder / "examples" / f"{n:02d}.png")
         examples.append({"file": f"examples/{n:02d}.png", "category": sketch.category})
+        if own is not None and own[n] >= 0:  # the page marks the photo this sketch was drawn from
+            examples[-1]["own"] = int(own[n])
 
     category_names = sorted(set(categories))
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
+        "protocol": protocol,
         "checkpoint": str(checkpoint),
         "model_identity": identity,
         "image_size": size,
@@ -274,3 +318,10 @@ def _write_export(model: torch.nn.Module, cfg: Any, data: Any, checkpoint: Path,
         "examples": examples,
         "files": file_list(folder),
     }
+
+
+def _own_gallery_columns(data: Any, sketch_positions: list[int]) -> np.ndarray:
+    """Each sketch's own photo as a position in the export's gallery (-1 where it holds none)."""
+    from semi3lib.data.instance import own_gallery_columns, own_photo_positions
+
+    return own_gallery_columns(own_photo_positions(data.index, sketch_positions), data.split.gallery)

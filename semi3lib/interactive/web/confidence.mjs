@@ -8,6 +8,22 @@ const CLEAR_LEAD = 30;
 const UNSURE_SHARE = 40;
 const UNSURE_LEAD = 20;
 
+/** What a fine-grained (instance) model's answer says instead of a confidence: that model is
+ * trained to find the one photo a sketch was drawn from, so whether its closest photos agree on a
+ * category says nothing of whether it found it. With the sketch's own photo known (a picked query
+ * sketch), where it ranked. semi3lib/interactive/confidence.py's fine_grained_note, word for word. */
+export const FINE_GRAINED_NOTE = "Fine-grained model: the photos are ranked by how closely they match this drawing's details (no confidence is claimed).";
+
+/** ownRank: 1-based rank of the sketch's own photo among the k hits, 0 if not among them, null if unknown. */
+export function fineGrainedNote(ownRank, k) {
+  let where = '';
+  if (ownRank !== null && ownRank !== undefined) {
+    where = ownRank > 0 ? ` The photo this sketch was drawn from is number ${ownRank}.`
+      : ` The photo this sketch was drawn from is not among these ${k}.`;
+  }
+  return { level: 'fine-grained', text: FINE_GRAINED_NOTE + where };
+}
+
 /** A category id as words: teddy_bear -> teddy bear. */
 export function categoryWords(category) {
   return category.replaceAll('_', ' ');

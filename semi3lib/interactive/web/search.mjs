@@ -3,8 +3,12 @@
 // embeddings are ranked here. No Python server, no CDN: everything is under <base>.
 // Drawing: strokes are kept, so Undo (the button, Ctrl+Z or Cmd+Z) redraws all but the last;
 // Clear goes back to the start. Each answer says how sure it is (confidence.mjs).
+// Models: <base>models.json lists the installed exports (semi3lib/book/search_page.py); with
+// more than one, a selector above the canvas switches model and gallery (the other model is
+// loaded when first chosen), keeping the drawing and searching it again. A site built before
+// models.json has one model, in <base>model/.
 import { isBlank, rgbaToGray, sketchTensor } from './preprocess.mjs';
-import { categoryWords, rankingConfidence } from './confidence.mjs';
+import { categoryWords, fineGrainedNote, rankingConfidence } from './confidence.mjs';
 
 const CANVAS = 256; // the page's drawing size (Sketchy's sketches are 256 x 256)
 const STROKE = 3;
@@ -14,7 +18,9 @@ const TOP_K = 10;
 const NO_MODEL = `No trained model has been exported for this book yet, so there is nothing to search with.
 Make one from the repository: <code>make book</code> trains it and builds this page with it; or, with a
 checkpoint already trained, <code>.venv/bin/semi3 export --checkpoint runs/sketchy-mini-cpu/last.pt
---out _build/search-export</code> and then <code>.venv/bin/python -m semi3lib.book.site</code>.`;
+--out _build/search-export</code> and then <code>.venv/bin/python -m semi3lib.book.site</code>. A fine-grained
+checkpoint exported to <code>_build/search-export-fine-grained</code> is offered beside it.`;
+const LEGACY_MODELS = [{ id: 'category', dir: 'model/' }];
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -87,22 +93,47 @@ class SearchPage {
   }
 
   async start() {
-    const manifestUrl = `${this.base}model/manifest.json`;
-    const resp = await fetch(manifestUrl).catch(() => null);
-    if (!resp || !resp.ok) {
+    const listed = await fetch(`${this.base}models.json`).catch(() => null);
+    this.models = listed && listed.ok ? (await listed.json()).models : LEGACY_MODELS;
+    this.loaded = new Map(); // model id -> its loaded model, once chosen
+    const first = this.models.length ? await this.loadModel(this.models[0]) : null;
+    if (!first) {
       this.setState('no-model', NO_MODEL, true);
       return;
     }
-    this.manifest = await resp.json();
-    const m = this.manifest;
-    this.setState('loading', `Loading the model (${(m.encoder.bytes / 1e6).toFixed(1)} MB) and ${count(m.count)} gallery embeddings…`);
-    const ort = await import(`${this.base}ort/ort.wasm.min.mjs`);
-    ort.env.wasm.numThreads = 1; // a static page is not cross-origin isolated: no threads
-    ort.env.wasm.wasmPaths = `${this.base}ort/`;
-    ort.env.wasm.wasmBinary = await fetchBytes(`${this.base}ort/ort-wasm-simd-threaded.wasm.gz`, true);
+    this.useModel(first);
+    this.build();
+    this.setState('ready', this.readyMessage());
+  }
+
+  /** onnxruntime-web, loaded once for every model. */
+  async runtime() {
+    if (!this.ortLoading) {
+      this.ortLoading = (async () => {
+        const ort = await import(`${this.base}ort/ort.wasm.min.mjs`);
+        ort.env.wasm.numThreads = 1; // a static page is not cross-origin isolated: no threads
+        ort.env.wasm.wasmPaths = `${this.base}ort/`;
+        ort.env.wasm.wasmBinary = await fetchBytes(`${this.base}ort/ort-wasm-simd-threaded.wasm.gz`, true);
+        return ort;
+      })();
+    }
+    this.ort = await this.ortLoading;
+    return this.ort;
+  }
+
+  /** A model of models.json (manifest, encoder session, gallery), loaded once; null when its
+   * manifest cannot be fetched (no export installed). */
+  async loadModel(entry) {
+    if (this.loaded.has(entry.id)) return this.loaded.get(entry.id);
+    const resp = await fetch(`${this.base}${entry.dir}manifest.json`).catch(() => null);
+    if (!resp || !resp.ok) return null;
+    const m = await resp.json();
+    const which = this.models.length > 1 ? `the ${entry.id} model` : 'the model';
+    this.setState('loading', `Loading ${which} (${(m.encoder.bytes / 1e6).toFixed(1)} MB) and ${count(m.count)} gallery embeddings…`);
+    const ort = await this.runtime();
     const [encoder, halves] = await Promise.all([
-      fetchBytes(`${this.base}model/${m.encoder.file}.gz`, true),
-      fetchBytes(`${this.base}model/${m.gallery.file}`),
+      fetchBytes(`${this.base}${entry.dir}${m.encoder.file}.gz`, true),
+      fetchBytes(`${this.base}${entry.dir}${m.gallery.file}`),
     ]);
     if ((await sha256(encoder)) !== m.encoder.sha256) {
       throw new Error(`the sketch encoder is not the one the gallery was embedded with (sha256 differs from manifest.json); re-export both with semi3 export`);
@@ -111,11 +142,56 @@ class SearchPage {
     if (words.length !== m.count * m.embed_dim) {
       throw new Error(`the gallery holds ${words.length} numbers, not ${m.count} x ${m.embed_dim}: re-export it with semi3 export`);
     }
-    this.gallery = Float32Array.from(words, halfToFloat);
-    this.ort = ort;
-    this.session = await ort.InferenceSession.create(encoder, { executionProviders: ['wasm'] });
-    this.build();
-    this.setState('ready', this.readyMessage());
+    const model = {
+      entry, manifest: m, dir: entry.dir,
+      fineGrained: (m.protocol ?? 'category') === 'instance', // older manifests: a category model
+      gallery: Float32Array.from(words, halfToFloat),
+      session: await ort.InferenceSession.create(encoder, { executionProviders: ['wasm'] }),
+    };
+    this.loaded.set(entry.id, model);
+    return model;
+  }
+
+  useModel(model) {
+    this.model = model;
+    this.manifest = model.manifest;
+    this.root.dataset.model = model.entry.id;
+  }
+
+  /** Switch to the model ``id`` of models.json: the drawing (or the shown sketch) stays and is
+   * searched again with the other model and its gallery. */
+  async switchModel(id) {
+    const entry = this.models.find((x) => x.id === id);
+    if (!entry || entry.id === this.model.entry.id) return;
+    clearTimeout(this.timer);
+    this.modelSelect.disabled = true;
+    this.setState('loading', `Loading the ${entry.id} model…`, false);
+    try {
+      const model = await this.loadModel(entry);
+      if (!model) throw new Error(`${entry.dir}manifest.json could not be fetched`);
+      this.useModel(model);
+      this.own = null; // an example's own photo belongs to the other model's gallery
+      this.fillExamples();
+      await this.searchAgain();
+    } catch (err) {
+      this.modelSelect.value = this.model.entry.id;
+      this.setState('error', `The ${entry.id} model could not be loaded: ${err.message}`, true);
+    } finally {
+      this.modelSelect.disabled = false;
+    }
+  }
+
+  /** The current drawing searched again (after a model switch): the strokes as the canvas shows
+   * them, else an uploaded or picked sketch with its own pixels, else no answer. */
+  searchAgain() {
+    if (this.strokes.length > 0) return this.searchCanvas();
+    if (this.shownPixels) {
+      const { rgba, width, height, blankMessage } = this.shownPixels;
+      return this.search(rgba, width, height, blankMessage);
+    }
+    this.showAnswer(null);
+    this.setState('ready', this.readyMessage(), false);
+    return null;
   }
 
   readyMessage() {
@@ -124,16 +200,15 @@ class SearchPage {
   }
 
   build() {
-    const m = this.manifest;
     this.canvas = el('canvas', { width: CANVAS, height: CANVAS, class: 'semi3-canvas', tabindex: '0', 'aria-label': 'Drawing area' });
     this.ctx = this.canvas.getContext('2d', { willReadFrequently: true });
     this.shown = null; // an uploaded or picked sketch shown on the canvas, drawn under the strokes
     this.strokes = []; // each a list of canvas points
+    this.own = null; // a picked query sketch's own photo (its gallery position), fine-grained models only
     this.bindPointer();
     this.upload = el('input', { type: 'file', accept: 'image/*', class: 'semi3-upload', onchange: () => this.onUpload() });
-    this.picker = el('select', { class: 'semi3-examples', onchange: (e) => this.onPick(e.target.value) },
-      el('option', { value: '' }, 'pick a query sketch…'),
-      ...m.examples.map((x, i) => el('option', { value: String(i) }, `${i + 1}. ${categoryWords(x.category)}`)));
+    this.picker = el('select', { class: 'semi3-examples', onchange: (e) => this.onPick(e.target.value) });
+    this.fillExamples();
     this.undoButton = el('button', { type: 'button', class: 'semi3-undo', title: 'Undo the last stroke (Ctrl+Z)', onclick: () => this.undo() }, 'Undo');
     const controls = el('div', { class: 'semi3-controls' },
       el('div', { class: 'semi3-buttons' }, this.undoButton,
@@ -147,8 +222,23 @@ class SearchPage {
       this.undo();
     } }, el('div', { class: 'semi3-left' }, this.canvas, controls),
     el('div', { class: 'semi3-right' }, this.status, this.confidence, this.results));
-    this.root.replaceChildren(search);
+    if (this.models.length > 1) {
+      this.modelSelect = el('select', { id: 'semi3-model', class: 'semi3-model', onchange: (e) => this.switchModel(e.target.value) },
+        // the label alone, so that it fits a phone; the status line says how many photos
+        ...this.models.map((x) => el('option', { value: x.id }, x.label)));
+      this.modelSelect.value = this.model.entry.id;
+      const choice = el('div', { class: 'semi3-model-choice' }, el('label', { for: 'semi3-model' }, 'Model'), this.modelSelect);
+      this.root.replaceChildren(choice, search);
+    } else {
+      this.root.replaceChildren(search);
+    }
     this.redraw();
+  }
+
+  /** The current model's query sketches in the picker, none picked. */
+  fillExamples() {
+    this.picker.replaceChildren(el('option', { value: '' }, 'pick a query sketch…'),
+      ...this.manifest.examples.map((x, i) => el('option', { value: String(i) }, `${i + 1}. ${categoryWords(x.category)}`)));
   }
 
   /** The canvas from what it holds: white, the shown sketch if any, then every stroke. */
@@ -179,6 +269,8 @@ class SearchPage {
   clearAll() {
     clearTimeout(this.timer);
     this.shown = null;
+    this.shownPixels = null;
+    this.own = null;
     this.strokes = [];
     this.redraw();
     this.upload.value = '';
@@ -244,6 +336,7 @@ class SearchPage {
     const file = this.upload.files[0];
     if (!file) return;
     this.picker.value = '';
+    this.own = null;
     await this.searchFile(file, file.name);
   }
 
@@ -253,12 +346,13 @@ class SearchPage {
     if (value === '') return;
     const example = this.manifest.examples[Number(value)];
     this.upload.value = '';
+    this.own = example.own ?? null; // a fine-grained model's export names the photo it was drawn from
     const resp = await fetch(this.modelUrl(example.file));
     await this.searchFile(await resp.blob(), `query sketch ${Number(value) + 1} (${categoryWords(example.category)})`);
   }
 
   modelUrl(file) {
-    return `${this.base}model/${file}`;
+    return `${this.base}${this.model.dir}${file}`;
   }
 
   /** An image file (or blob) shown on the canvas and searched with its own pixels. */
@@ -276,13 +370,16 @@ class SearchPage {
     const { data } = off.getImageData(0, 0, bitmap.width, bitmap.height);
     clearTimeout(this.timer);
     this.shown = bitmap;
+    const blankMessage = `${name} is blank (one colour everywhere): there is no sketch in it.`;
+    this.shownPixels = { rgba: data, width: bitmap.width, height: bitmap.height, blankMessage };
     this.strokes = [];
     this.redraw();
-    await this.search(data, bitmap.width, bitmap.height, `${name} is blank (one colour everywhere): there is no sketch in it.`);
+    await this.search(data, bitmap.width, bitmap.height, blankMessage);
   }
 
   async search(rgba, width, height, blankMessage) {
-    const m = this.manifest;
+    const model = this.model;
+    const m = model.manifest;
     if (isBlank(rgbaToGray(rgba, width, height))) {
       this.showAnswer(null);
       this.setState('error', blankMessage, true);
@@ -291,9 +388,10 @@ class SearchPage {
     this.setState('searching');
     const t0 = performance.now();
     const input = new this.ort.Tensor('float32', sketchTensor(rgba, width, height, m.image_size, m.strokes ?? 'raw'), [1, 3, m.image_size, m.image_size]);
-    const output = await this.session.run({ sketch: input });
+    const output = await model.session.run({ sketch: input });
+    if (model !== this.model) return null; // the model was switched meanwhile: its own search answers
     const query = output.embedding.data;
-    const hits = rank(this.gallery, m.count, m.embed_dim, query, TOP_K);
+    const hits = rank(model.gallery, m.count, m.embed_dim, query, TOP_K);
     const ms = performance.now() - t0;
     this.timings.push(ms);
     this.last = hits.map((h) => ({ ...h, name: m.photos[h.index].name, category: m.categories[m.photos[h.index].category] }));
@@ -302,14 +400,23 @@ class SearchPage {
     return this.last;
   }
 
-  /** The hits (or none) and how sure they are. */
+  /** The hits (or none) and how sure they are. A fine-grained model's answer claims no
+   * confidence (its photos share categories by design); for a picked query sketch it says
+   * where the photo the sketch was drawn from came. */
   showAnswer(hits) {
     const pattern = this.manifest.thumbs.pattern;
-    this.results.replaceChildren(...(hits ?? []).map((h, i) => el('li', { class: 'semi3-hit', 'data-name': h.name, 'data-category': h.category, 'data-score': h.score.toFixed(6) },
+    const own = this.strokes.length === 0 ? this.own : null; // strokes over it: no longer that sketch
+    this.results.replaceChildren(...(hits ?? []).map((h, i) => el('li', { class: h.index === own ? 'semi3-hit semi3-own' : 'semi3-hit', 'data-name': h.name, 'data-category': h.category, 'data-score': h.score.toFixed(6) },
       el('img', { src: this.modelUrl(pattern.replace('{:05d}', String(h.index).padStart(5, '0'))), alt: `${categoryWords(h.category)} photo`, width: 96, height: 96 }),
       el('span', { class: 'semi3-rank' }, `${i + 1}. ${categoryWords(h.category)}`),
-      el('span', { class: 'semi3-score' }, h.score.toFixed(3)))));
-    const sure = hits ? rankingConfidence(hits.map((h) => h.category)) : null;
+      el('span', { class: 'semi3-score' }, h.score.toFixed(3)),
+      ...(h.index === own ? [el('span', { class: 'semi3-own-mark' }, 'its own photo')] : []))));
+    let sure = null;
+    if (hits && this.model.fineGrained) {
+      sure = fineGrainedNote(own == null ? null : hits.findIndex((h) => h.index === own) + 1, hits.length);
+    } else if (hits) {
+      sure = rankingConfidence(hits.map((h) => h.category));
+    }
     this.confidence.textContent = sure ? sure.text : '';
     this.confidence.dataset.level = sure ? sure.level : '';
   }

@@ -1,7 +1,9 @@
 // The front end of semi3lib.interactive.widget.SketchSearch (anywidget): a canvas that sends the
 // drawing as a PNG when a stroke ends (debounced), Undo (the button, Ctrl+Z or Cmd+Z) and Clear,
 // an upload button, a list of query sketches, and the answers the Python side puts in
-// `results` / `confidence` / `message`. One file, no imports: anywidget loads it as it is.
+// `results` / `confidence` / `message`. With more than one model (`models`, labels) a dropdown
+// above the canvas sets `model`: the drawing stays, and the Python side answers it again from
+// the other model. One file, no imports: anywidget loads it as it is.
 const SIZE = 256;
 const STROKE = 3;
 const DEBOUNCE_MS = 300;
@@ -29,6 +31,10 @@ function render({ model, el }) {
   const clearButton = h('button', { type: 'button', class: 'semi3-widget-clear' }, 'Clear');
   const upload = h('input', { type: 'file', accept: 'image/*', class: 'semi3-widget-upload' });
   const picker = h('select', { class: 'semi3-widget-examples' });
+  const modelPicker = h('select', { class: 'semi3-widget-model',
+    style: { maxWidth: '100%' } });
+  const modelChoice = h('label', { style: { display: 'flex', flexWrap: 'wrap', alignItems: 'center', gap: '6px', margin: '0 0 8px', fontWeight: 'bold' } },
+    'Model', modelPicker);
 
   // What the canvas shows: a picked or uploaded sketch (`base`, may be null) and the strokes
   // drawn over it, each a list of points; Undo drops the last stroke and redraws the rest.
@@ -107,9 +113,17 @@ function render({ model, el }) {
   });
   // A picked sketch is not an upload: the file input is emptied, the pick goes by its index.
   picker.addEventListener('change', () => { upload.value = ''; model.set('pick', Number(picker.value)); model.save_changes(); });
+  // Another model: the canvas keeps what it shows; the Python side answers it again.
+  modelPicker.addEventListener('change', () => { model.set('model', modelPicker.value); model.save_changes(); });
 
   const showExamples = () => picker.replaceChildren(h('option', { value: '-1' }, 'pick a query sketch…'),
     ...model.get('examples').map((label, i) => h('option', { value: String(i) }, label)));
+  const showModels = () => {
+    const labels = model.get('models') || [];
+    modelChoice.style.display = labels.length > 1 ? 'flex' : 'none';
+    modelPicker.replaceChildren(...labels.map((label) => h('option', { value: label }, label)));
+    modelPicker.value = model.get('model');
+  };
   const showMessage = () => {
     status.textContent = model.get('message');
     status.style.color = model.get('error') ? '#a40000' : '';
@@ -119,10 +133,13 @@ function render({ model, el }) {
     confidence.textContent = c.text || '';
     confidence.dataset.level = c.level || '';
     confidence.style.color = c.level === 'unknown' ? '#a40000' : c.level === 'unsure' ? '#8a5a00' : '';
+    confidence.style.fontWeight = c.level === 'fine-grained' ? 'normal' : 'bold'; // a description, not a verdict
   };
-  const showResults = () => results.replaceChildren(...model.get('results').map((r) => h('figure', { style: { margin: 0, textAlign: 'center', fontSize: '12px' } },
-    h('img', { src: r.thumb, width: 96, height: 96, alt: r.category }),
-    h('figcaption', {}, `${r.rank}. ${r.category.replaceAll('_', ' ')}`, h('br'), r.score.toFixed(3)))));
+  // A picked query sketch's own photo (fine-grained models) is outlined and named.
+  const showResults = () => results.replaceChildren(...model.get('results').map((r) => h('figure', { class: r.own ? 'semi3-widget-own' : '', style: { margin: 0, textAlign: 'center', fontSize: '12px' } },
+    h('img', { src: r.thumb, width: 96, height: 96, alt: r.category, style: r.own ? { outline: '3px solid #1a7f37', outlineOffset: '-3px' } : {} }),
+    h('figcaption', {}, `${r.rank}. ${r.category.replaceAll('_', ' ')}`, h('br'), r.score.toFixed(3),
+      ...(r.own ? [h('br'), h('span', { style: { color: '#1a7f37', fontWeight: 'bold' } }, 'its own photo')] : [])))));
   const showSketch = () => {
     const url = model.get('shown');
     if (!url) return;
@@ -131,17 +148,20 @@ function render({ model, el }) {
     img.src = url;
   };
   model.on('change:examples', showExamples);
+  model.on('change:models', showModels);
+  model.on('change:model', showModels);
   model.on('change:message', showMessage);
   model.on('change:error', showMessage);
   model.on('change:results', showResults);
   model.on('change:confidence', showConfidence);
   model.on('change:shown', showSketch);
-  showExamples(); showMessage(); showResults(); showConfidence(); redraw();
+  showModels(); showExamples(); showMessage(); showResults(); showConfidence(); redraw();
 
-  const root = h('div', { class: 'semi3-widget', style: { display: 'flex', gap: '16px', alignItems: 'flex-start', flexWrap: 'wrap' } },
+  const search = h('div', { style: { display: 'flex', gap: '16px', alignItems: 'flex-start', flexWrap: 'wrap' } },
     h('div', { style: { display: 'flex', flexDirection: 'column', gap: '6px', width: `${SIZE}px`, maxWidth: '100%' } }, canvas,
       h('div', { style: { display: 'flex', gap: '6px' } }, undoButton, clearButton), upload, picker),
     h('div', { style: { flex: 1, minWidth: '240px' } }, status, confidence, results));
+  const root = h('div', { class: 'semi3-widget' }, modelChoice, search);
   // JupyterLab's own shortcuts (its notebook undo) stay out of the widget's keys.
   root.setAttribute('data-lm-suppress-shortcuts', 'true');
   root.addEventListener('keydown', (e) => {
