@@ -190,3 +190,7 @@ book.write_results(results_dir, "10_fine_grained", {
 # - `semi3 study --plan configs/fine-grained.yaml` (resumable) runs the missing seeds;
 #   `semi3 eval --checkpoint runs/fine-grained/<row>-seed0/last.pt --json` scores a trained
 #   model again, with acc@K, and `--refresh-scores` adds the per-query ranks to older records.
+# - To draw and search with a fine-grained model: `semi3 export --checkpoint
+#   runs/fine-grained/semi3net-seed0/last.pt --out _build/search-export-fine-grained`, then
+#   `make book`; the [Interactive page](../book/interactive.md) offers it beside the category
+#   model, and `SketchSearch.from_checkpoints(...)` does the same in JupyterLab.
