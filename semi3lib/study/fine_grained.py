@@ -40,6 +40,7 @@ LABELS = {
 }
 GROUPS = {"Against the 200 test photos": NETWORKS,
           "Against all 1,000 photos (training photos too)": tuple(n + ALL_PHOTOS for n in NETWORKS)}
+GALLERIES = (("", "200 test photos"), (ALL_PHOTOS, "all 1,000 photos"))  # row suffix, what it ranks
 BRANCH_WORDS = {1: "pays", -1: "costs", 0: "level"}  # the edgemap branch at instance level, by the rule
 
 
@@ -72,7 +73,7 @@ def load_fine_grained(folder: str | Path = FINE_GRAINED_DIR) -> pd.DataFrame | N
 def fine_grained_verdicts(runs: pd.DataFrame, metric: str = METRIC, gallery: str = "") -> dict[str, Outcome]:
     """Each of :data:`QUESTIONS` by the rule on ``metric`` (seed pairs on one kind of host),
     against the 200 test photos (``gallery=""``) or all photos (``gallery=ALL_PHOTOS``), for
-    the questions whose rows both have runs: ``{question.asks: outcome}``."""
+    the questions whose rows both have runs: ``{question.asks: outcome}``, in :data:`QUESTIONS` order."""
     present = set(runs["run"])
     return {q.asks: compare_rows(runs, q.row + gallery, q.other + gallery, metric) for q in QUESTIONS
             if q.row + gallery in present and q.other + gallery in present}
@@ -82,11 +83,10 @@ def verdicts_table(runs: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     """One line per question and gallery: the seeds compared, both means, the gap, the seed
     spread and the verdict in the question's words."""
     lines = []
-    for gallery, where in (("", "200 test photos"), (ALL_PHOTOS, "all 1,000 photos")):
-        for q in QUESTIONS:
-            if not {q.row + gallery, q.other + gallery} <= set(runs["run"]):
-                continue
-            out = compare_rows(runs, q.row + gallery, q.other + gallery, metric)
+    for gallery, where in GALLERIES:
+        verdicts = fine_grained_verdicts(runs, metric, gallery)
+        for q in (q for q in QUESTIONS if q.asks in verdicts):
+            out = verdicts[q.asks]
             lines.append({"question": q.asks, "gallery": where, "seeds": len(out.paired),
                           f"{q.row} {metric}": score_text(*out.mean_std_a), f"other {metric}": score_text(*out.mean_std_b),
                           "gap": out.gap, "spread": out.spread, "verdict": verdict_word(out, q.words)})
@@ -139,11 +139,10 @@ def fine_grained_findings(runs: pd.DataFrame | None) -> str:
     if len(floor):
         parts.append(f"ImageNet features without training: acc@1 {floor['acc@1'].mean():.3f}, "
                      f"acc@10 {floor['acc@10'].mean():.3f}.")
-    for gallery, where in (("", "the 200 test photos"), (ALL_PHOTOS, "all 1,000 photos")):
-        for q in QUESTIONS:
-            out = fine_grained_verdicts(runs, gallery=gallery).get(q.asks)
-            if out is not None:
-                parts.append(f"Against {where}, {q.asks}: {statement(out, q.words, mark='**')}.")
+    for gallery, where in GALLERIES:
+        verdicts = fine_grained_verdicts(runs, gallery=gallery)
+        parts += [f"Against the {where}, {q.asks}: {statement(verdicts[q.asks], q.words, mark='**')}."
+                  for q in QUESTIONS if q.asks in verdicts]
     return " ".join(parts)
 
 
