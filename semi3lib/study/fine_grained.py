@@ -89,8 +89,9 @@ def verdicts_table(runs: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
             out = verdicts[q.asks]
             lines.append({"question": q.asks, "gallery": where, "seeds": len(out.paired),
                           f"{q.row} {metric}": score_text(*out.mean_std_a), f"other {metric}": score_text(*out.mean_std_b),
-                          "gap": out.gap, "spread": out.spread, "verdict": verdict_word(out, q.words)})
-    return pd.DataFrame(lines)
+                          "gap": round(out.gap, 3), "spread": round(out.spread, 3),
+                          "verdict": verdict_word(out, q.words)})
+    return pd.DataFrame(lines, columns=None if lines else ["question"]).set_index("question")
 
 
 @dataclass(frozen=True)
