@@ -239,6 +239,18 @@ def test_the_edgemap_paired_with_a_sketch_is_its_own_photos(fg, tmp_path):
         assert int(item["sketch_label"]) == int(item["photo_label"]) == int(reference["label"])
 
 
+def test_instance_items_take_the_stroke_and_doodle_settings_of_category_items(fg, tmp_path):
+    index = read_dataset("sketchy-fg10", root=fg)
+    split = make_split(index, "instance")
+    def item(**kw):
+        return InstanceTriplets(index, split, image_size=32, cache_dir=tmp_path / "edges", seed=1, **kw)[3]
+    raw, again = item(), item()
+    assert all(torch.equal(raw[f], again[f]) for f in raw)  # deterministic in (seed, epoch, i)
+    for changed in (item(strokes="normalised"), item(doodle_augment=1.0)):
+        assert not torch.equal(changed["sketch"], raw["sketch"])
+        assert all(torch.equal(changed[f], raw[f]) for f in raw if f != "sketch")  # the photo side is untouched
+
+
 # --------------------------------------------------------------------------- overlap of datasets
 
 
@@ -593,6 +605,8 @@ def test_a_category_checkpoint_of_the_other_dataset_starts_a_run_only_without_th
     (["data.protocol=instance", "data.val_sketches_per_category=2"], "no validation sketches"),
     (["data.protocol=instance", "train.batch_size=10", "train.instance_photos_per_category=4"], "multiple"),
     (["data.exclude_overlap_with=sketchy-mini"], "the dataset itself"),
+    (["data.protocol=instance", "data.val_sketches_per_category=0", "data.doodle_adapt_classes=cat"],
+     "no photo of its own"),
 ])
 def test_instance_settings_that_cannot_run_are_refused_before_any_data_is_read(overrides, message):
     from semi3lib.engine.prechecks import check_config

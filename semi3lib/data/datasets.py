@@ -8,7 +8,7 @@ An unreadable file (not an image, truncated, a decompression bomb: see
 :func:`~semi3lib.data.images.load_image`) never stops an epoch; it is warned about once (with
 its path) and counted in ``bad_files``. Then:
 
-- training (:class:`TrainTriplets`) replaces it: the item is rebuilt around the next sketch,
+- training (:class:`TrainTriplets`, :class:`InstanceTriplets`) replaces it: the item is rebuilt around the next sketch,
   and the item says how many draws it passed over (``replaced``), so a training loop can count
   them even when DataLoader workers (each with its own ``bad_files``) did the loading;
 - the gallery and the queries (:class:`GalleryPhotos`, :class:`QuerySketches`) mark it
@@ -79,45 +79,27 @@ class _Loader:
         return resize_center_crop(photo, self.image_size), resize_center_crop(edge, self.image_size)
 
 
-class TrainTriplets(Dataset):
-    """Item ``i`` is built around training sketch ``split.train_sketches[i]``.
+class _PairedItems(Dataset):
+    """What the two training datasets share: item ``i`` is a sketch with a photo and that
+    photo's edgemap, loaded, flipped (the sketch independently, the photo and its edgemap
+    together), optionally doodle-augmented and stroke-normalised. Randomness depends only on
+    (seed, epoch, i): call :meth:`set_epoch` each epoch. An unreadable sketch or photo is
+    replaced: the item is built around the next sketch with a fresh draw, and ``replaced``
+    (long) counts the draws passed over (0 normally). Subclasses say which sketch and photo
+    item ``i`` is (:meth:`_choose`)."""
 
-    Returns a dict: ``sketch``, ``photo``, ``edge`` (3, S, S) float in [0, 1] (``edge`` is the
-    edgemap of that same photo); ``sketch_label``, ``photo_label`` (long); ``same`` (float, 1
-    when the photo's category is the sketch's). With probability ``positive_fraction`` the photo
-    is drawn from the sketch's category, else from a uniformly chosen other category, giving
-    balanced sketch-edgemap pairs for the contrastive loss. Randomness depends only on
-    (seed, epoch, i): call :meth:`set_epoch` each epoch. Flips: the sketch independently; the
-    photo and its edgemap together. An unreadable sketch or photo is replaced: the item is built
-    around the next sketch with a fresh draw, and ``replaced`` (long) counts the draws passed
-    over (0 normally).
-    """
-
-    def __init__(self, index: DatasetIndex, split: Split, image_size: int = 128, edge_method: str = "canny",
-                 hflip: bool = True, positive_fraction: float = 0.5, cache_dir: str | os.PathLike | None = None,
-                 seed: int = 0, edge_params: dict[str, Any] | None = None, strokes: str = "raw",
-                 doodle_augment: float = 0.0, doodles: Sequence[tuple[np.ndarray, int]] = ()) -> None:
-        if not 0.0 <= positive_fraction <= 1.0:
-            raise ValueError(f"positive_fraction must be in [0, 1], got {positive_fraction}")
-        if not split.train_sketches or not split.train_photos:
-            raise ValueError("the split has no training sketches or no training photos")
-        self.loader = _Loader(index, image_size, edge_method, cache_dir, edge_params)
-        self.index = index
-        self.sketch_ids = list(split.train_sketches)
-        self.hflip = hflip
-        self.positive_fraction = positive_fraction
+    def __init__(self, index: DatasetIndex, image_size: int, edge_method: str, hflip: bool,
+                 cache_dir: str | os.PathLike | None, seed: int, edge_params: dict[str, Any] | None,
+                 strokes: str, doodle_augment: float) -> None:
         if not 0.0 <= doodle_augment <= 1.0:
             raise ValueError(f"doodle_augment must be in [0, 1], got {doodle_augment}")
+        self.loader = _Loader(index, image_size, edge_method, cache_dir, edge_params)
+        self.index = index
+        self.hflip = hflip
         self.strokes = strokes
         self.doodle_augment = doodle_augment
-        self.doodles = list(doodles)  # (28 x 28 ink bitmap, label): extra training sketches after the files
         self.seed = seed
         self.epoch = 0
-        photos_by_cat: dict[int, list[int]] = defaultdict(list)
-        for j in split.train_photos:
-            photos_by_cat[index.label_of(index.photos[j].category)].append(j)
-        self.photos_by_label = dict(photos_by_cat)
-        self.photo_labels = sorted(self.photos_by_label)
 
     @property
     def bad_files(self) -> set[str]:
@@ -126,32 +108,17 @@ class TrainTriplets(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def __len__(self) -> int:
-        return len(self.sketch_ids) + len(self.doodles)
-
-    def _sketch(self, i: int, attempt: int) -> tuple[Callable[[], Image.Image], int]:
-        """Item ``i``'s label and how to load its sketch at the model's size: a sketch file (the
-        next one on a retry) or, past the files, a Quick, Draw! doodle."""
-        n = len(self.sketch_ids)
-        if i >= n:
-            bitmap, label = self.doodles[i - n]
-            return lambda: resize_center_crop(doodle_image(bitmap), self.loader.image_size), label
-        k = self.sketch_ids[(i + attempt) % n]
-        return lambda: self.loader.sketch_image(k), self.index.label_of(self.index.sketches[k].category)
-
-    def _draw_photo(self, rng: np.random.Generator, label: int) -> tuple[int, int]:
-        others = [c for c in self.photo_labels if c != label]
-        same = label in self.photos_by_label and (not others or rng.random() < self.positive_fraction)
-        photo_label = label if same else others[rng.integers(len(others))]
-        pool = self.photos_by_label[photo_label]
-        return pool[rng.integers(len(pool))], photo_label
+    def _choose(self, i: int, attempt: int, rng: np.random.Generator
+                ) -> tuple[Callable[[], Image.Image], int, int, dict[str, torch.Tensor]]:
+        """Item ``i`` on try ``attempt``: how to load its sketch, the sketch's label, the photo
+        (position in ``index.photos``) and the item's extra fields."""
+        raise NotImplementedError
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         for attempt in range(_MAX_ATTEMPTS):
             # An unreadable sketch or photo: rebuild the item around the next sketch, fresh draw.
             rng = np.random.default_rng([self.seed, self.epoch, i, attempt])
-            load_sketch, label = self._sketch(i, attempt)
-            j, photo_label = self._draw_photo(rng, label)
+            load_sketch, label, j, extra = self._choose(i, attempt, rng)
             flip_sketch, flip_photo = rng.random(2) < 0.5
             try:
                 sketch = load_sketch()
@@ -169,6 +136,7 @@ class TrainTriplets(Dataset):
             if self.hflip and flip_photo:
                 photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
                 edge = edge.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            photo_label = self.index.label_of(self.index.photos[j].category)
             return {
                 "sketch": to_tensor(sketch),
                 "photo": to_tensor(photo),
@@ -176,6 +144,7 @@ class TrainTriplets(Dataset):
                 "sketch_label": torch.tensor(label, dtype=torch.long),
                 "photo_label": torch.tensor(photo_label, dtype=torch.long),
                 "same": torch.tensor(float(photo_label == label)),
+                **extra,
                 "replaced": torch.tensor(attempt, dtype=torch.long),
             }
         raise RuntimeError(
@@ -184,7 +153,62 @@ class TrainTriplets(Dataset):
         )
 
 
-class InstanceTriplets(Dataset):
+class TrainTriplets(_PairedItems):
+    """Item ``i`` is built around training sketch ``split.train_sketches[i]`` (past them, a
+    Quick, Draw! doodle of ``doodles``).
+
+    Returns a dict: ``sketch``, ``photo``, ``edge`` (3, S, S) float in [0, 1] (``edge`` is the
+    edgemap of that same photo); ``sketch_label``, ``photo_label`` (long); ``same`` (float, 1
+    when the photo's category is the sketch's); ``replaced`` (see :class:`_PairedItems`). With
+    probability ``positive_fraction`` the photo is drawn from the sketch's category, else from
+    a uniformly chosen other category, giving balanced sketch-edgemap pairs for the contrastive
+    loss. Flips, augmentation and unreadable files as :class:`_PairedItems` says.
+    """
+
+    def __init__(self, index: DatasetIndex, split: Split, image_size: int = 128, edge_method: str = "canny",
+                 hflip: bool = True, positive_fraction: float = 0.5, cache_dir: str | os.PathLike | None = None,
+                 seed: int = 0, edge_params: dict[str, Any] | None = None, strokes: str = "raw",
+                 doodle_augment: float = 0.0, doodles: Sequence[tuple[np.ndarray, int]] = ()) -> None:
+        if not 0.0 <= positive_fraction <= 1.0:
+            raise ValueError(f"positive_fraction must be in [0, 1], got {positive_fraction}")
+        if not split.train_sketches or not split.train_photos:
+            raise ValueError("the split has no training sketches or no training photos")
+        super().__init__(index, image_size, edge_method, hflip, cache_dir, seed, edge_params, strokes, doodle_augment)
+        self.sketch_ids = list(split.train_sketches)
+        self.positive_fraction = positive_fraction
+        self.doodles = list(doodles)  # (28 x 28 ink bitmap, label): extra training sketches after the files
+        photos_by_cat: dict[int, list[int]] = defaultdict(list)
+        for j in split.train_photos:
+            photos_by_cat[index.label_of(index.photos[j].category)].append(j)
+        self.photos_by_label = dict(photos_by_cat)
+        self.photo_labels = sorted(self.photos_by_label)
+
+    def __len__(self) -> int:
+        return len(self.sketch_ids) + len(self.doodles)
+
+    def _sketch(self, i: int, attempt: int) -> tuple[Callable[[], Image.Image], int]:
+        """Item ``i``'s label and how to load its sketch at the model's size: a sketch file (the
+        next one on a retry) or, past the files, a Quick, Draw! doodle."""
+        n = len(self.sketch_ids)
+        if i >= n:
+            bitmap, label = self.doodles[i - n]
+            return lambda: resize_center_crop(doodle_image(bitmap), self.loader.image_size), label
+        k = self.sketch_ids[(i + attempt) % n]
+        return lambda: self.loader.sketch_image(k), self.index.label_of(self.index.sketches[k].category)
+
+    def _draw_photo(self, rng: np.random.Generator, label: int) -> int:
+        others = [c for c in self.photo_labels if c != label]
+        same = label in self.photos_by_label and (not others or rng.random() < self.positive_fraction)
+        pool = self.photos_by_label[label if same else others[rng.integers(len(others))]]
+        return pool[rng.integers(len(pool))]
+
+    def _choose(self, i: int, attempt: int, rng: np.random.Generator
+                ) -> tuple[Callable[[], Image.Image], int, int, dict[str, torch.Tensor]]:
+        load_sketch, label = self._sketch(i, attempt)
+        return load_sketch, label, self._draw_photo(rng, label), {}
+
+
+class InstanceTriplets(_PairedItems):
     """The instance protocol's training items: item ``i`` is training sketch
     ``split.train_sketches[i]`` with its **own** photo (the one it was drawn from) and that
     photo's edgemap, so the sketch-edgemap terms pair a sketch with the outline of its own photo.
@@ -193,29 +217,21 @@ class InstanceTriplets(Dataset):
     category) plus ``photo_index`` (long, the photo's position in ``index.photos``), by which
     the instance loss tells a sketch's own photo from the other photos of the batch. Which
     items form a batch is :class:`~semi3lib.data.instance.InstanceBatchSampler`'s choice (see
-    :attr:`item_photos`, :attr:`item_categories`). Flips depend on (seed, epoch, i) alone: the
-    sketch independently, the photo and its edgemap together. An unreadable file is replaced
-    as in :class:`TrainTriplets` (the next sketch, with its own photo).
+    :attr:`item_photos`, :attr:`item_categories`). Flips, augmentation and unreadable files as
+    :class:`_PairedItems` says (a replaced item is the next sketch, with its own photo).
     """
 
     def __init__(self, index: DatasetIndex, split: Split, image_size: int = 128, edge_method: str = "canny",
                  hflip: bool = True, cache_dir: str | os.PathLike | None = None, seed: int = 0,
-                 edge_params: dict[str, Any] | None = None) -> None:
-        self.loader = _Loader(index, image_size, edge_method, cache_dir, edge_params)
-        self.index = index
+                 edge_params: dict[str, Any] | None = None, strokes: str = "raw",
+                 doodle_augment: float = 0.0) -> None:
+        super().__init__(index, image_size, edge_method, hflip, cache_dir, seed, edge_params, strokes, doodle_augment)
         own = own_photo_positions(index, split.train_sketches)
         kept = own != NO_PHOTO  # a sketch whose photo is not indexed has no positive
         self.sketch_ids = [k for k, keep in zip(split.train_sketches, kept) if keep]
         self.own_photos = [int(j) for j in own[kept]]
         if not self.sketch_ids:
             raise ValueError("the split has no training sketches whose own photo is in the dataset")
-        self.hflip = hflip
-        self.seed = seed
-        self.epoch = 0
-
-    @property
-    def bad_files(self) -> set[str]:
-        return self.loader.bad_files
 
     @property
     def item_photos(self) -> list[int]:
@@ -227,45 +243,15 @@ class InstanceTriplets(Dataset):
         """The category of every item."""
         return [self.index.sketches[k].category for k in self.sketch_ids]
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
     def __len__(self) -> int:
         return len(self.sketch_ids)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        n = len(self.sketch_ids)
-        for attempt in range(_MAX_ATTEMPTS):
-            item = (i + attempt) % n
-            k, j = self.sketch_ids[item], self.own_photos[item]
-            rng = np.random.default_rng([self.seed, self.epoch, i, attempt])
-            flip_sketch, flip_photo = rng.random(2) < 0.5
-            try:
-                sketch = self.loader.sketch_image(k)
-                photo, edge = self.loader.photo_and_edge(j)
-            except UnreadableImageError as err:
-                self.loader.report_bad(err)
-                continue
-            if self.hflip and flip_sketch:
-                sketch = sketch.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-            if self.hflip and flip_photo:
-                photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-                edge = edge.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-            label = self.index.label_of(self.index.sketches[k].category)
-            return {
-                "sketch": to_tensor(sketch),
-                "photo": to_tensor(photo),
-                "edge": to_tensor(edge),
-                "sketch_label": torch.tensor(label, dtype=torch.long),
-                "photo_label": torch.tensor(self.index.label_of(self.index.photos[j].category), dtype=torch.long),
-                "same": torch.tensor(1.0),
-                "photo_index": torch.tensor(j, dtype=torch.long),
-                "replaced": torch.tensor(attempt, dtype=torch.long),
-            }
-        raise RuntimeError(
-            f"{_MAX_ATTEMPTS} consecutive unreadable items around training item {i}; "
-            f"bad files so far: {sorted(self.bad_files)[:5]}"
-        )
+    def _choose(self, i: int, attempt: int, rng: np.random.Generator
+                ) -> tuple[Callable[[], Image.Image], int, int, dict[str, torch.Tensor]]:
+        item = (i + attempt) % len(self.sketch_ids)
+        k, j = self.sketch_ids[item], self.own_photos[item]
+        label = self.index.label_of(self.index.sketches[k].category)
+        return (lambda: self.loader.sketch_image(k)), label, j, {"photo_index": torch.tensor(j, dtype=torch.long)}
 
 
 def _blank(size: int) -> torch.Tensor:

@@ -150,11 +150,15 @@ def _check_model(cfg: ExperimentConfig) -> None:
 
 def _check_data_settings(cfg: ExperimentConfig) -> None:
     """Data settings that exclude each other: validation sketches in the instance protocol
-    (their photos would be training photos), a dataset told to leave out its own photos."""
+    (their photos would be training photos) or Quick, Draw! training doodles (they have no
+    photo of their own), a dataset told to leave out its own photos."""
     d = cfg.data
     if d.protocol == "instance" and d.val_sketches_per_category:
         raise ConfigError(f"data.val_sketches_per_category={d.val_sketches_per_category}: the instance protocol has no "
                           "validation sketches (their photos would be training photos); set it to 0")
+    if d.protocol == "instance" and d.doodle_adapt_classes.strip():
+        raise ConfigError(f"data.doodle_adapt_classes={d.doodle_adapt_classes}: a doodle has no photo of its own, so the "
+                          "instance protocol has no positive for it; leave it empty")
     if d.exclude_overlap_with == d.dataset:
         raise ConfigError(f"data.exclude_overlap_with={d.exclude_overlap_with} is the dataset itself: it would leave "
                           "no photo; name another dataset, or unset it")
