@@ -76,14 +76,16 @@ else:
     for row, group in runs.groupby("run", sort=False):
         print(f"{row:30s} seeds {', '.join(str(int(s)) for s in sorted(group['seed']))}   hosts: "
               f"{', '.join(sorted(set(group['host'])))}")
-    print(f"missing seeds: semi3 study --plan {fg.PLAN} (resumable)")
+    missing = fg.missing_runs(study_dir)
+    print(f"missing: {', '.join(missing)} (`semi3 study --plan {fg.PLAN}` runs them)" if missing
+          else "every row and seed of the plan has its record")
 
 # %% [markdown]
 # ## The networks
 #
 # Mean ± standard deviation over the seeds that have run (a row with one seed shows its one
 # value). The rows against all 1,000 photos score the same trained models again; they train
-# nothing.
+# nothing, and their "train min" is that of the models they score.
 
 # %%
 #| label: tbl-fine-grained

@@ -103,3 +103,23 @@ def test_the_shipped_records_give_the_readme_block():
     text = fg.fine_grained_findings(runs)
     assert "The best network" in text and "target" in text
     assert fg.query_scope(REPO / fg.FINE_GRAINED_DIR) == (1157, 200)
+
+
+def test_missing_runs_name_each_planned_row_and_seed_without_a_record(study):
+    missing = fg.missing_runs(study, REPO / fg.PLAN)
+    # the floor is deterministic: its first seed only; the rescore rows need records of their own
+    assert "imagenet-features seed 0" not in missing and "imagenet-features seed 1" not in missing
+    assert "semi3net seed 2" not in missing
+    assert missing[:3] == ["two-branch seed 0", "two-branch seed 1", "two-branch seed 2"]
+    assert "semi3net-all-photos seed 2" in missing and "imagenet-features-all-photos seed 0" in missing
+    assert fg.missing_runs(REPO / fg.FINE_GRAINED_DIR, REPO / fg.PLAN) == []  # the shipped study is complete
+
+
+def test_findings_ask_each_gallery_once(study):
+    for seed in range(3):
+        _record(study, "semi3net-all-photos", seed, 0.1 + seed / 100)
+        _record(study, "no-edgemap-branch-all-photos", seed, 0.2 + seed / 100)
+    text = fg.fine_grained_findings(fg.load_fine_grained(study))
+    assert text.count("Against the 200 test photos, the edgemap branch") == 1
+    assert text.count("Against all 1,000 photos, the edgemap branch") == 1
+    assert "**costs** (gap -0.100" in text

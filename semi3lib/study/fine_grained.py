@@ -25,6 +25,7 @@ import pandas as pd
 from semi3lib.engine.records import read_records
 from semi3lib.study.records import compare_rows, load_study, ordered_runs
 from semi3lib.study.rule import BEATS, Outcome, score_text, statement, verdict_word
+from semi3lib.study.runner import load_plan
 
 FINE_GRAINED_DIR = Path("results") / "fine-grained"
 PLAN = Path("configs") / "fine-grained.yaml"
@@ -40,7 +41,7 @@ LABELS = {
 }
 GROUPS = {"Against the 200 test photos": NETWORKS,
           "Against all 1,000 photos (training photos too)": tuple(n + ALL_PHOTOS for n in NETWORKS)}
-GALLERIES = (("", "200 test photos"), (ALL_PHOTOS, "all 1,000 photos"))  # row suffix, what it ranks
+GALLERIES = (("", "the 200 test photos"), (ALL_PHOTOS, "all 1,000 photos"))  # row suffix, what it ranks
 BRANCH_WORDS = {1: "pays", -1: "costs", 0: "level"}  # the edgemap branch at instance level, by the rule
 
 
@@ -142,9 +143,17 @@ def fine_grained_findings(runs: pd.DataFrame | None) -> str:
                      f"acc@10 {floor['acc@10'].mean():.3f}.")
     for gallery, where in GALLERIES:
         verdicts = fine_grained_verdicts(runs, gallery=gallery)
-        parts += [f"Against the {where}, {q.asks}: {statement(verdicts[q.asks], q.words, mark='**')}."
-                  for q in QUESTIONS if q.asks in verdicts]
+        answers = [f"{q.asks}: {statement(verdicts[q.asks], q.words, mark='**')}" for q in QUESTIONS if q.asks in verdicts]
+        if answers:
+            parts.append(f"Against {where}, " + "; ".join(answers) + ".")
     return " ".join(parts)
+
+
+def missing_runs(folder: str | Path = FINE_GRAINED_DIR, plan: str | Path = PLAN) -> list[str]:
+    """``"row seed k"`` for every run of the plan without a record in ``folder``, in plan order."""
+    study = load_plan(plan)
+    return [f"{row.name} seed {seed}" for row in study.rows for seed in study.seeds_of(row)
+            if not (Path(folder) / study.record_path(row, seed).name).is_file()]
 
 
 def query_scope(folder: str | Path = FINE_GRAINED_DIR) -> tuple[int, int] | None:
@@ -188,4 +197,4 @@ def record_examples(folder: str | Path = FINE_GRAINED_DIR, row: str = "semi3net"
 
 __all__ = ["ALL_PHOTOS", "BestRow", "FINE_GRAINED_DIR", "GROUPS", "LABELS", "METRIC", "NETWORKS", "PLAN", "QUESTIONS",
            "Question", "TARGETS", "best_row", "fine_grained_findings", "fine_grained_verdicts", "load_fine_grained",
-           "rank_curves", "record_examples", "query_scope", "verdicts_table"]
+           "missing_runs", "rank_curves", "record_examples", "query_scope", "verdicts_table"]
