@@ -89,9 +89,6 @@ def train_dataset(data: ExperimentData, cfg: DataConfig, seed: int) -> TrainTrip
     """The training items of the split's protocol: each sketch with its own photo and edgemap
     (instance protocol), or with a photo of its category or of another (the others)."""
     if data.split.protocol == "instance":
-        if cfg.doodle_adapt_classes.strip():
-            raise ConfigError("data.doodle_adapt_classes adds doodles without a photo of their own: the instance "
-                                 "protocol has no positive for them (leave it empty with data.protocol=instance)")
         return InstanceTriplets(data.index, data.split, image_size=cfg.image_size, edge_method=cfg.edge_method,
                                 hflip=cfg.hflip, cache_dir=edge_cache_dir(cfg), seed=seed, strokes=cfg.strokes,
                                 doodle_augment=cfg.doodle_augment)
