@@ -130,9 +130,9 @@ def test_the_results_page_states_the_verdicts_the_rule_gives_where_the_typed_tex
 
 
 def test_the_results_page_sets_the_host_check_beside_the_seed_spread():
-    from semi3lib.study.hosts import host_effect_summary, host_effect_table
+    from semi3lib.study.hosts import CHECK_DIR, host_effect_summary, host_effect_table
 
     findings = GENERATORS["study-findings"](Records(REPO))
-    summary = host_effect_summary(host_effect_table(REPO / "results" / "host-check", REPO), REPO)
+    summary = host_effect_summary(host_effect_table(REPO / CHECK_DIR, REPO), REPO)
     assert f"`semi3 study --plan configs/host-check.yaml --host-effect`): {summary}." in findings
     assert "seed spread (std of 3 `semi3net` seeds on" in summary

@@ -11,7 +11,7 @@ import pytest
 
 from semi3lib.config import ConfigError
 from semi3lib.engine.hardware import current_host_kind, host_slug
-from semi3lib.study.hosts import host_effect_summary, host_effect_table
+from semi3lib.study.hosts import CHECK_DIR, host_effect_summary, host_effect_table
 from semi3lib.study.runner import load_plan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,6 +51,7 @@ def test_a_per_host_plan_names_its_records_and_runs_by_the_host(tmp_path, monkey
     plan = load_plan(REPO / "configs" / "host-check.yaml")
     row = plan.rows[0]
     assert plan.per_host and plan.seeds_of(row) == [0]
+    assert Path(plan.out_dir) == CHECK_DIR  # where the results page reads the host check
     slug = host_slug(current_host_kind())
     assert plan.record_path(row, 0).name == f"chapter-4-seed0-{slug}.json"
     assert plan.run_dir(row, 0).name == f"chapter-4-seed0-{slug}"

@@ -28,6 +28,7 @@ METRIC = "mAP@all"
 # The committed runs of chapter 4's configuration and seed: the book's run, the study's seed 0.
 BOOK_RUN = Path("results") / "book" / "cpu" / "04_training.json"
 STUDY_DIR = Path("results") / "sketchy-mini"
+CHECK_DIR = Path("results") / "host-check"  # the host check's records: configs/host-check.yaml's out_dir
 STUDY_ROW = "semi3net"
 # Settings that change where a run writes or how fast it goes, not what it computes.
 NOT_THE_CONFIG = (("name",), ("train", "out_dir"), ("train", "device"), ("train", "log_every"),
@@ -109,4 +110,4 @@ def host_effect_summary(table: pd.DataFrame, root: str | Path = ".") -> str:
             f"{note}); {spread_text}")
 
 
-__all__ = ["host_effect_summary", "host_effect_table", "seed_spread"]
+__all__ = ["CHECK_DIR", "host_effect_summary", "host_effect_table", "seed_spread"]

@@ -9,14 +9,11 @@ import pandas as pd
 
 from semi3lib.engine.hardware import hardware_label
 from semi3lib.study import benchmarks
-from semi3lib.study.hosts import host_effect_summary, host_effect_table
+from semi3lib.study.hosts import CHECK_DIR, host_effect_summary, host_effect_table
 from semi3lib.study.rule import FULL_SEEDS, compare, hosts_text, mean_std, reason, score_text, verdict_word
 from semi3lib.book.generated.blocks import generator
 from semi3lib.book.generated.inputs import Records, book_data, host_name, machine_of, study_config
 from semi3lib.book.generated.words import METRIC, PART, ROW_NAMES, TARGET, VERSUS, judged, listed, mean_text, scores, spelled
-
-HOST_CHECK = "results/host-check"  # configs/host-check.yaml's out_dir
-
 
 def _hosts_text(runs: pd.DataFrame) -> str:
     counts = runs["hardware"].map(host_name).value_counts()
@@ -261,7 +258,7 @@ def _hardware(records: Records) -> str:
         f"deterministic on one kind of CPU: the book's run (`results/book/cpu/04_training.json`, the config "
         f"and seed of `semi3net` seed 0) scored {book:.3f}, {same}. The host check (chapter 4's run once per "
         f"kind of host, `semi3 study --plan configs/host-check.yaml --host-effect`): "
-        f"{host_effect_summary(host_effect_table(records.root / HOST_CHECK, records.root), records.root)}."
+        f"{host_effect_summary(host_effect_table(records.root / CHECK_DIR, records.root), records.root)}."
     )
 
 
