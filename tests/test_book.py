@@ -71,9 +71,9 @@ def test_resolve_notebooks_accepts_numbers_and_names():
     assert book.resolve_notebooks(["05"]) == ["05_evaluation"]
     assert book.resolve_notebooks(["7", "data"]) == ["01_data", "07_embeddings"]
     assert book.resolve_notebooks(None) == list(book.NOTEBOOKS)
-    assert book.resolve_notebooks(["10"]) == ["10_fine_grained"]
+    assert book.resolve_notebooks(["10", "11"]) == ["10_fine_grained", "11_why_edgemap"]
     with pytest.raises(book.BookError, match="unknown notebook"):
-        book.resolve_notebooks(["11"])
+        book.resolve_notebooks(["12"])
 
 
 def _project(tmp_path: Path, cell: str, profile: str = "common: {}\nnotebooks: {}\n") -> Path:

@@ -38,6 +38,7 @@ EXPECTED_FIGURES = [
     "08_eval_benchmark", "08_search_benchmark", "08_train_benchmark", "08_edges_benchmark",
     "09_bridge",
     "10_fine_grained_seeds", "10_fine_grained_ranks", "10_fine_grained_grid",
+    "11_why_edgemap",
 ]
 METRIC_KEYS = {"mAP@all", "mAP@200", "P@10", "P@25", "P@100", "P@200"}
 
@@ -54,6 +55,8 @@ def make_project(dest: Path) -> Path:
     os.symlink(REPO / "results" / "doodles", dest / "results" / "doodles", target_is_directory=True)
     # Chapter 10 reads the committed fine-grained records (it trains nothing).
     os.symlink(REPO / "results" / "fine-grained", dest / "results" / "fine-grained", target_is_directory=True)
+    # Chapter 11 reads the committed decomposition records (it trains nothing).
+    os.symlink(REPO / "results" / "why-edgemap", dest / "results" / "why-edgemap", target_is_directory=True)
     return dest
 
 
@@ -141,6 +144,9 @@ def test_smoke_book_results_are_finite_and_complete(smoke_book):
     bridge = _results(project, "09_bridge")
     assert bridge["available"] is False  # no bridge records in the temporary project
     assert all(v["edgemap branch"].startswith("not run") for v in bridge["verdicts"].values())
+    why = _results(project, "11_why_edgemap")  # the committed decomposition records
+    assert why["available"] is True and why["findings"].startswith("Semi3-Net scores mAP@all")
+    assert {run["run"] for run in why["runs"]} >= {"semi3net", "no-edgemap-branch"}
 
 
 @pytest.mark.slow

@@ -58,6 +58,7 @@ NOTEBOOK_TITLES = {
     "08_benchmarks": "Performance: how fast the pieces run",
     "09_bridge": "Where the bridge should help",
     "10_fine_grained": "Find this photo",
+    "11_why_edgemap": "The edgemap branch, taken apart",
 }
 MARKDOWN_PAGES = {"/": "Introduction", "/reproduce/": "Reproduce", "/interactive/": "Interactive",
                   "/architecture/": "Architecture",

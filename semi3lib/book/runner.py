@@ -53,6 +53,7 @@ NOTEBOOKS = (
     "08_benchmarks",
     "09_bridge",
     "10_fine_grained",
+    "11_why_edgemap",
 )
 PROFILES = ("smoke", "cpu", "full")
 KERNEL_NAME = "python3"

@@ -25,7 +25,7 @@ import pandas as pd
 from semi3lib.engine.records import read_records
 from semi3lib.study.records import compare_rows, load_study, ordered_runs
 from semi3lib.study.rule import BEATS, Outcome, score_text, statement, verdict_word
-from semi3lib.study.runner import load_plan
+from semi3lib.study.runner import missing_runs as plan_missing_runs
 
 FINE_GRAINED_DIR = Path("results") / "fine-grained"
 PLAN = Path("configs") / "fine-grained.yaml"
@@ -150,10 +150,8 @@ def fine_grained_findings(runs: pd.DataFrame | None) -> str:
 
 
 def missing_runs(folder: str | Path = FINE_GRAINED_DIR, plan: str | Path = PLAN) -> list[str]:
-    """``"row seed k"`` for every run of the plan without a record in ``folder``, in plan order."""
-    study = load_plan(plan)
-    return [f"{row.name} seed {seed}" for row in study.rows for seed in study.seeds_of(row)
-            if not (Path(folder) / study.record_path(row, seed).name).is_file()]
+    """The plan's runs without a record in ``folder`` (:func:`semi3lib.study.runner.missing_runs`)."""
+    return plan_missing_runs(plan, folder)
 
 
 def query_scope(folder: str | Path = FINE_GRAINED_DIR) -> tuple[int, int] | None:

@@ -296,6 +296,15 @@ def _same_scores(old: RunRecord, new: RunRecord, path: Path) -> RunRecord:
     return refreshed
 
 
+def missing_runs(plan: str | Path, folder: str | Path | None = None) -> list[str]:
+    """``"row seed k"`` for every run of the plan at ``plan`` without a record in ``folder``
+    (the plan's ``out_dir`` by default), in plan order."""
+    study = load_plan(plan)
+    folder = Path(study.out_dir if folder is None else folder)
+    return [f"{row.name} seed {seed}" for row in study.rows for seed in study.seeds_of(row)
+            if not (folder / study.record_path(row, seed).name).is_file()]
+
+
 def check_seeds(plan: StudyPlan, rows: Iterable[StudyRow], seeds: Iterable[int]) -> None:
     """Refuse a seed that none of ``rows`` runs: the plan fixes each row's seeds (its own or the
     plan's; a baseline's first only), and a record outside them would be one the plan's

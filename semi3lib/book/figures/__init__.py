@@ -13,7 +13,7 @@ these functions; they do not carry plotting code of their own::
 helpers such as :func:`image_table`), re-exported here; each other module holds one chapter's
 plots: :mod:`.data` (1), :mod:`.edgemaps` (2), :mod:`.training` (4), :mod:`.evaluation` (5),
 :mod:`.coattention` (6), :mod:`.embeddings` (7), :mod:`.benchmarks` (8), :mod:`.bridge` (9),
-:mod:`.fine_grained` (10).
+:mod:`.fine_grained` (10), :mod:`.why_edgemap` (11).
 Chapter 3 shows images only (:func:`image_table`).
 """
 
@@ -27,6 +27,7 @@ from semi3lib.book.figures import (
     evaluation,
     fine_grained,
     training,
+    why_edgemap,
 )
 from semi3lib.book.figures.common import (
     BOOK_STYLE,
@@ -44,4 +45,5 @@ __all__ = [
     "BOOK_STYLE", "CORRECT_COLOR", "DOMAIN_COLORS", "FIGURES_DIR", "WRONG_COLOR", "as_image_array", "image_table",
     "save_figure", "use_book_style",
     "benchmarks", "bridge", "coattention", "data", "edgemaps", "embeddings", "evaluation", "fine_grained", "training",
+    "why_edgemap",
 ]

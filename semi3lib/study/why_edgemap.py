@@ -1,0 +1,188 @@
+"""Why does the edgemap branch cost? The decomposition plan's records, summed up
+(``results/why-edgemap/``, written by ``semi3 study --plan configs/why-edgemap.yaml``).
+
+On seen categories Semi3-Net without its edgemap branch (``no-edgemap-branch``) scores above
+Semi3-Net, but taking the branch away removes several mechanisms at once. Each other row of the
+plan takes out (or changes) one of them, with everything else as in ``semi3net``, 5 paired
+seeds a row. The book's one rule (:mod:`semi3lib.study.rule`, seed pairs on one kind of host)
+asks two questions of each such row: is it **ahead of Semi3-Net** (then the mechanism it removes
+costs), and is it **level with the network without the branch** (then that mechanism carries
+the whole cost, not a part of it). :func:`why_findings` states the answer for chapter 11 and
+the README; :func:`seed_gaps` gives the chapter's figure its points, each seed's gap to
+Semi3-Net's same seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from semi3lib.study.records import compare_rows, load_study, ordered_runs, seed_hosts, seed_scores
+from semi3lib.study.rule import BEATS, Outcome, mean_std, score_text, statement, verdict_word
+from semi3lib.study.runner import missing_runs as plan_missing_runs
+
+WHY_DIR = Path("results") / "why-edgemap"
+PLAN = Path("configs") / "why-edgemap.yaml"
+METRIC = "mAP@all"
+PLAN_SEEDS = 5  # the plan's seeds a row (0-4); a conclusion on fewer says "so far"
+REFERENCE = "semi3net"  # every mechanism in
+WHOLE = "no-edgemap-branch"  # every mechanism out: the cost to be explained
+PARTS = ("no-edge-ce", "domain-bn", "no-coattention", "semi3net-photo+edge", "domain-bn-photo+edge")
+LABELS = {
+    "semi3net": "Semi3-Net",
+    "no-edgemap-branch": "without the edgemap branch (all out)",
+    "no-edge-ce": "no cross-entropy on the edgemap branch",
+    "domain-bn": "one BatchNorm per domain in the shared bottom",
+    "no-coattention": "no co-attention (edgemaps in training only)",
+    "semi3net-photo+edge": "Semi3-Net, gallery from photo + edgemap",
+    "domain-bn-photo+edge": "one BatchNorm per domain, gallery from photo + edgemap",
+}
+GROUPS = {"Trained": (REFERENCE, WHOLE, *PARTS[:3]),
+          "Re-scored: the gallery embedded from photo and edgemap (no training)": PARTS[3:]}
+# A part's verdicts in words: against Semi3-Net (does taking it out pay?) and against the
+# network without the branch (does taking it out pay as much as taking the whole branch out?)
+AGAINST_SEMI3NET = {1: "pays", -1: "costs", 0: "level"}
+AGAINST_WHOLE = BEATS
+
+
+@dataclass(frozen=True)
+class PartVerdict:
+    """One row of the plan by the rule: against Semi3-Net and against the network without the branch."""
+
+    row: str
+    vs_semi3net: Outcome | None
+    vs_whole: Outcome | None
+
+    @property
+    def carries(self) -> str:
+        """``"all"`` when taking the part out pays against Semi3-Net and is not behind the
+        network without the branch, ``"part"`` when it pays but stays behind that network,
+        ``"none"`` when it does not pay (level or behind), ``"undecided"`` when the rule cannot
+        yet say whether it pays."""
+        if self.vs_semi3net is None or not self.vs_semi3net.decided:
+            return "undecided"
+        if self.vs_semi3net.verdict != 1:
+            return "none"
+        if self.vs_whole is not None and self.vs_whole.decided and self.vs_whole.verdict == -1:
+            return "part"
+        return "all"
+
+
+def load_why(folder: str | Path = WHY_DIR) -> pd.DataFrame | None:
+    """The plan's runs (:func:`~semi3lib.study.records.load_study`), its rows in plan order;
+    None when there are none."""
+    runs, _ = load_study(folder)
+    return None if runs is None else ordered_runs(runs, [REFERENCE, WHOLE, *PARTS])
+
+
+def part_verdicts(runs: pd.DataFrame, metric: str = METRIC) -> dict[str, PartVerdict]:
+    """Every row but Semi3-Net that has runs, by the rule on ``metric``: ``{row: PartVerdict}``
+    (the network without the branch is compared with Semi3-Net only)."""
+    present = set(runs["run"])
+    verdicts = {}
+    for row in (r for r in (WHOLE, *PARTS) if r in present):
+        vs_semi3net = compare_rows(runs, row, REFERENCE, metric) if REFERENCE in present else None
+        vs_whole = compare_rows(runs, row, WHOLE, metric) if row != WHOLE and WHOLE in present else None
+        verdicts[row] = PartVerdict(row, vs_semi3net, vs_whole)
+    return verdicts
+
+
+def verdicts_table(runs: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
+    """One line per row: its seeds and score, its gap to Semi3-Net with the rule's verdict, and
+    its gap to the network without the branch with that verdict."""
+    lines = []
+    for row, found in part_verdicts(runs, metric).items():
+        scores = seed_scores(runs, row, metric)
+        line: dict[str, object] = {"row": LABELS.get(row, row), "seeds": len(scores),
+                                   metric: score_text(*mean_std(scores))}
+        for outcome, key, words in ((found.vs_semi3net, "Semi3-Net", AGAINST_SEMI3NET),
+                                    (found.vs_whole, "no edgemap branch", AGAINST_WHOLE)):
+            usable = outcome is not None and bool(outcome.a)
+            line[f"gap to {key}"] = round(outcome.gap, 3) if usable else None
+            line[f"spread ({key})"] = round(outcome.spread, 3) if usable else None
+            line[f"vs {key}"] = verdict_word(outcome, words) if outcome is not None else ""
+        lines.append(line)
+    return pd.DataFrame(lines, columns=None if lines else ["row"]).set_index("row")
+
+
+def seed_gaps(runs: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
+    """Seed by seed, each row's ``metric`` minus Semi3-Net's of the same seed, for the seeds
+    both ran on one kind of host (what the rule pairs): columns ``run``, ``seed``, ``gap``, ``host``."""
+    reference, reference_hosts = seed_scores(runs, REFERENCE, metric), seed_hosts(runs, REFERENCE) or {}
+    lines = []
+    for row in (r for r in (WHOLE, *PARTS) if r in set(runs["run"])):
+        hosts = seed_hosts(runs, row) or {}
+        for seed, value in seed_scores(runs, row, metric).items():
+            if seed in reference and hosts.get(seed) == reference_hosts.get(seed):
+                lines.append({"run": row, "seed": seed, "gap": value - reference[seed], "host": hosts.get(seed)})
+    return pd.DataFrame(lines, columns=["run", "seed", "gap", "host"])
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def why_findings(runs: pd.DataFrame | None, missing: list[str] | None = None, metric: str = METRIC) -> str:
+    """The decomposition in a few Markdown sentences (chapter 11 and the README): the cost to
+    explain (the network without the branch against Semi3-Net), each part against Semi3-Net,
+    then which part carries the cost by the rule, which carries a part of it, or that none alone
+    does; a verdict on fewer than the plan's seeds says so, and ``missing`` (the plan's runs
+    without a record) is counted."""
+    if runs is None or REFERENCE not in set(runs["run"]):
+        return (f"No Semi3-Net run of the decomposition yet: `semi3 study --plan {PLAN}` trains it "
+                "(about 20-25 minutes a row and seed on 2 CPU cores).")
+    verdicts = part_verdicts(runs, metric)
+    reference = seed_scores(runs, REFERENCE, metric)
+    parts = [f"Semi3-Net scores {metric} {score_text(*mean_std(reference))} "
+             f"({len(reference)} seed{'s' * (len(reference) != 1)})."]
+    if WHOLE in verdicts and verdicts[WHOLE].vs_semi3net is not None:
+        parts.append(f"The cost to explain: taking the whole edgemap branch out "
+                     f"{statement(verdicts[WHOLE].vs_semi3net, AGAINST_SEMI3NET, mark='**')}.")
+    said = [f"{LABELS[row]}: {statement(found.vs_semi3net, AGAINST_SEMI3NET, mark='**')}"
+            for row, found in verdicts.items() if row != WHOLE and found.vs_semi3net is not None]
+    if said:
+        parts.append("One mechanism out (or changed), against Semi3-Net: " + "; ".join(said) + ".")
+    parts.append(_which_part(verdicts))
+    if missing:
+        parts.append(f"{len(missing)} run{'s' * (len(missing) != 1)} of the plan {'have' if len(missing) != 1 else 'has'} "
+                     f"no record yet (`semi3 study --plan {PLAN}` resumes).")
+    return " ".join(parts)
+
+
+def _which_part(verdicts: dict[str, PartVerdict]) -> str:
+    """The conclusion: which part carries the cost, by the rule."""
+    parts = {row: found for row, found in verdicts.items() if row != WHOLE}
+    whole = verdicts.get(WHOLE)
+    fewest = min((f.vs_semi3net.seeds for f in verdicts.values() if f.vs_semi3net is not None), default=0)
+    so_far = f"So far ({fewest} of {PLAN_SEEDS} seeds)," if fewest < PLAN_SEEDS else "So,"
+    if whole is None or whole.vs_semi3net is None or not whole.vs_semi3net.decided:
+        return "No verdict on the cost yet: the rule needs two paired seeds of both rows."
+    if whole.vs_semi3net.verdict != 1:
+        return f"{so_far} the whole branch does not cost here, so there is no cost to take apart."
+    by_kind: dict[str, list[str]] = {}
+    for row, found in parts.items():
+        by_kind.setdefault(found.carries, []).append(LABELS[row])
+    sentences = []
+    if by_kind.get("all"):
+        sentences.append(f"{_listed(by_kind['all'])} carr{'ies' if len(by_kind['all']) == 1 else 'y'} the cost: "
+                         "its row is ahead of Semi3-Net and level with the network without the branch")
+    if by_kind.get("part"):
+        sentences.append(f"{_listed(by_kind['part'])} carr{'ies' if len(by_kind['part']) == 1 else 'y'} part of it: "
+                         "its row is ahead of Semi3-Net but behind the network without the branch")
+    if not sentences and by_kind.get("none") and not by_kind.get("undecided"):
+        sentences.append("no single mechanism carries the cost: taking any one out is level with or behind "
+                         "Semi3-Net, so the cost lies in their combination")
+    if by_kind.get("undecided"):
+        sentences.append(f"no verdict yet for {_listed(by_kind['undecided'])}")
+    return f"{so_far} " + "; ".join(sentences) + "."
+
+
+def missing_runs(folder: str | Path = WHY_DIR, plan: str | Path = PLAN) -> list[str]:
+    """The plan's runs without a record in ``folder`` (:func:`semi3lib.study.runner.missing_runs`)."""
+    return plan_missing_runs(plan, folder)
+
+
+__all__ = ["AGAINST_SEMI3NET", "AGAINST_WHOLE", "GROUPS", "LABELS", "METRIC", "PARTS", "PLAN", "PLAN_SEEDS", "PartVerdict",
+           "REFERENCE", "WHOLE", "WHY_DIR", "load_why", "missing_runs", "part_verdicts", "seed_gaps", "verdicts_table", "why_findings"]

@@ -1,0 +1,102 @@
+"""Chapter 11's reading of the decomposition records (semi3lib.study.why_edgemap): which
+mechanism of the edgemap branch carries its cost, by the book's one rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+from semi3lib.book.figures.why_edgemap import plot_seed_gaps
+from semi3lib.study import why_edgemap as why
+from semi3lib.study.runner import load_plan
+
+matplotlib.use("Agg")
+REPO = Path(__file__).resolve().parents[1]
+AVX2 = {"cpu": "AMD EPYC", "cpu_capability": "AVX2"}
+XEON = {"cpu": "Intel Xeon", "cpu_capability": "AVX512"}
+SEMI3NET = [0.630, 0.625, 0.635, 0.628, 0.632]  # std 0.0038
+
+
+def _write(folder: Path, row: str, scores: list[float], machine: dict = AVX2, seeds: list[int] | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, score in zip(seeds or range(len(scores)), scores):
+        (folder / f"{row}-seed{seed}.json").write_text(json.dumps({
+            "run": row, "seed": seed, "metrics": {"query": {"mAP@all": score}},
+            "config": {"train": {"seed": seed}}, "machine": machine}))
+
+
+def _plan(folder: Path, **rows: list[float]):
+    _write(folder, "semi3net", SEMI3NET)
+    for row, scores in rows.items():
+        _write(folder, row.replace("_", "-"), scores)
+    return why.load_why(folder)
+
+
+def test_a_mechanism_that_pays_as_much_as_the_whole_branch_carries_the_cost(tmp_path):
+    runs = _plan(tmp_path, no_edgemap_branch=[s + 0.028 for s in SEMI3NET], domain_bn=[s + 0.027 for s in SEMI3NET],
+                 no_edge_ce=[s + 0.001 * (-1) ** i for i, s in enumerate(SEMI3NET)])
+    assert list(runs["run"].unique()) == ["semi3net", "no-edgemap-branch", "no-edge-ce", "domain-bn"]  # plan order
+    verdicts = why.part_verdicts(runs)
+    assert verdicts["domain-bn"].carries == "all" and verdicts["no-edge-ce"].carries == "none"
+    assert verdicts["no-edgemap-branch"].vs_whole is None
+    text = why.why_findings(runs)
+    assert "taking the whole edgemap branch out **pays** (gap +0.028, past the seed spread" in text
+    assert "So, one BatchNorm per domain in the shared bottom carries the cost" in text
+    assert "So far" not in text and "on AMD EPYC (AVX2)" in text
+    table = why.verdicts_table(runs)
+    assert table.loc[why.LABELS["domain-bn"], "vs Semi3-Net"] == "pays"
+    assert table.loc[why.LABELS["domain-bn"], "vs no edgemap branch"] == "level"
+    assert table.loc[why.LABELS["domain-bn"], "gap to Semi3-Net"] == pytest.approx(0.027)
+
+
+def test_a_mechanism_that_pays_less_than_the_whole_branch_carries_a_part(tmp_path):
+    runs = _plan(tmp_path, no_edgemap_branch=[s + 0.040 for s in SEMI3NET], no_coattention=[s + 0.015 for s in SEMI3NET])
+    assert why.part_verdicts(runs)["no-coattention"].carries == "part"
+    assert "no co-attention (edgemaps in training only) carries part of it" in why.why_findings(runs)
+
+
+def test_when_no_single_mechanism_pays_the_findings_say_the_cost_is_their_combination(tmp_path):
+    wobble = [0.002, -0.002, 0.001, -0.001, 0.0]
+    runs = _plan(tmp_path, no_edgemap_branch=[s + 0.028 for s in SEMI3NET],
+                 **{row: [s + w for s, w in zip(SEMI3NET, wobble)] for row in ("no_edge_ce", "domain_bn", "no_coattention")})
+    assert "no single mechanism carries the cost" in why.why_findings(runs)
+
+
+def test_fewer_seeds_than_the_plan_are_marked_and_one_seed_gives_no_verdict(tmp_path):
+    runs = _plan(tmp_path / "three", no_edgemap_branch=[s + 0.028 for s in SEMI3NET[:3]],
+                 domain_bn=[s + 0.028 for s in SEMI3NET[:3]])
+    text = why.why_findings(runs, missing=["domain-bn seed 3", "domain-bn seed 4"])
+    assert "So far (3 of 5 seeds), one BatchNorm per domain" in text
+    assert text.endswith("2 runs of the plan have no record yet (`semi3 study --plan configs/why-edgemap.yaml` resumes).")
+    one = tmp_path / "one"
+    _write(one, "semi3net", SEMI3NET[:1])
+    _write(one, "no-edgemap-branch", [0.66])
+    text = why.why_findings(why.load_why(one))
+    assert "**no verdict yet** (gap +0.030 with one seed" in text and text.endswith("two paired seeds of both rows.")
+    assert why.why_findings(None).startswith("No Semi3-Net run of the decomposition yet")
+
+
+def test_seed_gaps_pair_only_seeds_run_on_one_kind_of_host_and_the_figure_draws_them(tmp_path):
+    _write(tmp_path, "semi3net", SEMI3NET[:3])
+    _write(tmp_path, "domain-bn", [0.64, 0.64], seeds=[0, 1])
+    _write(tmp_path, "domain-bn", [0.70], XEON, seeds=[2])  # another kind of host: not paired
+    runs = why.load_why(tmp_path)
+    gaps = why.seed_gaps(runs)
+    assert list(gaps["seed"]) == [0, 1] and gaps["gap"].tolist() == pytest.approx([0.010, 0.015])
+    assert "seed 2 left out, the rows ran it on different kinds of host" in why.why_findings(runs)
+    fig = plot_seed_gaps(gaps, [why.WHOLE, *why.PARTS], {"domain-bn": "pays"}, why.LABELS)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [why.LABELS["domain-bn"]]
+    assert len([line for line in ax.lines if line.get_marker() == "o"]) == 2
+    assert any(t.get_text() == "pays" for t in ax.texts)
+
+
+def test_missing_runs_are_read_from_the_plan(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    _write(tmp_path, "semi3net", [0.63])
+    missing = why.missing_runs(tmp_path)
+    assert why.PLAN_SEEDS == len(load_plan(why.PLAN).seeds)  # "so far" counts against the plan's seeds
+    assert len(missing) == 7 * 5 - 1 and missing[0] == "semi3net seed 1" and "domain-bn-photo+edge seed 4" in missing
