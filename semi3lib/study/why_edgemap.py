@@ -29,7 +29,9 @@ METRIC = "mAP@all"
 PLAN_SEEDS = 5  # the plan's seeds a row (0-4); a conclusion on fewer says "so far"
 REFERENCE = "semi3net"  # every mechanism in
 WHOLE = "no-edgemap-branch"  # every mechanism out: the cost to be explained
-PARTS = ("no-edge-ce", "domain-bn", "no-coattention", "semi3net-photo+edge", "domain-bn-photo+edge")
+SWITCHES = ("no-edge-ce", "domain-bn", "no-coattention")  # trained, one mechanism out or changed each
+RESCORED = {"semi3net-photo+edge": "semi3net", "domain-bn-photo+edge": "domain-bn"}  # re-score -> its trained row
+PARTS = (*SWITCHES, *RESCORED)
 LABELS = {
     "semi3net": "Semi3-Net",
     "no-edgemap-branch": "without the edgemap branch (all out)",
@@ -39,8 +41,8 @@ LABELS = {
     "semi3net-photo+edge": "Semi3-Net, gallery from photo + edgemap",
     "domain-bn-photo+edge": "one BatchNorm per domain, gallery from photo + edgemap",
 }
-GROUPS = {"Trained": (REFERENCE, WHOLE, *PARTS[:3]),
-          "Re-scored: the gallery embedded from photo and edgemap (no training)": PARTS[3:]}
+GROUPS = {"Trained": (REFERENCE, WHOLE, *SWITCHES),
+          "Re-scored: the gallery embedded from photo and edgemap (no training)": tuple(RESCORED)}
 # A part's verdicts in words: against Semi3-Net (does taking it out pay?) and against the
 # network without the branch (does taking it out pay as much as taking the whole branch out?)
 AGAINST_SEMI3NET = {1: "pays", -1: "costs", 0: "level"}
@@ -140,11 +142,16 @@ def why_findings(runs: pd.DataFrame | None, missing: list[str] | None = None, me
     if WHOLE in verdicts and verdicts[WHOLE].vs_semi3net is not None:
         parts.append(f"The cost to explain: taking the whole edgemap branch out "
                      f"{statement(verdicts[WHOLE].vs_semi3net, AGAINST_SEMI3NET, mark='**')}.")
-    said = [f"{LABELS[row]}: {statement(found.vs_semi3net, AGAINST_SEMI3NET, mark='**')}"
-            for row, found in verdicts.items() if row != WHOLE and found.vs_semi3net is not None]
+    said = [f"{LABELS[row]}: {statement(verdicts[row].vs_semi3net, AGAINST_SEMI3NET, mark='**')}"
+            for row in SWITCHES if row in verdicts and verdicts[row].vs_semi3net is not None]
     if said:
         parts.append("One mechanism out (or changed), against Semi3-Net: " + "; ".join(said) + ".")
     parts.append(_which_part(verdicts))
+    rescored = [f"{LABELS[trained]}: {statement(compare_rows(runs, row, trained, metric), AGAINST_SEMI3NET, mark='**')}"
+                for row, trained in RESCORED.items() if {row, trained} <= set(runs["run"])]
+    if rescored:
+        parts.append("The gallery embedded from photo and edgemap (a re-score, no training), against the same "
+                     "models' usual gallery: " + "; ".join(rescored) + ".")
     if missing:
         parts.append(f"{len(missing)} run{'s' * (len(missing) != 1)} of the plan {'have' if len(missing) != 1 else 'has'} "
                      f"no record yet (`semi3 study --plan {PLAN}` resumes).")
@@ -152,8 +159,8 @@ def why_findings(runs: pd.DataFrame | None, missing: list[str] | None = None, me
 
 
 def _which_part(verdicts: dict[str, PartVerdict]) -> str:
-    """The conclusion: which part carries the cost, by the rule."""
-    parts = {row: found for row, found in verdicts.items() if row != WHOLE}
+    """The conclusion: which mechanism (a trained switch) carries the cost, by the rule."""
+    parts = {row: verdicts[row] for row in SWITCHES if row in verdicts}
     whole = verdicts.get(WHOLE)
     fewest = min((f.vs_semi3net.seeds for f in verdicts.values() if f.vs_semi3net is not None), default=0)
     so_far = f"So far ({fewest} of {PLAN_SEEDS} seeds)," if fewest < PLAN_SEEDS else "So,"
@@ -161,6 +168,8 @@ def _which_part(verdicts: dict[str, PartVerdict]) -> str:
         return "No verdict on the cost yet: the rule needs two paired seeds of both rows."
     if whole.vs_semi3net.verdict != 1:
         return f"{so_far} the whole branch does not cost here, so there is no cost to take apart."
+    if not parts:
+        return f"{so_far} no single mechanism has been taken out yet."
     by_kind: dict[str, list[str]] = {}
     for row, found in parts.items():
         by_kind.setdefault(found.carries, []).append(LABELS[row])
@@ -185,4 +194,4 @@ def missing_runs(folder: str | Path = WHY_DIR, plan: str | Path = PLAN) -> list[
 
 
 __all__ = ["AGAINST_SEMI3NET", "AGAINST_WHOLE", "GROUPS", "LABELS", "METRIC", "PARTS", "PLAN", "PLAN_SEEDS", "PartVerdict",
-           "REFERENCE", "WHOLE", "WHY_DIR", "load_why", "missing_runs", "part_verdicts", "seed_gaps", "verdicts_table", "why_findings"]
+           "REFERENCE", "RESCORED", "SWITCHES", "WHOLE", "WHY_DIR", "load_why", "missing_runs", "part_verdicts", "seed_gaps", "verdicts_table", "why_findings"]
