@@ -14,9 +14,9 @@
 # %% [markdown]
 # # The edgemap branch, taken apart
 #
-# Chapter 9 found *where* the edgemap branch pays: only where sketches of unseen categories
-# meet distractor photos. On the categories it was trained on, the same network without the
-# branch scores higher. This chapter asks **why**.
+# Chapter 9 asked *where* the edgemap branch pays, setting by setting; on the categories the
+# network was trained on, its findings set Semi3-Net behind the same network without the
+# branch. This chapter asks **why**.
 #
 # Taking the branch away (`model.edge_branch=false`) removes several mechanisms at once:
 #
@@ -29,9 +29,10 @@
 #   its BatchNorm statistics are those of the mixed batch. At test time a query sketch is
 #   normalised with statistics that are half edgemap.
 #
-# Chapter 5's single-part ablations (no co-attention, no alignment, no contrastive loss) were
-# each level with Semi3-Net, yet removing the whole branch pays. The cost lies either in a part
-# never isolated or in the parts' combination.
+# Chapter 5's ablations took out one part each (co-attention, the alignment loss, the
+# contrastive loss), never the edgemap's cross-entropy term or the shared bottom's mixed
+# statistics, and their seeds ran on two kinds of host. So the study cannot say where the cost
+# lives: in a part never isolated, or in the parts' combination.
 #
 # **The plan** (`configs/why-edgemap.yaml`) keeps the main study's tuned setting (sketchy-mini,
 # EfficientNet-Lite0, 128 px, 7 epochs, label smoothing 0.1) and changes one thing per row:
