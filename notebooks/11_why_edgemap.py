@@ -14,9 +14,10 @@
 # %% [markdown]
 # # The edgemap branch, taken apart
 #
-# Chapter 9 asked *where* the edgemap branch pays, setting by setting; on the categories the
-# network was trained on, its findings set Semi3-Net behind the same network without the
-# branch. This chapter asks **why**.
+# Chapter 9 asked *where* the edgemap branch pays, setting by setting. On the categories the
+# network was trained on, the earlier studies measured Semi3-Net below the same network
+# without the branch (chapter 9 states by how much, and on which hosts). This chapter asks
+# **why**, on one kind of host.
 #
 # Taking the branch away (`model.edge_branch=false`) removes several mechanisms at once:
 #
