@@ -32,7 +32,9 @@ training loop's default and the baseline every other mode is compared with), ``b
 (bf16 autocast; on a CPU without native bf16 it is timed anyway and labelled emulated), and the
 options ``+channels_last``, ``+compile`` (``torch.compile`` of the model; the first step's extra
 time is ``compile_seconds``, amortised over the book's run in ``book_run``), ``+fused_adamw``
-(``train.fused_optimizer``) and ``+threadsN`` (N torch threads instead of ``--threads``). A mode
+(``train.fused_optimizer``), ``+threadsN`` (N torch threads instead of ``--threads``) and
+``+inplace_relu6`` (the backbone's ReLU6 in place, as timm builds it and as the step ran before
+the backbone took it out of place: the comparison for that change). A mode
 that fails (no C++ compiler for inductor, no fused kernel) is recorded with its ``error``.
 
 The median over ``--steps`` timed steps after ``--warmup`` untimed ones is reported; a
@@ -73,7 +75,7 @@ DEFAULT_CONFIGS = "efficientnet_lite0:128,efficientnet_lite0:224,vgg19:128,vgg19
 DATA_CONFIG = "configs/sketchy-mini-cpu.yaml"  # the book's run: its optimiser, loss, data and epochs
 BASELINE = "fp32-channels_last"  # today's training step on every device
 CPU_MODES = ("fp32-eager", BASELINE, "bf16-autocast+channels_last", f"{BASELINE}+compile",
-             f"{BASELINE}+fused_adamw", f"{BASELINE}+threads1")
+             f"{BASELINE}+fused_adamw", f"{BASELINE}+threads1", f"{BASELINE}+inplace_relu6")
 CUDA_MODES = ("fp32-eager", "bf16-autocast+channels_last")
 CUDA_COMPILE_MODE = "bf16-autocast+channels_last+compile"
 NO_GPU_REASON = ("no GPU on the machine these results were measured on; the GPU modes (fp32 eager, "
@@ -90,6 +92,7 @@ class Mode:
     compile: bool = False
     fused: bool = False
     threads: int | None = None  # None: --threads
+    inplace_relu6: bool = False  # timm's in-place ReLU6, as the backbone ran before it went out of place
 
 
 def parse_mode(name: str) -> Mode:
@@ -104,11 +107,13 @@ def parse_mode(name: str) -> Mode:
             fields[option] = True
         elif option == "fused_adamw":
             fields["fused"] = True
+        elif option == "inplace_relu6":
+            fields["inplace_relu6"] = True
         elif option.startswith("threads") and option[7:].isdigit() and int(option[7:]) > 0:
             fields["threads"] = int(option[7:])
         else:
             raise ValueError(f"mode {name!r}: unknown option {option!r} "
-                             "(channels_last, compile, fused_adamw, threadsN)")
+                             "(channels_last, compile, fused_adamw, inplace_relu6, threadsN)")
     return Mode(name=name, **fields)
 
 
@@ -156,6 +161,9 @@ class Stepper:
     def __init__(self, backbone: str, device: torch.device, mode: Mode, book: ExperimentConfig) -> None:
         torch.manual_seed(0)
         model = Semi3Net(ModelConfig(backbone=backbone, pretrained=False), NUM_CLASSES).to(device).train()
+        for module in model.modules():
+            if mode.inplace_relu6 and isinstance(module, torch.nn.ReLU6):
+                module.inplace = True
         if mode.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model

@@ -133,3 +133,29 @@ def test_architecture_only_build_for_checkpoints_neither_downloads_nor_warns(nam
     model = Semi3Net(ModelConfig(backbone=name, embed_dim=8, hidden_dim=16), num_classes=3, load_weights=False)
     assert model.backbone_source.startswith("not loaded")
     assert not [w for w in recwarn if issubclass(w.category, RandomInitWarning)]
+
+
+def test_lite0_activations_run_out_of_place_with_the_same_gradients_bit_for_bit():
+    """ReLU6 out of place (it saves a copy per activation on CPU) changes no value: one training
+    step of Semi3-Net with the in-place activations timm builds gives identical gradients."""
+    models = []
+    for inplace in (False, True):
+        torch.manual_seed(0)
+        with pytest.warns(RandomInitWarning):
+            model = Semi3Net(ModelConfig(backbone="efficientnet_lite0", pretrained=False), 5).train()
+        relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU6)]
+        assert relus and not any(m.inplace for m in relus)  # as built
+        for m in relus:
+            m.inplace = inplace
+        models.append(model.to(memory_format=torch.channels_last))
+    g = torch.Generator().manual_seed(1)
+    images = {k: (torch.rand(4, 3, 64, 64, generator=g) * 2).contiguous(memory_format=torch.channels_last)
+              for k in ("sketch", "photo", "edge")}
+    grads = []
+    for model in models:
+        torch.manual_seed(2)  # dropout draws the same masks in both
+        outputs = model(**images)
+        sum(v.float().square().mean() for v in outputs.values() if torch.is_tensor(v) and v.is_floating_point()
+            ).backward()
+        grads.append([p.grad for p in model.parameters() if p.grad is not None])
+    assert grads[0] and all(torch.equal(a, b) for a, b in zip(*grads, strict=True))

@@ -176,6 +176,8 @@ def test_benchmark_modes_parse_from_their_names():
     mode = bench.parse_mode("fp32-channels_last+compile+fused_adamw+threads1")
     assert (mode.bf16, mode.channels_last, mode.compile, mode.fused, mode.threads) == (False, True, True, True, 1)
     assert bench.parse_mode("bf16-autocast+channels_last").bf16
+    assert bench.parse_mode("fp32-channels_last+inplace_relu6").inplace_relu6
+    assert not bench.parse_mode("fp32-channels_last").inplace_relu6
     assert all(bench.parse_mode(name) for name in bench.CPU_MODES)
     for bad in ("fp16-eager", "fp32-eager+turbo", "fp32-eager+threads0"):
         with pytest.raises(ValueError, match="mode"):

@@ -216,6 +216,12 @@ def efficientnet_lite0_imagenet(
 
 def _build_efficientnet_lite0(pretrained: bool, weights_path: str | Path | None, load_weights: bool) -> Backbone:
     model, source = efficientnet_lite0_imagenet(pretrained, weights_path, load_weights)
+    # timm builds ReLU6(inplace=True). On CPU the in-place hardtanh_ copies its input first (a
+    # clone per activation in a training step's profile); the out-of-place form computes the same
+    # values and gradients bit for bit and saves that pass (tests/test_backbone.py).
+    for module in model.modules():
+        if isinstance(module, nn.ReLU6):
+            module.inplace = False
     stages: list[nn.Module] = [nn.Sequential(model.conv_stem, model.bn1)]
     stages += list(model.blocks)
     stages.append(nn.Sequential(model.conv_head, model.bn2))
