@@ -43,7 +43,7 @@ def test_a_mechanism_that_pays_as_much_as_the_whole_branch_carries_the_cost(tmp_
     assert verdicts["domain-bn"].carries == "all" and verdicts["no-edge-ce"].carries == "none"
     assert verdicts["no-edgemap-branch"].vs_whole is None
     text = why.why_findings(runs)
-    assert "taking the whole edgemap branch out **pays** (gap +0.028, past the seed spread" in text
+    assert "the network without the edgemap branch against Semi3-Net: **ahead** (gap +0.028, past the seed spread" in text
     assert "So, one BatchNorm per domain in the shared bottom carries the cost" in text
     assert "So far" not in text and "on AMD EPYC (AVX2)" in text
     table = why.verdicts_table(runs)
