@@ -29,8 +29,10 @@ def plot_seed_gaps(gaps: pd.DataFrame, rows: Sequence[str], verdicts: Mapping[st
         if row in verdicts:
             ax.annotate(verdicts[row], (1.01, i), xycoords=("axes fraction", "data"), va="center", fontsize=9)
     ax.axvline(0, color="0.3", linewidth=1)
+    reach = float(gaps["gap"].abs().max()) * 1.15 if len(gaps) else 0.01
+    ax.set_xlim(-reach, reach)  # symmetric: which side of Semi3-Net a row sits on shows at a glance
+    ax.set_ylim(len(present) - 0.5, -0.5)  # rows top-down, as listed
     ax.set_yticks(range(len(present)), [labels.get(r, r) for r in present])
-    ax.invert_yaxis()
     ax.set_xlabel(f"{metric} minus Semi3-Net's, same seed (right of 0: taking it out pays)")
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=colors[s], label=f"seed {s}") for s in seeds]
     if handles:
