@@ -125,7 +125,7 @@ else:
 #| label: tbl-why-edgemap-verdicts
 #| tbl-cap: Each row by the book's rule on mAP@all, against Semi3-Net and against the network without the branch.
 verdicts = why.verdicts_table(runs) if runs is not None else None
-verdicts if verdicts is not None and len(verdicts) else "No row to set against Semi3-Net yet."
+verdicts if verdicts is not None and len(verdicts.values) else "No row to set against Semi3-Net yet."
 
 # %% [markdown]
 # The same in words (the README prints these sentences too):

@@ -47,9 +47,11 @@ def test_a_mechanism_that_pays_as_much_as_the_whole_branch_carries_the_cost(tmp_
     assert "So, one BatchNorm per domain in the shared bottom carries the cost" in text
     assert "So far" not in text and "on AMD EPYC (AVX2)" in text
     table = why.verdicts_table(runs)
-    assert table.loc[why.LABELS["domain-bn"], "vs Semi3-Net"] == "pays"
-    assert table.loc[why.LABELS["domain-bn"], "vs no edgemap branch"] == "level"
-    assert table.loc[why.LABELS["domain-bn"], "gap to Semi3-Net"] == pytest.approx(0.027)
+    against = f"{why.LABELS['domain-bn']}, against"
+    assert table.values.loc[f"{against} Semi3-Net", "verdict"] == "pays"
+    assert table.values.loc[f"{against} the network without the branch", "verdict"] == "level"
+    assert table.values.loc[f"{against} Semi3-Net", "gap"] == pytest.approx(0.027)
+    assert [title for title, _ in table.groups] == ["Against Semi3-Net", "Against the network without the branch"]
 
 
 def test_re_scored_rows_are_set_against_their_own_models_not_in_the_conclusion(tmp_path):

@@ -14,6 +14,7 @@ Semi3-Net's same seed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pandas as pd
 from semi3lib.study.records import compare_rows, load_study, ordered_runs, seed_hosts, seed_scores
 from semi3lib.study.rule import BEATS, Outcome, mean_std, score_text, statement, verdict_word
 from semi3lib.study.runner import missing_runs as plan_missing_runs
+from semi3lib.study.tables import ReaderTable, reader_table
 
 WHY_DIR = Path("results") / "why-edgemap"
 PLAN = Path("configs") / "why-edgemap.yaml"
@@ -91,22 +93,27 @@ def part_verdicts(runs: pd.DataFrame, metric: str = METRIC) -> dict[str, PartVer
     return verdicts
 
 
-def verdicts_table(runs: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
-    """One line per row: its seeds and score, its gap to Semi3-Net with the rule's verdict, and
-    its gap to the network without the branch with that verdict."""
-    lines = []
-    for row, found in part_verdicts(runs, metric).items():
-        scores = seed_scores(runs, row, metric)
-        line: dict[str, object] = {"row": LABELS.get(row, row), "seeds": len(scores),
-                                   metric: score_text(*mean_std(scores))}
-        for outcome, key, words in ((found.vs_semi3net, "Semi3-Net", AGAINST_SEMI3NET),
-                                    (found.vs_whole, "no edgemap branch", AGAINST_WHOLE)):
-            usable = outcome is not None and bool(outcome.a)
-            line[f"gap to {key}"] = round(outcome.gap, 3) if usable else None
-            line[f"spread ({key})"] = round(outcome.spread, 3) if usable else None
-            line[f"vs {key}"] = verdict_word(outcome, words) if outcome is not None else ""
-        lines.append(line)
-    return pd.DataFrame(lines, columns=None if lines else ["row"]).set_index("row")
+def verdicts_table(runs: pd.DataFrame, metric: str = METRIC) -> ReaderTable:
+    """For a reader, narrow enough for a phone: one group per question (against Semi3-Net;
+    against the network without the branch), one line per row (``"<label>, against <other>"``)
+    with the seed pairs compared, the rule's verdict, the gap of the means and the seed spread."""
+    found = part_verdicts(runs, metric)
+    lines, groups = [], []
+    for attribute, other, words in (("vs_semi3net", "Semi3-Net", AGAINST_SEMI3NET),
+                                    ("vs_whole", "the network without the branch", AGAINST_WHOLE)):
+        labels = []
+        for row, verdicts in found.items():
+            outcome = getattr(verdicts, attribute)
+            if outcome is None:
+                continue
+            label = f"{LABELS.get(row, row)}, against {other}"
+            labels.append(label)
+            usable = bool(outcome.a)
+            lines.append({"row": label, "seed pairs": len(outcome.paired), "verdict": verdict_word(outcome, words),
+                          "gap": outcome.gap if usable else math.nan, "spread": outcome.spread if usable else math.nan})
+        groups.append((f"Against {other}", labels))
+    values = pd.DataFrame(lines, columns=["row", "seed pairs", "verdict", "gap", "spread"]).set_index("row")
+    return reader_table(values, groups=[g for g in groups if g[1]], integers=("seed pairs",))
 
 
 def seed_gaps(runs: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
