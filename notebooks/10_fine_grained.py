@@ -66,6 +66,7 @@ from semi3lib.book import figures
 from semi3lib.book import runner as book
 from semi3lib.paths import DatasetNotFoundError, find_dataset_root
 from semi3lib.study import fine_grained as fg
+from semi3lib.study.records import runs_by_row
 from semi3lib.study.tables import reader_metrics_for, runs_reader_table, study_table
 
 figures.use_book_style()
@@ -73,9 +74,7 @@ runs = fg.load_fine_grained(study_dir)
 if runs is None:
     print(f"No fine-grained records in {study_dir}: run `semi3 study --plan {fg.PLAN}`.")
 else:
-    for row, group in runs.groupby("run", sort=False):
-        print(f"{row:30s} seeds {', '.join(str(int(s)) for s in sorted(group['seed']))}   hosts: "
-              f"{', '.join(sorted(set(group['host'])))}")
+    print(runs_by_row(runs, width=30))
     missing = fg.missing_runs(study_dir)
     print(f"missing: {', '.join(missing)} (`semi3 study --plan {fg.PLAN}` runs them)" if missing
           else "every row and seed of the plan has its record")

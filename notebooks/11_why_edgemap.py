@@ -68,6 +68,7 @@ from semi3lib.book import figures
 from semi3lib.book import runner as book
 from semi3lib.study import why_edgemap as why
 from semi3lib.study.rule import verdict_word
+from semi3lib.study.records import runs_by_row
 from semi3lib.study.tables import runs_reader_table, study_table
 
 figures.use_book_style()
@@ -76,9 +77,7 @@ missing = why.missing_runs(study_dir)
 if runs is None:
     print(f"No records in {study_dir}: run `semi3 study --plan {why.PLAN}`.")
 else:
-    for row, group in runs.groupby("run", sort=False):
-        print(f"{row:22s} seeds {', '.join(str(int(s)) for s in sorted(group['seed']))}   hosts: "
-              f"{', '.join(sorted(set(group['host'])))}")
+    print(runs_by_row(runs, width=22))
 print(f"{len(missing)} runs of the plan have no record yet (`semi3 study --plan {why.PLAN}` runs them)"
       if missing else "every row and seed of the plan has its record")
 

@@ -111,3 +111,12 @@ def test_missing_runs_are_read_from_the_plan(tmp_path, monkeypatch):
     missing = why.missing_runs(tmp_path)
     assert why.PLAN_SEEDS == len(load_plan(why.PLAN).seeds)  # "so far" counts against the plan's seeds
     assert len(missing) == 7 * 5 - 1 and missing[0] == "semi3net seed 1" and "domain-bn-photo+edge seed 4" in missing
+
+
+def test_each_row_is_listed_with_its_seeds_and_hosts(tmp_path):
+    from semi3lib.study.records import runs_by_row
+
+    _write(tmp_path, "semi3net", SEMI3NET[:2])
+    _write(tmp_path, "domain-bn", [0.70], XEON, seeds=[1])
+    assert runs_by_row(why.load_why(tmp_path), width=10).splitlines() == [
+        "semi3net   seeds 0, 1   hosts: AMD EPYC (AVX2)", "domain-bn  seeds 1   hosts: Intel Xeon (AVX512)"]

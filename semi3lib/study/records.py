@@ -67,6 +67,13 @@ def ordered_runs(runs: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
     return runs.sort_values(["run", "seed"], key=lambda c: c.map(rank) if c.name == "run" else c, kind="stable")
 
 
+def runs_by_row(runs: pd.DataFrame, width: int = 22) -> str:
+    """One line per row of :func:`load_study`'s runs: its seeds and the kinds of host they ran on
+    (what a chapter prints before its tables, so a reader sees which verdicts can pair)."""
+    return "\n".join(f"{row:{width}s} seeds {', '.join(str(int(s)) for s in sorted(group['seed']))}   hosts: "
+                     f"{', '.join(sorted(set(group['host'])))}" for row, group in runs.groupby("run", sort=False))
+
+
 def seed_scores(runs: pd.DataFrame, row: str, metric: str = "mAP@all", column: str = "run") -> dict[int, float]:
     """``{seed: metric}`` of one row (the runs whose ``column`` is ``row``), what the rule
     compares; a seed without a value for ``metric`` is left out, as in :func:`study_statistics`."""
