@@ -69,6 +69,17 @@ def test_a_mechanism_that_pays_less_than_the_whole_branch_carries_a_part(tmp_pat
     assert "no co-attention (edgemaps in training only) carries part of it" in why.why_findings(runs)
 
 
+def test_the_conclusion_counts_each_mechanisms_own_seed_pairs(tmp_path):
+    _write(tmp_path, "semi3net", SEMI3NET)
+    _write(tmp_path, "no-edgemap-branch", [s + 0.040 for s in SEMI3NET])
+    _write(tmp_path, "no-edge-ce", [s + 0.040 for s in SEMI3NET[:2]])
+    _write(tmp_path, "domain-bn", SEMI3NET[:1])
+    text = why.why_findings(why.load_why(tmp_path))
+    assert ("So far, no cross-entropy on the edgemap branch (2 of 5 seed pairs) carries the cost: its row is ahead "
+            "of Semi3-Net and level with the network without the branch; no verdict yet for one BatchNorm per "
+            "domain in the shared bottom (1 of 5 seed pairs).") in text
+
+
 def test_when_no_single_mechanism_pays_the_findings_say_the_cost_is_their_combination(tmp_path):
     wobble = [0.002, -0.002, 0.001, -0.001, 0.0]
     runs = _plan(tmp_path, no_edgemap_branch=[s + 0.028 for s in SEMI3NET],
@@ -80,7 +91,7 @@ def test_fewer_seeds_than_the_plan_are_marked_and_one_seed_gives_no_verdict(tmp_
     runs = _plan(tmp_path / "three", no_edgemap_branch=[s + 0.028 for s in SEMI3NET[:3]],
                  domain_bn=[s + 0.028 for s in SEMI3NET[:3]])
     text = why.why_findings(runs, missing=["domain-bn seed 3", "domain-bn seed 4"])
-    assert "So far (3 of 5 seeds), one BatchNorm per domain" in text
+    assert "So far, one BatchNorm per domain in the shared bottom (3 of 5 seed pairs) carries the cost" in text
     assert text.endswith("2 runs of the plan have no record yet (`semi3 study --plan configs/why-edgemap.yaml` resumes).")
     one = tmp_path / "one"
     _write(one, "semi3net", SEMI3NET[:1])

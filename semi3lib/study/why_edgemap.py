@@ -166,20 +166,22 @@ def why_findings(runs: pd.DataFrame | None, missing: list[str] | None = None, me
 
 
 def _which_part(verdicts: dict[str, PartVerdict]) -> str:
-    """The conclusion: which mechanism (a trained switch) carries the cost, by the rule."""
+    """The conclusion: which mechanism (a trained switch) carries the cost, by the rule. It opens
+    with "So far" while any row it rests on has fewer seed pairs than the plan, and each mechanism
+    it names says its own count then."""
     parts = {row: verdicts[row] for row in SWITCHES if row in verdicts}
     whole = verdicts.get(WHOLE)
-    fewest = min((f.vs_semi3net.seeds for f in verdicts.values() if f.vs_semi3net is not None), default=0)
-    so_far = f"So far ({fewest} of {PLAN_SEEDS} seeds)," if fewest < PLAN_SEEDS else "So,"
     if whole is None or whole.vs_semi3net is None or not whole.vs_semi3net.decided:
         return "No verdict on the cost yet: the rule needs two paired seeds of both rows."
+    counted = [found.vs_semi3net for found in (whole, *parts.values()) if found.vs_semi3net is not None]
+    so_far = "So far," if any(len(outcome.paired) < PLAN_SEEDS for outcome in counted) else "So,"
     if whole.vs_semi3net.verdict != 1:
-        return f"{so_far} the whole branch does not cost here, so there is no cost to take apart."
+        return f"{so_far} the whole branch does not cost here{_pairs(whole)}, so there is no cost to take apart."
     if not parts:
         return f"{so_far} no single mechanism has been taken out yet."
     by_kind: dict[str, list[str]] = {}
     for row, found in parts.items():
-        by_kind.setdefault(found.carries, []).append(LABELS[row])
+        by_kind.setdefault(found.carries, []).append(LABELS[row] + _pairs(found))
     sentences = []
     if by_kind.get("all"):
         sentences.append(f"{_listed(by_kind['all'])} carr{'ies' if len(by_kind['all']) == 1 else 'y'} the cost: "
@@ -193,6 +195,12 @@ def _which_part(verdicts: dict[str, PartVerdict]) -> str:
     if by_kind.get("undecided"):
         sentences.append(f"no verdict yet for {_listed(by_kind['undecided'])}")
     return f"{so_far} " + "; ".join(sentences) + "."
+
+
+def _pairs(found: PartVerdict) -> str:
+    """``" (k of 5 seed pairs)"`` for a row compared on fewer seed pairs than the plan's, else nothing."""
+    paired = len(found.vs_semi3net.paired) if found.vs_semi3net is not None else 0
+    return f" ({paired} of {PLAN_SEEDS} seed pairs)" if paired < PLAN_SEEDS else ""
 
 
 def missing_runs(folder: str | Path = WHY_DIR, plan: str | Path = PLAN) -> list[str]:
