@@ -28,13 +28,19 @@ weights offline). For each (backbone, size) and mode:
   at the mode's thread count; bf16 too where the CPU computes bf16 natively, or on CUDA).
 
 Modes (``--modes``, names joined by ``+``): ``fp32-eager`` (NCHW), ``fp32-channels_last`` (the
-training loop's default and the baseline every other mode is compared with), ``bf16-autocast``
+training loop's step as it ran before ``train.keep_freed_memory``, with the platform's default
+allocator: the baseline every other mode is compared with), ``bf16-autocast``
 (bf16 autocast; on a CPU without native bf16 it is timed anyway and labelled emulated), and the
 options ``+channels_last``, ``+compile`` (``torch.compile`` of the model; the first step's extra
 time is ``compile_seconds``, amortised over the book's run in ``book_run``), ``+fused_adamw``
 (``train.fused_optimizer``), ``+threadsN`` (N torch threads instead of ``--threads``) and
 ``+inplace_relu6`` (the backbone's ReLU6 in place, as timm builds it and as the step ran before
-the backbone took it out of place: the comparison for that change). A mode
+the backbone took it out of place: the comparison for that change) and ``+keep_freed_memory``
+(``train.keep_freed_memory``, ``semi3lib.engine.allocator``: glibc keeps freed memory for the
+next step instead of unmapping it; the setting cannot be undone within a process, so such a
+mode runs in a child process of its own, on the synthetic batch only). Every row records
+``peak_rss_mb`` (the process's resident memory, sampled through its steps) and its timings
+``page_faults_per_step`` (minor faults of the timed steps: memory the kernel had to map in). A mode
 that fails (no C++ compiler for inductor, no fused kernel) is recorded with its ``error``.
 
 The median over ``--steps`` timed steps after ``--warmup`` untimed ones is reported; a
@@ -48,10 +54,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
+import os
+import resource
 import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -68,6 +80,7 @@ from semi3lib.models.losses import HybridLoss  # noqa: E402
 from semi3lib.models import RandomInitWarning, Semi3Net  # noqa: E402
 from semi3lib.engine.fastpath import (compile_unavailable, compiled, count_flops,  # noqa: E402
                                       detect_cpu_bf16)
+from semi3lib.engine.allocator import keep_freed_memory  # noqa: E402
 from semi3lib.engine.train import batch_to_device, build_optimizer_with_kernel  # noqa: E402
 
 NUM_CLASSES = 125  # Sketchy's categories
@@ -75,7 +88,8 @@ DEFAULT_CONFIGS = "efficientnet_lite0:128,efficientnet_lite0:224,vgg19:128,vgg19
 DATA_CONFIG = "configs/sketchy-mini-cpu.yaml"  # the book's run: its optimiser, loss, data and epochs
 BASELINE = "fp32-channels_last"  # today's training step on every device
 CPU_MODES = ("fp32-eager", BASELINE, "bf16-autocast+channels_last", f"{BASELINE}+compile",
-             f"{BASELINE}+fused_adamw", f"{BASELINE}+threads1", f"{BASELINE}+inplace_relu6")
+             f"{BASELINE}+fused_adamw", f"{BASELINE}+threads1", f"{BASELINE}+inplace_relu6",
+             f"{BASELINE}+keep_freed_memory", f"{BASELINE}+keep_freed_memory+fused_adamw")
 CUDA_MODES = ("fp32-eager", "bf16-autocast+channels_last")
 CUDA_COMPILE_MODE = "bf16-autocast+channels_last+compile"
 NO_GPU_REASON = ("no GPU on the machine these results were measured on; the GPU modes (fp32 eager, "
@@ -93,6 +107,7 @@ class Mode:
     fused: bool = False
     threads: int | None = None  # None: --threads
     inplace_relu6: bool = False  # timm's in-place ReLU6, as the backbone ran before it went out of place
+    keep_freed_memory: bool = False  # glibc keeps freed memory (engine.allocator); run in a child process
 
 
 def parse_mode(name: str) -> Mode:
@@ -107,13 +122,13 @@ def parse_mode(name: str) -> Mode:
             fields[option] = True
         elif option == "fused_adamw":
             fields["fused"] = True
-        elif option == "inplace_relu6":
-            fields["inplace_relu6"] = True
+        elif option in ("inplace_relu6", "keep_freed_memory"):
+            fields[option] = True
         elif option.startswith("threads") and option[7:].isdigit() and int(option[7:]) > 0:
             fields["threads"] = int(option[7:])
         else:
             raise ValueError(f"mode {name!r}: unknown option {option!r} "
-                             "(channels_last, compile, fused_adamw, inplace_relu6, threadsN)")
+                             "(channels_last, compile, fused_adamw, inplace_relu6, keep_freed_memory, threadsN)")
     return Mode(name=name, **fields)
 
 
@@ -222,6 +237,7 @@ def run_steps(step: Stepper, batches: Iterator[dict[str, Any]], warmup: int, ste
         if warm[-1] > slow_seconds and (i > 0 or not compiles):
             break
     times, waits, util = [], [], []
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(steps):
         _sync(device)
         start = time.perf_counter()
@@ -234,7 +250,9 @@ def run_steps(step: Stepper, batches: Iterator[dict[str, Any]], warmup: int, ste
             util.append(u)
         if len(times) >= slow_steps and times[0] > slow_seconds:
             break
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     extra: dict[str, Any] = {"data_wait_sec": round(statistics.median(waits), 4),
+                             "page_faults_per_step": round(faults / len(times)),
                              "first_step_seconds": round(warm[0] if warm else times[0], 3)}
     if len(times) < steps:
         extra["note"] = f"slow step (> {slow_seconds:g} s): {len(times)} timed steps only"
@@ -297,6 +315,41 @@ class GemmPeaks:
 
     def measured(self) -> list[dict[str, Any]]:
         return list(self._peaks.values())
+
+
+class MemoryWatch:
+    """Peak resident memory of the process over a block, sampled every few milliseconds."""
+
+    PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def __init__(self) -> None:
+        self.peak_bytes, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _rss(self) -> int:
+        try:
+            with open("/proc/self/statm") as statm:
+                return int(statm.read().split()[1]) * self.PAGE
+        except OSError:  # not Linux: the process's peak so far (ru_maxrss: bytes on macOS, KiB elsewhere)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            return peak if sys.platform == "darwin" else peak * 1024
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak_bytes = max(self.peak_bytes, self._rss())
+
+    def __enter__(self) -> "MemoryWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, self._rss())
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak_bytes / 2**20, 1)
 
 
 class Threads:
@@ -390,6 +443,8 @@ def bench_mode(bench: Bench, backbone: str, size: int, mode: Mode, loader: Any, 
     if mode.compile and bench.compile_error:
         row["error"] = bench.compile_error
         return row, None
+    if mode.keep_freed_memory and not args.in_process:
+        return _in_child(bench, backbone, size, mode, row), None
     limit = args.emulated_bf16_limit
     if row.get("bf16_emulated") and baseline_seconds is not None and baseline_seconds > limit:
         row["skipped"] = (f"emulated bf16 not timed: the fp32 step takes {baseline_seconds:.1f} s "
@@ -402,11 +457,15 @@ def bench_mode(bench: Bench, backbone: str, size: int, mode: Mode, loader: Any, 
         warmup, steps, first = 0, 1, None
     try:
         with Threads(mode.threads):
+            if mode.keep_freed_memory:
+                row["allocator"] = str(keep_freed_memory())
             step = Stepper(backbone, device, mode, bench.book)
             row["optimizer"] = step.optimizer_kernel
             fixed = synthetic_batch(args.batch, size)
-            row["synthetic"] = run_steps(step, iter(lambda: fixed, None), warmup, steps, args.slow_steps,
-                                         args.slow_seconds, args.batch, first_step=first, compiles=mode.compile)
+            with MemoryWatch() as memory:
+                row["synthetic"] = run_steps(step, iter(lambda: fixed, None), warmup, steps, args.slow_steps,
+                                             args.slow_seconds, args.batch, first_step=first, compiles=mode.compile)
+            row["peak_rss_mb"] = memory.peak_mb
             if row.get("bf16_emulated"):
                 row["synthetic"]["note"] = "one step, timed without warm-up"
             if loader is not None:
@@ -418,6 +477,25 @@ def bench_mode(bench: Bench, backbone: str, size: int, mode: Mode, loader: Any, 
         row.pop("synthetic", None)
         row["error"] = _error_text(err)
     return row, (flops[0] if flops else None)
+
+
+def _in_child(bench: Bench, backbone: str, size: int, mode: Mode, row: dict[str, Any]) -> dict[str, Any]:
+    """Run ``mode`` (which changes the allocator for good) in a child process of this script,
+    synthetic batch only, and take its row; its FLOP fields are filled in here, as for any row."""
+    args = bench.args
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "child.json"
+        command = [sys.executable, str(Path(__file__).resolve()), "--configs", f"{backbone}:{size}",
+                   "--batch", str(args.batch), "--modes", mode.name, "--synthetic-only", "--loader-workers", "",
+                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--slow-steps", str(args.slow_steps),
+                   "--slow-seconds", str(args.slow_seconds), "--threads", str(args.threads), "--gemm-size", "256",
+                   "--device", args.device, "--in-process", "--out", str(out)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0 or not out.exists():
+            return {**row, "error": f"child process failed ({done.returncode}): {done.stderr.strip()[-500:]}"}
+        child = json.loads(out.read_text())["runs"][0]
+    keep = ("optimizer", "allocator", "synthetic", "peak_rss_mb", "error")
+    return {**row, **{k: child[k] for k in keep if k in child}, "process": "child (the allocator setting cannot be undone)"}
 
 
 def loader_sweep(bench: Bench, backbone: str, size: int, dataset: Any, rows: list[dict[str, Any]]) -> None:
@@ -525,6 +603,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true",
                         help=f"CUDA: also time {CUDA_COMPILE_MODE} (on CPU the default modes include compile)")
     parser.add_argument("--out", default=None, help="JSON path (default: results/benchmarks/train_step.json)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run +keep_freed_memory modes in this process (it keeps the setting for good)")
     args = parser.parse_args(argv)
     names = args.modes.split(",") if args.modes else modes_for(torch.device(args.device), args.compile)
     try:

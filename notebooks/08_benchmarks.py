@@ -140,6 +140,13 @@ reader_table(train_table(results))
 # CPU without native bf16), `torch.compile` (`train.compile`; its compile time is spread over
 # the book's run), the fused AdamW kernel (`train.fused_optimizer`) and the number of torch
 # threads. Results measured before the FLOPs were counted show no such panel.
+#
+# One setting is on by default because it changes where tensors live, not what is computed
+# (`train.keep_freed_memory`): glibc's allocator otherwise hands each large activation back to
+# the kernel when it is freed, and the next step maps it in again page by page, each page
+# zeroed first. The table's page faults a step show the cost; `+keep_freed_memory` is the same
+# step with freed memory kept for the next one (in a process of its own: the setting cannot be
+# undone), and its peak resident memory what keeping it costs.
 
 # %% tags=["hide-input"]
 flops = train_flops_table(results)

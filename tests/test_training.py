@@ -172,3 +172,7 @@ def test_a_config_key_added_after_a_run_was_saved_counts_as_its_default():
     changed.model.gallery_embedding = "photo+edge"
     with pytest.raises(ValueError, match="model.gallery_embedding: 'photo' -> 'photo\\+edge'"):
         _check_resumable(saved, changed, Path("last.pt"))
+    # where tensors live is not what a run computes: a run resumes with the allocator setting changed
+    freed = ExperimentConfig()
+    freed.train.keep_freed_memory = False
+    _check_resumable(saved, freed, Path("last.pt"))

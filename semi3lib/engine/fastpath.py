@@ -15,6 +15,9 @@ Three switches of ``train`` (all off by default, so a run computes what it alway
 - ``train.fused_optimizer``: the optimiser's fused kernel (``fused=True``), or its for-each
   kernel where this torch has no fused one for the device.
 
+A fourth, ``train.keep_freed_memory``, is on by default since it changes where tensors live, not
+what is computed (:mod:`semi3lib.engine.allocator`).
+
 What a run actually used is a :class:`FastPath`, written into every epoch's row of the run's
 history (``metrics.jsonl`` and the run record). :func:`count_flops` counts the matrix
 FLOPs of a callable (a training step: forward and backward) with torch's
@@ -173,6 +176,7 @@ class FastPath:
     compile: bool
     optimizer: str  # e.g. "adamw (default)", "adamw (fused)"
     torch_threads: int
+    allocator: str = "not recorded"  # engine.allocator: whether freed memory is kept for the next step
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

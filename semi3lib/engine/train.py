@@ -60,8 +60,9 @@ from semi3lib.engine.checkpoints import (
     set_rng_state,
 )
 from semi3lib.engine.device import select_device
+from semi3lib.engine.allocator import AllocatorSetting, keep_freed_memory
 from semi3lib.engine.fastpath import FastPath, Precision, compiled, make_optimizer, resolve_precision
-from semi3lib.config import ConfigError, ExperimentConfig, load_yaml, save_config
+from semi3lib.config import NOT_WHAT_IS_COMPUTED, ConfigError, ExperimentConfig, load_yaml, save_config
 from semi3lib.engine.evaluate import evaluate_model
 from semi3lib.engine.prechecks import check_run
 from semi3lib.data.experiment import ExperimentData, train_dataset
@@ -263,12 +264,6 @@ class TrainResult:
     data: dict[str, Any] = field(default_factory=dict)  # which data it read: DatasetIndex.identity()
 
 
-# Settings that may differ between a run and its resumption: they change where and how
-# fast it runs, not what it computes.
-_RESUME_FREE_KEYS = {("train", "out_dir"), ("train", "device"), ("data", "num_workers"), ("data", "root"),
-                     ("data", "cache_dir"), ("train", "log_every")}
-
-
 def _check_resumable(saved: dict[str, Any], cfg: ExperimentConfig, path: Path) -> None:
     """Refuse to resume a run under a different config: the result would match neither. A key
     the saved config lacks (added to the code later) counts as its default, which the run had."""
@@ -276,7 +271,7 @@ def _check_resumable(saved: dict[str, Any], cfg: ExperimentConfig, path: Path) -
     diffs = [f"{section}.{key}: {saved.get(section, {}).get(key, defaults[section][key])!r} -> {value!r}"
              for section, values in current.items() if isinstance(values, dict)
              for key, value in values.items()
-             if (section, key) not in _RESUME_FREE_KEYS
+             if (section, key) not in NOT_WHAT_IS_COMPUTED
              and saved.get(section, {}).get(key, defaults[section][key]) != value]
     if diffs:
         raise ValueError(f"cannot resume {path}: it was trained with a different config ({'; '.join(diffs)}); "
@@ -382,6 +377,7 @@ class _Run:
     train_model: Any
     precision: Precision  # the autocast of the forward pass (train.amp, train.cpu_precision)
     optimizer_kernel: str  # "adamw (default)", "adamw (fused)", ...
+    allocator: AllocatorSetting  # train.keep_freed_memory, as applied
 
     @property
     def fast_path(self) -> FastPath:
@@ -390,7 +386,7 @@ class _Run:
         return FastPath(device=self.device.type, precision=self.precision.name,
                         precision_reason=self.precision.reason, bf16_emulated=self.precision.emulated,
                         channels_last=t.channels_last, compile=t.compile, optimizer=self.optimizer_kernel,
-                        torch_threads=torch.get_num_threads())
+                        torch_threads=torch.get_num_threads(), allocator=str(self.allocator))
 
     @property
     def last_path(self) -> Path:
@@ -455,6 +451,7 @@ def _set_up(cfg: ExperimentConfig, dist_info: DistInfo, data: ExperimentData) ->
     if device.type == "cuda" and dist_info.world > 1:
         device = torch.device("cuda", dist_info.local_rank)
     seed_everything(t.seed, t.deterministic)
+    allocator = keep_freed_memory(t.keep_freed_memory)  # before the loader's workers fork: they inherit it
     out_dir = Path(t.out_dir)
     if dist_info.world > 1:  # the other ranks start once rank 0 has prepared the run folder
         dist.barrier()
@@ -473,7 +470,7 @@ def _set_up(cfg: ExperimentConfig, dist_info: DistInfo, data: ExperimentData) ->
     return _Run(cfg=cfg, dist_info=dist_info, device=device, out_dir=out_dir, data=data, model=model,
                 optimizer=optimizer, scheduler=scheduler, criterion=HybridLoss(cfg.loss), dataset=dataset,
                 sampler=sampler, loader=loader, train_model=model, precision=resolve_precision(t, device),
-                optimizer_kernel=optimizer_kernel)
+                optimizer_kernel=optimizer_kernel, allocator=allocator)
 
 
 def _batch_sampler(dataset: TrainTriplets | InstanceTriplets, cfg: ExperimentConfig, dist_info: DistInfo

@@ -86,7 +86,8 @@ def _mode_note(run: Mapping[str, Any]) -> str:
 def train_flops_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """Per backbone, size and mode: the FLOPs of one training step, the FLOP rate it
     achieves, its share of the dense-GEMM peak measured in the same run, its speed against
-    the baseline mode (fp32 channels-last), and for compiled modes the compile time and what
+    the baseline mode (fp32 channels-last), its minor page faults a step and peak resident
+    memory (where measured), and for compiled modes the compile time and what
     compiling saves over the book's run. Empty for results measured before FLOPs were counted."""
     runs = results.get("train_step", {}).get("runs", [])
     rows = [r for r in runs if "achieved_gflops" in r or "error" in r or "skipped" in r]
@@ -98,6 +99,7 @@ def train_flops_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
          "s/step": r.get("synthetic", {}).get("sec_per_step"), "GFLOP/s": r.get("achieved_gflops"),
          "GEMM peak GFLOP/s": r.get("gemm_peak_gflops"), "share of GEMM peak": r.get("gemm_peak_ratio"),
          "speed-up vs baseline": r.get("speedup_vs_baseline"),
+         "page faults/step": r.get("synthetic", {}).get("page_faults_per_step"), "peak RSS MB": r.get("peak_rss_mb"),
          "compile s": r.get("book_run", {}).get("compile_seconds"),
          "net s saved over the book's run": r.get("book_run", {}).get("net_seconds_saved_over_run"),
          "note": _mode_note(r)}

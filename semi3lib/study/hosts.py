@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from semi3lib.config import ConfigError, config_from_dict
+from semi3lib.config import NOT_WHAT_IS_COMPUTED, ConfigError, config_from_dict
 from semi3lib.engine.hardware import host_kind
 from semi3lib.engine.records import read_records
 from semi3lib.study.rule import mean_std
@@ -30,9 +30,8 @@ BOOK_RUN = Path("results") / "book" / "cpu" / "04_training.json"
 STUDY_DIR = Path("results") / "sketchy-mini"
 CHECK_DIR = Path("results") / "host-check"  # the host check's records: configs/host-check.yaml's out_dir
 STUDY_ROW = "semi3net"
-# Settings that change where a run writes or how fast it goes, not what it computes.
-NOT_THE_CONFIG = (("name",), ("train", "out_dir"), ("train", "device"), ("train", "log_every"),
-                  ("data", "num_workers"), ("data", "root"), ("data", "cache_dir"))
+# The run's name and the settings that change where or how fast it runs, not what it computes.
+NOT_THE_CONFIG = (("name",), *sorted(NOT_WHAT_IS_COMPUTED))
 
 
 def _what_is_computed(config: Mapping[str, Any]) -> dict[str, Any] | None:
