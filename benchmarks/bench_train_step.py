@@ -38,9 +38,13 @@ time is ``compile_seconds``, amortised over the book's run in ``book_run``), ``+
 the backbone took it out of place: the comparison for that change) and ``+keep_freed_memory``
 (``train.keep_freed_memory``, ``semi3lib.engine.allocator``: glibc keeps freed memory for the
 next step instead of unmapping it; the setting cannot be undone within a process, so such a
-mode runs in a child process of its own, on the synthetic batch only). Every row records
+mode runs in a child process of its own). Every row records
 ``peak_rss_mb`` (the process's resident memory, sampled through its steps) and its timings
-``page_faults_per_step`` (minor faults of the timed steps: memory the kernel had to map in). A mode
+``page_faults_per_step`` (minor faults of the timed steps: memory the kernel had to map in).
+``fast_path_ab`` then times the fast path (``--ab-mode``, the helpful switches together) against
+the baseline in ``--ab-rounds`` interleaved rounds of fresh processes (baseline, then fast path),
+the speed-up being the median of the rounds': a shared machine's load drifts over a run by more
+than the effects measured, so the single run's ``speedup_vs_baseline`` is indicative only. A mode
 that fails (no C++ compiler for inductor, no fused kernel) is recorded with its ``error``.
 
 The median over ``--steps`` timed steps after ``--warmup`` untimed ones is reported; a
@@ -90,6 +94,7 @@ BASELINE = "fp32-channels_last"  # today's training step on every device
 CPU_MODES = ("fp32-eager", BASELINE, "bf16-autocast+channels_last", f"{BASELINE}+compile",
              f"{BASELINE}+fused_adamw", f"{BASELINE}+threads1", f"{BASELINE}+inplace_relu6",
              f"{BASELINE}+keep_freed_memory", f"{BASELINE}+keep_freed_memory+fused_adamw")
+FAST_PATH = f"{BASELINE}+keep_freed_memory+fused_adamw"  # the switches that help on CPU, together
 CUDA_MODES = ("fp32-eager", "bf16-autocast+channels_last")
 CUDA_COMPILE_MODE = "bf16-autocast+channels_last+compile"
 NO_GPU_REASON = ("no GPU on the machine these results were measured on; the GPU modes (fp32 eager, "
@@ -444,7 +449,7 @@ def bench_mode(bench: Bench, backbone: str, size: int, mode: Mode, loader: Any, 
         row["error"] = bench.compile_error
         return row, None
     if mode.keep_freed_memory and not args.in_process:
-        return _in_child(bench, backbone, size, mode, row), None
+        return _in_child(bench, backbone, size, mode, row, with_loader=loader is not None), None
     limit = args.emulated_bf16_limit
     if row.get("bf16_emulated") and baseline_seconds is not None and baseline_seconds > limit:
         row["skipped"] = (f"emulated bf16 not timed: the fp32 step takes {baseline_seconds:.1f} s "
@@ -479,14 +484,17 @@ def bench_mode(bench: Bench, backbone: str, size: int, mode: Mode, loader: Any, 
     return row, (flops[0] if flops else None)
 
 
-def _in_child(bench: Bench, backbone: str, size: int, mode: Mode, row: dict[str, Any]) -> dict[str, Any]:
-    """Run ``mode`` (which changes the allocator for good) in a child process of this script,
-    synthetic batch only, and take its row; its FLOP fields are filled in here, as for any row."""
+def _in_child(bench: Bench, backbone: str, size: int, mode: Mode, row: dict[str, Any],
+              with_loader: bool) -> dict[str, Any]:
+    """Run ``mode`` (which changes the allocator for good) in a child process of this script
+    (with the real loader too if ``with_loader``) and take its row; its FLOP fields are filled
+    in here, as for any row."""
     args = bench.args
+    data = ["--loader-modes", mode.name, "--workers", str(args.workers)] if with_loader else ["--synthetic-only"]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "child.json"
         command = [sys.executable, str(Path(__file__).resolve()), "--configs", f"{backbone}:{size}",
-                   "--batch", str(args.batch), "--modes", mode.name, "--synthetic-only", "--loader-workers", "",
+                   "--batch", str(args.batch), "--modes", mode.name, *data, "--loader-workers", "",
                    "--steps", str(args.steps), "--warmup", str(args.warmup), "--slow-steps", str(args.slow_steps),
                    "--slow-seconds", str(args.slow_seconds), "--threads", str(args.threads), "--gemm-size", "256",
                    "--device", args.device, "--in-process", "--out", str(out)]
@@ -494,8 +502,33 @@ def _in_child(bench: Bench, backbone: str, size: int, mode: Mode, row: dict[str,
         if done.returncode != 0 or not out.exists():
             return {**row, "error": f"child process failed ({done.returncode}): {done.stderr.strip()[-500:]}"}
         child = json.loads(out.read_text())["runs"][0]
-    keep = ("optimizer", "allocator", "synthetic", "peak_rss_mb", "error")
+    keep = ("optimizer", "allocator", "synthetic", "loader", "loader_slowdown", "peak_rss_mb", "error")
     return {**row, **{k: child[k] for k in keep if k in child}, "process": "child (the allocator setting cannot be undone)"}
+
+
+def fast_path_ab(bench: Bench, backbone: str, size: int, fast: Mode, rounds: int) -> dict[str, Any]:
+    """The fast path against the baseline, robust to a shared machine's drift: ``rounds``
+    rounds, each a fresh process of the baseline and then one of ``fast`` (synthetic batch), so
+    both sides of a round see the same background load; the verdict is the median of the
+    rounds' speed-ups. Fresh processes also give ``+keep_freed_memory`` its own process."""
+    lines, pair = [], {}
+    for i in range(rounds):
+        pair = {}
+        for side, mode in (("baseline", parse_mode(BASELINE)), ("fast", fast)):
+            row = _in_child(bench, backbone, size, mode, {}, with_loader=False)
+            if "synthetic" not in row:
+                return {"mode": fast.name, "backbone": backbone, "size": size, "error": row.get("error", "no timing")}
+            pair[side] = row
+        lines.append({"round": i + 1,
+                      **{f"{side} s/step": pair[side]["synthetic"]["sec_per_step"] for side in pair},
+                      **{f"{side} page faults/step": pair[side]["synthetic"]["page_faults_per_step"] for side in pair},
+                      **{f"{side} peak RSS MB": pair[side]["peak_rss_mb"] for side in pair},
+                      "speed-up": round(pair["baseline"]["synthetic"]["sec_per_step"]
+                                        / pair["fast"]["synthetic"]["sec_per_step"], 3)})
+        print(f"{backbone} {size}px fast path round {i + 1}: {lines[-1]}", file=sys.stderr)
+    return {"mode": fast.name, "backbone": backbone, "size": size, "batch": bench.args.batch, "rounds": lines,
+            "median_speedup": statistics.median(line["speed-up"] for line in lines),
+            "optimizer": pair["fast"].get("optimizer"), "allocator": pair["fast"].get("allocator")}
 
 
 def loader_sweep(bench: Bench, backbone: str, size: int, dataset: Any, rows: list[dict[str, Any]]) -> None:
@@ -580,7 +613,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=16, help="triplets per batch (the book trains with 32)")
     parser.add_argument("--modes", default=None,
                         help=f"comma-separated modes (default on CPU: {','.join(CPU_MODES)})")
-    parser.add_argument("--loader-modes", default=f"fp32-eager,{BASELINE}",
+    parser.add_argument("--loader-modes", default=f"fp32-eager,{BASELINE},{BASELINE}+keep_freed_memory",
                         help="modes also timed with the real loader (comma-separated, or 'all')")
     parser.add_argument("--loader-workers", type=_int_list, default=[0, 1, 2],
                         help="worker counts for the loader sweep on the baseline row ('' to skip)")
@@ -603,6 +636,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true",
                         help=f"CUDA: also time {CUDA_COMPILE_MODE} (on CPU the default modes include compile)")
     parser.add_argument("--out", default=None, help="JSON path (default: results/benchmarks/train_step.json)")
+    parser.add_argument("--ab-rounds", type=int, default=4,
+                        help="interleaved rounds of the fast path against the baseline (0 to skip)")
+    parser.add_argument("--ab-mode", default=FAST_PATH, help=f"the fast path of those rounds (default {FAST_PATH})")
     parser.add_argument("--in-process", action="store_true",
                         help="run +keep_freed_memory modes in this process (it keeps the setting for good)")
     args = parser.parse_args(argv)
@@ -642,10 +678,12 @@ def main(argv: list[str] | None = None) -> None:
     bench = Bench(args, device, book, peaks, bf16_native, bf16_reason, compile_error)
     peaks.get(torch.float32)
     peaks.get(torch.bfloat16)
-    runs = []
+    runs, ab = [], []
     for item in args.configs.split(","):
         backbone, size = item.split(":")
         runs += bench_config(bench, backbone, int(size))
+        if args.ab_rounds and not args.in_process:
+            ab.append(fast_path_ab(bench, backbone, int(size), parse_mode(args.ab_mode), args.ab_rounds))
 
     machine = machine_info()
     config = {k: v for k, v in vars(args).items() if k != "out"}
@@ -671,6 +709,7 @@ def main(argv: list[str] | None = None) -> None:
                             "cxx": shutil.which("g++")},
         "threads": {"intra": args.threads, "interop": torch.get_num_interop_threads()},
         "runs": runs,
+        **({"fast_path_ab": ab} if ab else {}),
         "gpu": machine["gpu"] if device.type == "cuda" else None,
         "machine": machine,
     }

@@ -42,8 +42,9 @@ from semi3lib.book import runner as book
 
 from semi3lib.book import figures
 from semi3lib.study.tables import reader_table
-from semi3lib.study.benchmarks import (edges_table, load_benchmarks, machines_table, missing_benchmarks,
-                                        search_table, targets_table, train_flops_table, train_table)
+from semi3lib.study.benchmarks import (edges_table, fast_path_ab_table, load_benchmarks, machines_table,
+                                        missing_benchmarks, search_table, targets_table, train_flops_table,
+                                        train_table)
 
 figures.use_book_style()
 results = load_benchmarks(benchmarks_dir)
@@ -156,6 +157,21 @@ if not flops.empty:
     reader_table(flops)
 else:
     print("the committed training benchmark predates the FLOP count: rerun `python benchmarks/bench_train_step.py`")
+
+# %% [markdown]
+# One run's rows can disagree with the next run's by more than the effects: the machine is
+# shared and its speed drifts over minutes. So the fast path (the switches above that help,
+# together) is also timed against the baseline in interleaved rounds, each a fresh process of
+# the baseline and then one of the fast path, both seeing the same background load; the
+# target's verdict is the median of the rounds' speed-ups (a round may go the other way), and
+# the page faults show where the allocator's share comes from.
+
+# %% tags=["hide-input"]
+rounds = fast_path_ab_table(results)
+if not rounds.empty:
+    reader_table(rounds.set_index("round"))
+else:
+    print("no interleaved rounds in the committed training benchmark: rerun `python benchmarks/bench_train_step.py`")
 
 # %% [markdown]
 # ## Edgemaps: first pass and cached pass

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -171,14 +172,29 @@ def targets_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def _fast_path_rows(train_step: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Per backbone, size and batch: the fastest mode against the baseline of the same run
-    (issue 32's target), with the baseline's share of the GEMM peak."""
+    """Issue 32's target per backbone, size and batch: the fast path against the baseline.
+    From the interleaved rounds (``fast_path_ab``: the median of their speed-ups) where the
+    benchmark ran them; in older results, from the single run's fastest mode."""
     baseline = train_step.get("baseline_mode", "fp32-channels_last")
+    rows = []
+    for ab in train_step.get("fast_path_ab", []):
+        if "rounds" not in ab:
+            continue
+        speedups = [r["speed-up"] for r in ab["rounds"]]
+        faults = [(r["baseline page faults/step"], r["fast page faults/step"]) for r in ab["rounds"]]
+        rows.append({"benchmark": "training",
+                     "target": _fast_path_target(baseline, ab["backbone"], ab["size"], ab["batch"],
+                                                 f"median of {len(speedups)} interleaved rounds"),
+                     "measured": (f"{ab['mode']}: {ab['median_speedup']:.2f}x (rounds {min(speedups):.2f}-"
+                                  f"{max(speedups):.2f}x); page faults a step {statistics.median(f[0] for f in faults):,.0f}"
+                                  f" -> {statistics.median(f[1] for f in faults):,.0f}"),
+                     "met": ab["median_speedup"] >= TRAIN_TARGET_SPEEDUP})
+    if rows:
+        return rows
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for r in train_step["runs"]:
         if r.get("speedup_vs_baseline") is not None:
             groups.setdefault((r["backbone"], r["size"], r["batch"]), []).append(r)
-    rows = []
     for (backbone, size, batch), runs in groups.items():
         base = next((r for r in runs if r["mode"] == baseline), None)
         others = [r for r in runs if r["mode"] != baseline]
@@ -186,12 +202,23 @@ def _fast_path_rows(train_step: Mapping[str, Any]) -> list[dict[str, Any]]:
             continue
         fastest = max(others, key=lambda r: r["speedup_vs_baseline"])
         share = f"; the baseline at {base['gemm_peak_ratio']:.0%} of the GEMM peak" if base.get("gemm_peak_ratio") else ""
-        rows.append({"benchmark": "training",
-                     "target": (f"fast path >= {TRAIN_TARGET_SPEEDUP:g}x the {baseline} step ({backbone}, {size} px, "
-                                f"batch {batch}; same run)"),
+        rows.append({"benchmark": "training", "target": _fast_path_target(baseline, backbone, size, batch, "same run"),
                      "measured": f"fastest: {fastest['mode']} {fastest['speedup_vs_baseline']:.2f}x{share}",
                      "met": fastest["speedup_vs_baseline"] >= TRAIN_TARGET_SPEEDUP})
     return rows
+
+
+def _fast_path_target(baseline: str, backbone: str, size: int, batch: int, how: str) -> str:
+    return f"fast path >= {TRAIN_TARGET_SPEEDUP:g}x the {baseline} step ({backbone}, {size} px, batch {batch}; {how})"
+
+
+def fast_path_ab_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """The training benchmark's interleaved rounds (``fast_path_ab``), one line per round:
+    seconds a step, page faults a step and peak resident memory of the baseline and of the
+    fast path, and the round's speed-up; empty where not measured."""
+    lines = [{"fast path": f"{ab['mode']} ({ab['backbone']} {ab['size']} px)", **r}
+             for ab in results.get("train_step", {}).get("fast_path_ab", []) for r in ab.get("rounds", [])]
+    return pd.DataFrame(lines)
 
 
 def machines_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
