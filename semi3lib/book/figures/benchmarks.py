@@ -157,7 +157,8 @@ def plot_train_flops(result: Mapping[str, Any]) -> Figure:
                 continue
             text = f"{r['achieved_gflops']:.3g} GFLOP/s, {100 * r['gemm_peak_ratio']:.1f}% of peak"
             if r.get("gemm_peak_gflops") != main_peak:  # another thread count: its own peak
-                text += f" ({r['gemm_peak_gflops']:.0f} at {r.get('threads', '?')} threads)"
+                threads = r.get("threads", "?")
+                text += f" ({r['gemm_peak_gflops']:.0f} at {threads} thread{'s' * (threads != 1)})"
             if r.get("bf16_emulated"):
                 text += " (bf16 emulated)"
             labels.append(text)
