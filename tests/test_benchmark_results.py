@@ -144,7 +144,7 @@ def test_train_flops_figure_draws_every_mode_and_the_old_figure_takes_the_new_ro
     assert len(labels) == len(HAND_MADE_TRAIN["runs"]) and "fp32-channels_last\n+compile" in labels
     texts = [t.get_text() for t in ax.texts]  # the bars' labels and the peak's
     assert any("6 GFLOP/s, 15.0% of peak" in t for t in texts) and "failed" in texts
-    assert any("15.0% of peak (25 at 1 threads)" in t for t in texts)  # its own, one-thread peak
+    assert any("15.0% of peak (25 at 1 thread)" in t for t in texts)  # its own, one-thread peak
     assert any("bf16 emulated" in t for t in texts) and any("GEMM peak\n 40 GFLOP/s" in t for t in texts)
     assert figures.save_figure(fig, "08_train_flops", tmp_path).stat().st_size > 10_000
     old = figures.benchmarks.plot_train_benchmark(HAND_MADE_TRAIN)  # loader timed for one mode only
