@@ -40,6 +40,8 @@ use_project_root()  # JupyterLab starts kernels in notebooks/; every path here i
 
 from semi3lib.book import runner as book
 
+from IPython.display import display
+
 from semi3lib.book import figures
 from semi3lib.study.tables import reader_table
 from semi3lib.study.benchmarks import (edges_table, fast_path_ab_table, load_benchmarks, machines_table,
@@ -154,7 +156,7 @@ flops = train_flops_table(results)
 if not flops.empty:
     fig = figures.benchmarks.plot_train_flops(results["train_step"])
     figures.save_figure(fig, "08_train_flops", figures_dir)
-    reader_table(flops)
+    display(reader_table(flops))
 else:
     print("the committed training benchmark predates the FLOP count: rerun `python benchmarks/bench_train_step.py`")
 
@@ -169,7 +171,9 @@ else:
 # %% tags=["hide-input"]
 rounds = fast_path_ab_table(results)
 if not rounds.empty:
-    reader_table(rounds.set_index("round"))
+    rounds["round"] = [f"round {n}" for n in rounds["round"]]
+    display(reader_table(rounds.set_index("round"), digits={c: 0 for c in rounds if "RSS" in c},
+                         integers=[c for c in rounds if "faults" in c]))
 else:
     print("no interleaved rounds in the committed training benchmark: rerun `python benchmarks/bench_train_step.py`")
 
