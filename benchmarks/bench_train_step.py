@@ -38,9 +38,9 @@ time is ``compile_seconds``, amortised over the book's run in ``book_run``), ``+
 the backbone took it out of place: the comparison for that change) and ``+keep_freed_memory``
 (``train.keep_freed_memory``, ``semi3lib.engine.allocator``: glibc keeps freed memory for the
 next step instead of unmapping it; the setting cannot be undone within a process, so such a
-mode runs in a child process of its own). Every row records
-``peak_rss_mb`` (the process's resident memory, sampled through its steps) and its timings
-``page_faults_per_step`` (minor faults of the timed steps: memory the kernel had to map in).
+mode runs in a child process of its own). Every row records ``peak_rss_mb`` (the process's
+resident memory, sampled through its steps), and each of its timings ``page_faults_per_step``
+(minor faults of the timed steps: memory the kernel had to map in).
 ``fast_path_ab`` then times the fast path (``--ab-mode``, the helpful switches together) against
 the baseline in ``--ab-rounds`` interleaved rounds of fresh processes (baseline, then fast path),
 the speed-up being the median of the rounds': a shared machine's load drifts over a run by more
@@ -90,11 +90,12 @@ from semi3lib.engine.train import batch_to_device, build_optimizer_with_kernel  
 NUM_CLASSES = 125  # Sketchy's categories
 DEFAULT_CONFIGS = "efficientnet_lite0:128,efficientnet_lite0:224,vgg19:128,vgg19:224"
 DATA_CONFIG = "configs/sketchy-mini-cpu.yaml"  # the book's run: its optimiser, loss, data and epochs
-BASELINE = "fp32-channels_last"  # today's training step on every device
+BASELINE = "fp32-channels_last"  # the training step before train.keep_freed_memory, on every device
 CPU_MODES = ("fp32-eager", BASELINE, "bf16-autocast+channels_last", f"{BASELINE}+compile",
              f"{BASELINE}+fused_adamw", f"{BASELINE}+threads1", f"{BASELINE}+inplace_relu6",
              f"{BASELINE}+keep_freed_memory", f"{BASELINE}+keep_freed_memory+fused_adamw")
-FAST_PATH = f"{BASELINE}+keep_freed_memory+fused_adamw"  # the switches that help on CPU, together
+FAST_PATH = {"cpu": f"{BASELINE}+keep_freed_memory+fused_adamw",  # the switches that help, together
+             "cuda": "bf16-autocast+channels_last+fused_adamw"}
 CUDA_MODES = ("fp32-eager", "bf16-autocast+channels_last")
 CUDA_COMPILE_MODE = "bf16-autocast+channels_last+compile"
 NO_GPU_REASON = ("no GPU on the machine these results were measured on; the GPU modes (fp32 eager, "
@@ -638,7 +639,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default=None, help="JSON path (default: results/benchmarks/train_step.json)")
     parser.add_argument("--ab-rounds", type=int, default=4,
                         help="interleaved rounds of the fast path against the baseline (0 to skip)")
-    parser.add_argument("--ab-mode", default=FAST_PATH, help=f"the fast path of those rounds (default {FAST_PATH})")
+    parser.add_argument("--ab-mode", default=None,
+                        help=f"the fast path of those rounds (default: {FAST_PATH['cpu']}; on CUDA {FAST_PATH['cuda']})")
     parser.add_argument("--in-process", action="store_true",
                         help="run +keep_freed_memory modes in this process (it keeps the setting for good)")
     args = parser.parse_args(argv)
@@ -647,6 +649,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.modes = [parse_mode(n.strip()) for n in names if n.strip()]
     except ValueError as err:
         parser.error(str(err))
+    args.ab_mode = args.ab_mode or FAST_PATH[args.device]
     if args.loader_modes != "all":
         args.loader_modes = [m.strip() for m in args.loader_modes.split(",") if m.strip()]
     return args
