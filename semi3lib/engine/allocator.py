@@ -22,12 +22,11 @@ import platform
 import sys
 from dataclasses import dataclass
 
-# glibc's mallopt parameters (malloc.h)
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX = -1, -2, -4
+# glibc's mallopt parameters (malloc.h) and the values that keep freed memory: {name: (param, value)}
 KEEP_FREED = {
-    M_MMAP_MAX: 0,  # no block gets its own mmap: large blocks come from the heap and go back to it
-    M_TRIM_THRESHOLD: 1 << 30,  # give the top of the heap back to the kernel only past 1 GiB free
-    M_TOP_PAD: 64 << 20,  # grow the heap 64 MiB at a time, not page by page
+    "M_MMAP_MAX": (-4, 0),  # no block gets its own mmap: large blocks come from the heap and go back to it
+    "M_TRIM_THRESHOLD": (-1, 1 << 30),  # give the top of the heap back to the kernel only past 1 GiB free
+    "M_TOP_PAD": (-2, 64 << 20),  # grow the heap 64 MiB at a time, not page by page
 }
 
 
@@ -54,7 +53,7 @@ def keep_freed_memory(enabled: bool = True) -> AllocatorSetting:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError) as err:
         return AllocatorSetting(False, f"the platform's default (glibc's mallopt not found: {err})")
-    refused = [name for name, (param, value) in zip(("M_MMAP_MAX", "M_TRIM_THRESHOLD", "M_TOP_PAD"), KEEP_FREED.items())
+    refused = [name for name, (param, value) in KEEP_FREED.items()
                if mallopt(ctypes.c_int(param), ctypes.c_int(value)) != 1]
     if refused:
         return AllocatorSetting(False, f"the platform's default (glibc {libc_version} refused {', '.join(refused)})")

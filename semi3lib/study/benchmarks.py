@@ -24,7 +24,7 @@ SEARCH_MIN_RECALL = 0.9
 EVAL_TARGET_SPEEDUP = 20.0
 EVAL_TARGET_MEMORY_MB = 2048.0
 EDGES_TARGET_SPEEDUP = 10.0
-TRAIN_TARGET_SPEEDUP = 2.0  # issue 32: a fast path at twice the baseline step's triplets/s, same run
+TRAIN_TARGET_SPEEDUP = 2.0  # issue 32: a fast path at twice the baseline step's triplets/s
 
 
 def load_benchmarks(results_dir: str | Path = "results/benchmarks") -> dict[str, dict[str, Any]]:
