@@ -46,7 +46,7 @@ from semi3lib.book import figures
 from semi3lib.study.tables import reader_table
 from semi3lib.study.benchmarks import (edges_table, fast_path_ab_table, load_benchmarks, machines_table,
                                         missing_benchmarks, search_table, targets_table, train_flops_table,
-                                        train_table)
+                                        train_profile_findings, train_profile_table, train_table)
 
 figures.use_book_style()
 results = load_benchmarks(benchmarks_dir)
@@ -181,6 +181,25 @@ if not rounds.empty:
                          integers=[c for c in rounds if "faults" in c]))
 else:
     print("no interleaved rounds in the committed training benchmark: rerun `python benchmarks/bench_train_step.py`")
+
+# %% [markdown]
+# ### Where a step's time goes
+#
+# Why so far below the peak? `benchmarks/bench_train_profile.py` runs the same step (the
+# CPU fast path) under `torch.profiler` on one thread, so that no operator's time includes
+# waiting for a second thread on a shared machine, and sums each operator's own CPU time
+# into the kinds of work below. Convolutions are split by their weights' shape: depthwise
+# (one input channel per output channel, a 3x3 or 5x5 kernel), pointwise (1x1) and dense.
+# The heaviest depthwise backward is then timed alone, its two gradients apart.
+
+# %% tags=["hide-input"]
+profile = train_profile_table(results)
+if not profile.empty:
+    fig = figures.benchmarks.plot_train_profile(results["train_profile"])
+    figures.save_figure(fig, "08_train_profile", figures_dir)
+    print(train_profile_findings(results))
+else:
+    print("no profile of the training step: run `python benchmarks/bench_train_profile.py`")
 
 # %% [markdown]
 # ## Edgemaps: first pass and cached pass

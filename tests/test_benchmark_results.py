@@ -12,11 +12,13 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 
 from semi3lib.book import figures  # noqa: E402
-from semi3lib.study.benchmarks import BENCHMARKS, load_benchmarks, machines_table, targets_table  # noqa: E402
+from semi3lib.study.benchmarks import (BENCHMARKS, load_benchmarks, machines_table, targets_table,  # noqa: E402
+                                        train_profile_findings, train_profile_table)
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
 PLOTS = {"eval": figures.benchmarks.plot_eval_benchmark, "search": figures.benchmarks.plot_search_benchmark,
-         "train_step": figures.benchmarks.plot_train_benchmark, "edges": figures.benchmarks.plot_edges_benchmark}
+         "train_step": figures.benchmarks.plot_train_benchmark, "edges": figures.benchmarks.plot_edges_benchmark,
+         "train_profile": figures.benchmarks.plot_train_profile}
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +182,18 @@ def test_the_fast_path_rounds_give_one_line_a_round_and_the_target_their_median(
     assert row["met"] is False  # the single run's fastest mode (compile, 1.33x) is not asked once rounds exist
     assert len(targets_table({"train_step": train}).query("target.str.startswith('fast path')")) == 1
     assert fast_path_ab_table({"train_step": HAND_MADE_TRAIN}).empty
+
+
+def test_the_profile_findings_are_the_committed_profile_s_numbers(committed):
+    if "train_profile" not in committed:
+        pytest.skip("train_profile.json not committed")
+    profile = committed["train_profile"]
+    text = train_profile_findings(committed)
+    share = {k["kind"]: k["share"] for k in profile["kinds"]}
+    assert f"backward takes {share['depthwise conv, backward']:.0%} of the time" in text
+    worst = profile["heaviest_depthwise_backward"]
+    assert f"{worst['grad_weight_ms']:.0f} ms on its weight gradient" in text
+    table = train_profile_table(committed)
+    assert list(table["ms/step"]) == sorted(table["ms/step"], reverse=True)
+    assert table["share"].sum() == pytest.approx(1.0, abs=0.01)
+    assert train_profile_findings({}) == "" and train_profile_table({}).empty

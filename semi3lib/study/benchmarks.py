@@ -10,11 +10,12 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-BENCHMARKS = ("eval", "search", "train_step", "edges")
+BENCHMARKS = ("eval", "search", "train_step", "train_profile", "edges")
 COMMANDS = {
     "eval": "python benchmarks/bench_eval.py",
     "search": "python benchmarks/bench_search.py --with-forward",
     "train_step": "python benchmarks/bench_train_step.py",
+    "train_profile": "python benchmarks/bench_train_profile.py",
     "edges": "python benchmarks/bench_edges.py",
 }
 SEARCH_TARGET_MS = 50.0
@@ -105,6 +106,47 @@ def train_flops_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
          "net s saved over the book's run": r.get("book_run", {}).get("net_seconds_saved_over_run"),
          "note": _mode_note(r)}
         for r in rows])
+
+
+def train_profile_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Where one training step's CPU time goes (``train_profile``): milliseconds a step and
+    share per kind of work, heaviest first; empty where not measured."""
+    if "train_profile" not in results:
+        return pd.DataFrame()
+    kinds = sorted(results["train_profile"]["kinds"], key=lambda k: -k["ms_per_step"])
+    return pd.DataFrame([{"work": k["kind"], "ms/step": k["ms_per_step"], "share": k["share"]} for k in kinds])
+
+
+def train_profile_findings(results: Mapping[str, Mapping[str, Any]]) -> str:
+    """The profile in two sentences, every number from the record: how much of the step the
+    depthwise convolutions' backward and the memory-bound layers take, and the heaviest
+    depthwise backward's two gradients apart. Empty where not measured."""
+    profile = results.get("train_profile")
+    if not profile:
+        return ""
+    ms = {k["kind"]: k["ms_per_step"] for k in profile["kinds"]}
+    share = {k["kind"]: k["share"] for k in profile["kinds"]}
+    cfg = profile["config"]
+    memory_bound = ("batch norm, forward", "batch norm, backward", "ReLU6, forward and backward")
+    text = (f"In one step of {cfg['backbone']} at {cfg['size']} px, batch {cfg['batch']} ({cfg['threads']} "
+            f"thread{'s' * (cfg['threads'] != 1)}, {profile['self_cpu_ms_per_step'] / 1e3:.2f} CPU-seconds), the "
+            f"depthwise convolutions' backward takes {share['depthwise conv, backward']:.0%} of the time, "
+            f"{ms['depthwise conv, backward'] / max(ms['depthwise conv, forward'], 1e-9):.1f} times their forward; "
+            f"batch norm and the ReLU6 activations, which move memory and do little arithmetic, take "
+            f"{sum(share[k] for k in memory_bound):.0%}; the linear layers' matrix products "
+            f"{share['matrix products']:.1%} and the optimiser {share['optimiser step']:.1%}.")
+    worst = profile.get("heaviest_depthwise_backward")
+    if worst:
+        kh, kw = worst["weight_shape"][2:]
+        text += (f" The heaviest depthwise backward, a {kh}x{kw} kernel over {worst['input_shape'][2]}x"
+                 f"{worst['input_shape'][3]} maps of {worst['input_shape'][1]} channels, spends "
+                 f"{worst['grad_weight_ms']:.0f} ms on its weight gradient against {worst['grad_input_ms']:.1f} ms "
+                 f"on its input gradient and {worst['forward_ms']:.1f} ms forward (timed alone)")
+        in_step = [op for op in profile["heaviest_operators"] if op["operator"] == "aten::convolution_backward"
+                   and str(worst["input_shape"]) in op["input_shapes"] and str(worst["weight_shape"]) in op["input_shapes"]]
+        text += (f"; in the step it runs {in_step[0]['calls_per_step']:g} times, "
+                 f"{in_step[0]['ms_per_step'] / profile['self_cpu_ms_per_step']:.0%} of the step." if in_step else ".")
+    return text
 
 
 def edges_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:

@@ -176,6 +176,25 @@ def plot_train_flops(result: Mapping[str, Any]) -> Figure:
     return fig
 
 
+def plot_train_profile(result: Mapping[str, Any]) -> Figure:
+    """Where one training step's CPU time goes (``results/benchmarks/train_profile.json``):
+    milliseconds a step per kind of work, heaviest at the top, each bar labelled with its
+    share; the depthwise convolutions' backward in the accent colour."""
+    kinds = sorted((k for k in result["kinds"] if k["ms_per_step"] > 0), key=lambda k: k["ms_per_step"])
+    fig, ax = plt.subplots(figsize=(7.6, 0.42 * len(kinds) + 1.6), layout="constrained")
+    colors = [WRONG_COLOR if k["kind"] == "depthwise conv, backward" else "#4575b4" for k in kinds]
+    bars = ax.barh(np.arange(len(kinds)), [k["ms_per_step"] for k in kinds], color=colors)
+    ax.set_yticks(np.arange(len(kinds)), [k["kind"] for k in kinds])
+    ax.bar_label(bars, labels=[f"{k['share']:.1%}" for k in kinds], padding=3, fontsize=8)
+    ax.set_xlim(right=max(k["ms_per_step"] for k in kinds) * 1.18)
+    cfg = result["config"]
+    threads = f"{cfg['threads']} thread{'s' * (cfg['threads'] != 1)}"
+    ax.set_xlabel(f"CPU milliseconds a step ({threads}; operators' own time under torch.profiler)")
+    ax.set_title(f"Where a training step goes: {cfg['backbone']}, {cfg['size']} px, batch {cfg['batch']}")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
 def plot_edges_benchmark(result: Mapping[str, Any], target_speedup: float = 10.0) -> Figure:
     """Edgemap benchmark (``results/benchmarks/edges.json``): photos per second per method,
     first pass (compute and write) against cached pass (read back), log scale, with the
