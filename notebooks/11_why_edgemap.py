@@ -49,7 +49,9 @@
 # **The rule, written into the plan before its first seed ran**: the book's one comparison rule
 # on mAP@all, seed k against seed k, 5 seeds a row, every pair on one kind of host. A mechanism
 # **costs** when taking it out is ahead of Semi3-Net by the rule. It carries the **whole** cost
-# when that row is also not behind the network without the branch; otherwise it carries a part.
+# when that row is also level with the network without the branch, the cost **and more** when
+# that row is even ahead of it (then the branch's other mechanisms pay once this one is out),
+# and a **part** when that row stays behind it.
 
 # %% tags=["parameters", "hide-input"]
 results_dir = "results/book/cpu"

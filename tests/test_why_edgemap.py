@@ -63,6 +63,16 @@ def test_re_scored_rows_are_set_against_their_own_models_not_in_the_conclusion(t
                          "spread 0.004, ahead with every seed; on AMD EPYC (AVX2)).")
 
 
+def test_a_mechanism_that_pays_more_than_the_whole_branch_carries_the_cost_and_more(tmp_path):
+    runs = _plan(tmp_path, no_edgemap_branch=[s + 0.028 for s in SEMI3NET], no_edge_ce=[s + 0.045 for s in SEMI3NET])
+    found = why.part_verdicts(runs)["no-edge-ce"]
+    assert found.carries == "more" and found.vs_whole.verdict == 1
+    text = why.why_findings(runs)
+    assert ("So, no cross-entropy on the edgemap branch carries the cost and more: its row is ahead of Semi3-Net and "
+            "also ahead of the network without the branch, so with it out the rest of the edgemap branch pays.") in text
+    assert "level with the network without the branch" not in text
+
+
 def test_a_mechanism_that_pays_less_than_the_whole_branch_carries_a_part(tmp_path):
     runs = _plan(tmp_path, no_edgemap_branch=[s + 0.040 for s in SEMI3NET], no_coattention=[s + 0.015 for s in SEMI3NET])
     assert why.part_verdicts(runs)["no-coattention"].carries == "part"

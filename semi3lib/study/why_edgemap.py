@@ -61,16 +61,17 @@ class PartVerdict:
 
     @property
     def carries(self) -> str:
-        """``"all"`` when taking the part out pays against Semi3-Net and is not behind the
-        network without the branch, ``"part"`` when it pays but stays behind that network,
-        ``"none"`` when it does not pay (level or behind), ``"undecided"`` when the rule cannot
-        yet say whether it pays."""
+        """``"all"`` when taking the part out pays against Semi3-Net and is level with the
+        network without the branch (or not yet compared with it), ``"more"`` when it pays and is
+        even ahead of that network (the branch's other mechanisms pay once this one is out),
+        ``"part"`` when it pays but stays behind that network, ``"none"`` when it does not pay
+        (level or behind), ``"undecided"`` when the rule cannot yet say whether it pays."""
         if self.vs_semi3net is None or not self.vs_semi3net.decided:
             return "undecided"
         if self.vs_semi3net.verdict != 1:
             return "none"
-        if self.vs_whole is not None and self.vs_whole.decided and self.vs_whole.verdict == -1:
-            return "part"
+        if self.vs_whole is not None and self.vs_whole.decided and self.vs_whole.verdict != 0:
+            return "part" if self.vs_whole.verdict == -1 else "more"
         return "all"
 
 
@@ -186,6 +187,10 @@ def _which_part(verdicts: dict[str, PartVerdict]) -> str:
     if by_kind.get("all"):
         sentences.append(f"{_listed(by_kind['all'])} carr{'ies' if len(by_kind['all']) == 1 else 'y'} the cost: "
                          "its row is ahead of Semi3-Net and level with the network without the branch")
+    if by_kind.get("more"):
+        sentences.append(f"{_listed(by_kind['more'])} carr{'ies' if len(by_kind['more']) == 1 else 'y'} the cost and "
+                         "more: its row is ahead of Semi3-Net and also ahead of the network without the branch, so "
+                         "with it out the rest of the edgemap branch pays")
     if by_kind.get("part"):
         sentences.append(f"{_listed(by_kind['part'])} carr{'ies' if len(by_kind['part']) == 1 else 'y'} part of it: "
                          "its row is ahead of Semi3-Net but behind the network without the branch")
