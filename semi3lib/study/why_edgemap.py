@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from semi3lib.study.bridge import SETTINGS as BRIDGE_SETTINGS
 from semi3lib.study.records import compare_rows, load_study, ordered_runs, seed_hosts, seed_scores
 from semi3lib.study.rule import BEATS, Outcome, mean_std, score_text, statement, verdict_word
+from semi3lib.study.runner import load_plan
 from semi3lib.study.runner import missing_runs as plan_missing_runs
 from semi3lib.study.tables import ReaderTable, reader_table
 
@@ -208,10 +210,155 @@ def _pairs(found: PartVerdict) -> str:
     return f" ({paired} of {PLAN_SEEDS} seed pairs)" if paired < PLAN_SEEDS else ""
 
 
+# Issue 33, item 5: the switch that carries the cost, carried as a named variant to the other
+# settings of chapter 9 (rows added to configs/bridge-zeroshot.yaml and configs/bridge-160px.yaml
+# before their first seed ran). It was chosen on its first 2 seed pairs here; whether this
+# plan's records still say it carries the cost is stated beside its verdicts (:func:`carried_findings`).
+CARRIED = "no-edge-ce"
+
+
+@dataclass(frozen=True)
+class CarriedSetting:
+    """One setting the variant is carried to: where its records are and its three rows' names."""
+
+    name: str
+    study_dir: str
+    plan: str
+    semi3net: str = REFERENCE
+    whole: str = WHOLE
+    variant: str = CARRIED
+
+
+CARRIED_SETTINGS = (
+    CarriedSetting("seen categories, 128 px", str(WHY_DIR), str(PLAN)),
+    *(CarriedSetting(setting.name, setting.study_dir, setting.plan, setting.rows["semi3net"],
+                     setting.rows["no-edgemap-branch"], CARRIED + setting.rows["semi3net"][len("semi3net"):])
+      for setting in BRIDGE_SETTINGS[1:]),  # unseen categories (two galleries) and 160 px; not the main study's
+)
+
+
+@dataclass(frozen=True)
+class Carried:
+    """The variant in one setting by the rule: against the network without the branch, Semi3-Net
+    against that network (where the variant has to do better), the variant against Semi3-Net;
+    None where a row has no records there."""
+
+    setting: CarriedSetting
+    variant_vs_whole: Outcome | None
+    semi3net_vs_whole: Outcome | None
+    variant_vs_semi3net: Outcome | None
+
+    @property
+    def beats_where_semi3net_does_not(self) -> bool | None:
+        """True when the variant beats the network without the branch and Semi3-Net does not
+        (level or behind), False when that is decided otherwise, None while either is undecided."""
+        if any(o is None or not o.decided for o in (self.variant_vs_whole, self.semi3net_vs_whole)):
+            return None
+        return self.variant_vs_whole.verdict == 1 and self.semi3net_vs_whole.verdict != 1
+
+
+def carried_verdicts(root: str | Path = ".", settings: tuple[CarriedSetting, ...] = CARRIED_SETTINGS,
+                     metric: str = METRIC) -> list[Carried]:
+    """The variant setting by setting (:class:`Carried`), seed pairs on one kind of host only."""
+    found = []
+    for setting in settings:
+        runs, _ = load_study(Path(root) / setting.study_dir)
+        present = set(runs["run"]) if runs is not None else set()
+
+        def rule(a: str, b: str) -> Outcome | None:
+            return compare_rows(runs, a, b, metric) if {a, b} <= present else None
+
+        found.append(Carried(setting, rule(setting.variant, setting.whole), rule(setting.semi3net, setting.whole),
+                             rule(setting.variant, setting.semi3net)))
+    return found
+
+
+CARRIED_COMPARISONS = (("variant_vs_whole", f"{LABELS[CARRIED]}, against the network without the branch"),
+                       ("semi3net_vs_whole", "Semi3-Net, against the network without the branch"),
+                       ("variant_vs_semi3net", f"{LABELS[CARRIED]}, against Semi3-Net"))
+
+
+def carried_table(found: list[Carried]) -> ReaderTable:
+    """For a reader: one group per setting, one line per comparison, with the seed pairs, the
+    rule's verdict, the gap of the means and the seed spread ("not run" where a row has no records)."""
+    lines, groups = [], []
+    for carried in found:
+        labels = []
+        for attribute, title in CARRIED_COMPARISONS:
+            outcome = getattr(carried, attribute)
+            label = f"{title} ({carried.setting.name})"
+            labels.append(label)
+            usable = outcome is not None and bool(outcome.a)
+            lines.append({"comparison": label, "seed pairs": len(outcome.paired) if outcome is not None else 0,
+                          "verdict": verdict_word(outcome) if outcome is not None else "not run",
+                          "gap": outcome.gap if usable else math.nan, "spread": outcome.spread if usable else math.nan})
+        groups.append((carried.setting.name, labels))
+    values = pd.DataFrame(lines, columns=["comparison", "seed pairs", "verdict", "gap", "spread"]).set_index("comparison")
+    return reader_table(values, groups=groups, integers=("seed pairs",))
+
+
+def carried_findings(found: list[Carried], runs: pd.DataFrame | None = None) -> str:
+    """The variant carried to the other settings, in Markdown: whether this chapter's records
+    still say it carries the cost (``runs``: the decomposition's), then per setting the variant
+    and Semi3-Net against the network without the branch by the rule, then where the variant
+    beats that network and Semi3-Net does not."""
+    label = LABELS[CARRIED]
+    parts = []
+    if runs is not None and CARRIED in set(runs["run"]):
+        carries = part_verdicts(runs).get(CARRIED)
+        said = {"all": "carries the cost", "more": "carries the cost and more", "part": "carries part of it",
+                "none": "does not carry it", "undecided": "has no verdict yet"}[carries.carries]
+        parts.append(f"The variant carried: {label} (`loss.edge_ce=false`). In this chapter's records it {said}"
+                     f"{_pairs(carries)}.")
+    lines, where, open_ = [], [], []
+    for carried in found:
+        name = carried.setting.name
+        if carried.variant_vs_whole is None:
+            lines.append(f"*{name}*: not run yet (`semi3 study --plan {carried.setting.plan} --only "
+                         f"{carried.setting.variant}`)")
+            open_.append(f"*{name}*")
+            continue
+        semi3net = (statement(carried.semi3net_vs_whole, BEATS, mark="**") if carried.semi3net_vs_whole is not None
+                    else "not run")
+        lines.append(f"*{name}*: the variant against the network without the branch "
+                     f"{statement(carried.variant_vs_whole, BEATS, mark='**')}, Semi3-Net against it {semi3net}")
+        verdict = carried.beats_where_semi3net_does_not
+        (where if verdict else open_ if verdict is None else []).append(f"*{name}*")
+    parts.append("Setting by setting: " + "; ".join(lines) + ".")
+    parts.append(f"It beats the network without the branch where Semi3-Net does not in: {_listed(where)}."
+                 if where else "It does not yet beat the network without the branch anywhere Semi3-Net does not.")
+    if open_:
+        parts.append(f"Not decided yet: {_listed(open_)}.")
+    return " ".join(parts)
+
+
+def _planned(root: str | Path, setting: CarriedSetting) -> int:
+    """How many seeds the variant's row has in its setting's plan."""
+    plan = load_plan(Path(root) / setting.plan)
+    return len(plan.seeds_of(plan.row(setting.variant)))
+
+
+def carried_in_short(root: str | Path = ".") -> str:
+    """One sentence for the README and Paper vs. this book: where the carried variant beats the
+    network without the branch and Semi3-Net does not, by the rule, and what is not decided yet."""
+    found = carried_verdicts(root)
+    where = [f"*{c.setting.name}*" for c in found if c.beats_where_semi3net_does_not]
+    waiting = [f"*{c.setting.name}*" for c in found if c.beats_where_semi3net_does_not is None]
+    said = (f"beats the network without the branch where Semi3-Net does not in {_listed(where)}" if where
+            else "beats the network without the branch nowhere Semi3-Net does not")
+    provisional = any(c.variant_vs_whole is not None and len(c.variant_vs_whole.paired) < _planned(root, c.setting)
+                      for c in found)
+    return (f"Semi3-Net with {LABELS[CARRIED]}, carried to chapter 9's settings as a variant, {said}"
+            f"{' (on fewer seeds than planned so far)' if provisional else ''}"
+            f"{'; not decided yet in ' + _listed(waiting) if waiting else ''}.")
+
+
 def missing_runs(folder: str | Path = WHY_DIR, plan: str | Path = PLAN) -> list[str]:
     """The plan's runs without a record in ``folder`` (:func:`semi3lib.study.runner.missing_runs`)."""
     return plan_missing_runs(plan, folder)
 
 
-__all__ = ["AGAINST_SEMI3NET", "AGAINST_WHOLE", "GROUPS", "LABELS", "METRIC", "PARTS", "PLAN", "PLAN_SEEDS", "PartVerdict",
-           "REFERENCE", "RESCORED", "SWITCHES", "WHOLE", "WHY_DIR", "load_why", "missing_runs", "part_verdicts", "seed_gaps", "verdicts_table", "why_findings"]
+__all__ = ["AGAINST_SEMI3NET", "AGAINST_WHOLE", "CARRIED", "CARRIED_SETTINGS", "GROUPS", "LABELS", "METRIC", "PARTS",
+           "PLAN", "PLAN_SEEDS", "PartVerdict", "REFERENCE", "RESCORED", "SWITCHES", "WHOLE", "WHY_DIR", "Carried",
+           "CarriedSetting", "carried_findings", "carried_in_short", "carried_table", "carried_verdicts", "load_why", "missing_runs",
+           "part_verdicts", "seed_gaps", "verdicts_table", "why_findings"]

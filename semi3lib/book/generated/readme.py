@@ -89,9 +89,10 @@ def readme_fine_grained(records: Records) -> str:
 @generator("readme-why-edgemap")
 def readme_why_edgemap(records: Records) -> str:
     """Chapter 11 in a few sentences: which mechanism of the edgemap branch carries its cost."""
-    from semi3lib.study.why_edgemap import PLAN, PLAN_SEEDS, load_why, missing_runs, why_findings
+    from semi3lib.study.why_edgemap import PLAN, PLAN_SEEDS, carried_in_short, load_why, missing_runs, why_findings
 
     folder = records.root / "results" / "why-edgemap"
     return (f"**The edgemap branch, taken apart** ([chapter 11](notebooks/11_why_edgemap.py); one mechanism out at a "
             f"time, {PLAN_SEEDS} paired seeds a row, one kind of host): "
-            f"{why_findings(load_why(folder), missing_runs(folder, records.root / PLAN))}")
+            f"{why_findings(load_why(folder), missing_runs(folder, records.root / PLAN))} "
+            f"{carried_in_short(records.root)}")

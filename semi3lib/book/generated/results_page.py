@@ -443,11 +443,12 @@ def paper_future_work(records: Records) -> str:
 @generator("paper-why-edgemap")
 def paper_why_edgemap(records: Records) -> str:
     """Paper vs. this book on the edgemap branch: which of its mechanisms carries the cost (chapter 11)."""
-    from semi3lib.study.why_edgemap import PLAN, PLAN_SEEDS, load_why, missing_runs, why_findings
+    from semi3lib.study.why_edgemap import PLAN, PLAN_SEEDS, carried_in_short, load_why, missing_runs, why_findings
 
     folder = records.root / "results" / "why-edgemap"
     return ("**The edgemap branch, taken apart.** The paper presents the edgemap branch as one component; "
             "taking it away removes its cross-entropy term, two losses, co-attention and the shared "
             "sketch+edgemap bottom at once. [Chapter 11](../_build/executed/11_why_edgemap.ipynb) takes them "
             f"out one at a time, {PLAN_SEEDS} paired seeds a row on one kind of host: "
-            + why_findings(load_why(folder), missing_runs(folder, records.root / PLAN)))
+            + why_findings(load_why(folder), missing_runs(folder, records.root / PLAN)) + " "
+            + carried_in_short(records.root))
