@@ -167,9 +167,9 @@ else:
 # the baseline and then one of the fast path, both seeing the same background load; the
 # target's verdict is the median of the rounds' speed-ups (a round may go the other way), and
 # the page faults show where the allocator's share comes from. On the CPU the fast path is
-# freed memory kept, the training's default: it computes the baseline's gradients bit for bit
-# (`tests/test_allocator.py`), and chapter 4's run reproduces its earlier record, trained
-# without it, to the last digit, so its seeds are the baseline's seeds and its accuracy theirs.
+# freed memory kept, the training's default: it computes the baseline's losses and gradients
+# bit for bit (`tests/test_allocator.py`), so its seeds are the baseline's seeds and its
+# accuracy theirs.
 # Fused AdamW is left out of it: it is not bit-identical, so it would need seeds of its own,
 # and its row in the table above moves from run to run by as much as its effect.
 
