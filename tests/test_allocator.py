@@ -68,3 +68,22 @@ def test_switched_off_or_without_glibc_the_allocator_is_left_alone_and_says_why(
     assert off == AllocatorSetting(False, "the platform's default (train.keep_freed_memory: false)")
     monkeypatch.setattr(platform, "libc_ver", lambda: ("", ""))
     assert str(keep_freed_memory()).startswith("the platform's default (no glibc on ")
+
+
+def test_a_whole_book_run_with_freed_memory_kept_scores_what_one_without_it_scored():
+    """Chapter 4's committed record (trained with the setting) against the host check's (the
+    same config and seed on the same kind of host, trained before the setting existed): every
+    epoch's losses and the final scores, to the last digit."""
+    from pathlib import Path
+
+    from semi3lib.engine.hardware import host_kind
+
+    repo = Path(__file__).resolve().parents[1]
+    book = json.loads((repo / "results" / "book" / "cpu" / "04_training.json").read_text())
+    check = json.loads((repo / "results" / "host-check" / "chapter-4-seed0-amd-epyc-avx2.json").read_text())
+    assert "freed memory kept" in book["history"][0]["fast_path"]["allocator"]
+    assert "allocator" not in check["history"][0].get("fast_path", {})
+    assert host_kind(book["hardware"]) == host_kind(check["machine"])
+    losses = ("loss_ce", "loss_alignment", "loss_contrastive", "loss_total")
+    assert [[e[k] for k in losses] for e in book["history"]] == [[e[k] for k in losses] for e in check["history"]]
+    assert book["final_query_metrics"]["mAP@all"] == check["metrics"]["query"]["mAP@all"]
