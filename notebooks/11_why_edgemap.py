@@ -149,10 +149,11 @@ runs_reader_table(runs, groups=why.GROUPS) if runs is not None else "No runs yet
 #
 # If one switch carries the cost, does Semi3-Net with it beat the network without the branch
 # where Semi3-Net itself does not? The switch (`no-edge-ce`, chosen on its first seed pairs
-# here) is carried to chapter 9's other settings as a row of their plans, added before its
-# first seed ran: the unseen categories (seeds 3-6, scored on both galleries) and 160 px
-# (seeds 3-5, beside Semi3-Net and the network without the branch rerun with the same seeds on
-# the same kind of host). The rule is the same; a pair counts only on one kind of host.
+# here; "the variant" below: Semi3-Net with it) is carried to chapter 9's other settings as a
+# row of their plans, added before its first seed ran: the unseen categories (seeds 3-6,
+# scored on both galleries) and 160 px (seeds 3-5, beside Semi3-Net and the network without
+# the branch rerun with the same seeds on the same kind of host). The rule is the same; a pair
+# counts only on one kind of host.
 
 # %%
 #| label: tbl-why-edgemap-carried

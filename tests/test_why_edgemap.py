@@ -178,9 +178,8 @@ def test_the_carried_variant_is_judged_setting_by_setting_on_one_kind_of_host(tm
         "network without the branch where Semi3-Net does not in *seen categories, 128 px* and *unseen categories*; "
         "not decided yet in *unseen, all photos* and *160 px, 10 epochs*.")
     table = why.carried_table(found)
-    assert table.values.loc["Semi3-Net, against the network without the branch (unseen categories)", "seed pairs"] == 7
-    assert table.values.loc["no cross-entropy on the edgemap branch, against Semi3-Net (160 px, 10 epochs)",
-                            "verdict"] == "not run"
+    assert table.values.loc["Semi3-Net vs. without the branch, unseen categories", "seed pairs"] == 7
+    assert table.values.loc["the variant vs. Semi3-Net, 160 px, 10 epochs", "verdict"] == "not run"
 
 
 def test_the_carried_variant_is_a_row_of_chapter_9s_plans_added_with_seeds_on_one_host():

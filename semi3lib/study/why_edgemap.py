@@ -273,9 +273,10 @@ def carried_verdicts(root: str | Path = ".", settings: tuple[CarriedSetting, ...
     return found
 
 
-CARRIED_COMPARISONS = (("variant_vs_whole", f"{LABELS[CARRIED]}, against the network without the branch"),
-                       ("semi3net_vs_whole", "Semi3-Net, against the network without the branch"),
-                       ("variant_vs_semi3net", f"{LABELS[CARRIED]}, against Semi3-Net"))
+# the table's lines per setting ("the variant": Semi3-Net with the carried switch)
+CARRIED_COMPARISONS = (("variant_vs_whole", "the variant vs. without the branch"),
+                       ("semi3net_vs_whole", "Semi3-Net vs. without the branch"),
+                       ("variant_vs_semi3net", "the variant vs. Semi3-Net"))
 
 
 def carried_table(found: list[Carried]) -> ReaderTable:
@@ -286,7 +287,7 @@ def carried_table(found: list[Carried]) -> ReaderTable:
         labels = []
         for attribute, title in CARRIED_COMPARISONS:
             outcome = getattr(carried, attribute)
-            label = f"{title} ({carried.setting.name})"
+            label = f"{title}, {carried.setting.name}"
             labels.append(label)
             usable = outcome is not None and bool(outcome.a)
             lines.append({"comparison": label, "seed pairs": len(outcome.paired) if outcome is not None else 0,
