@@ -324,7 +324,10 @@ def carried_findings(found: list[Carried], runs: pd.DataFrame | None = None) -> 
         lines.append(f"*{name}*: the variant against the network without the branch "
                      f"{statement(carried.variant_vs_whole, BEATS, mark='**')}, Semi3-Net against it {semi3net}")
         verdict = carried.beats_where_semi3net_does_not
-        (where if verdict else open_ if verdict is None else []).append(f"*{name}*")
+        if verdict:
+            where.append(f"*{name}*")
+        elif verdict is None:
+            open_.append(f"*{name}*")
     parts.append("Setting by setting: " + "; ".join(lines) + ".")
     parts.append(f"It beats the network without the branch where Semi3-Net does not in: {_listed(where)}."
                  if where else "It does not yet beat the network without the branch anywhere Semi3-Net does not.")
@@ -361,5 +364,5 @@ def missing_runs(folder: str | Path = WHY_DIR, plan: str | Path = PLAN) -> list[
 
 __all__ = ["AGAINST_SEMI3NET", "AGAINST_WHOLE", "CARRIED", "CARRIED_SETTINGS", "GROUPS", "LABELS", "METRIC", "PARTS",
            "PLAN", "PLAN_SEEDS", "PartVerdict", "REFERENCE", "RESCORED", "SWITCHES", "WHOLE", "WHY_DIR", "Carried",
-           "CarriedSetting", "carried_findings", "carried_in_short", "carried_table", "carried_verdicts", "load_why", "missing_runs",
-           "part_verdicts", "seed_gaps", "verdicts_table", "why_findings"]
+           "CarriedSetting", "carried_findings", "carried_in_short", "carried_table", "carried_verdicts", "load_why",
+           "missing_runs", "part_verdicts", "seed_gaps", "verdicts_table", "why_findings"]
