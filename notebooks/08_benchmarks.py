@@ -40,7 +40,8 @@ use_project_root()  # JupyterLab starts kernels in notebooks/; every path here i
 
 from semi3lib.book import runner as book
 
-from IPython.display import display
+from IPython.display import HTML, display
+from markdown_it import MarkdownIt
 
 from semi3lib.book import figures
 from semi3lib.study.tables import reader_table
@@ -199,7 +200,7 @@ profile = train_profile_table(results)
 if not profile.empty:
     fig = figures.benchmarks.plot_train_profile(results["train_profile"])
     figures.save_figure(fig, "08_train_profile", figures_dir)
-    print(train_profile_findings(results))
+    display(HTML(MarkdownIt().render(train_profile_findings(results))))  # the site shows Markdown outputs as text
 else:
     print("no profile of the training step: run `python benchmarks/bench_train_profile.py`")
 
