@@ -139,7 +139,7 @@ def test_smoke_book_results_are_finite_and_complete(smoke_book):
     for stats in embeddings["neighbourhoods"].values():
         assert 0 <= stats["same_category"] <= 1 and 0 <= stats["other_domain"] <= 1
     benchmarks = _results(project, "08_benchmarks")
-    assert set(benchmarks["benchmarks"]) == {"eval", "search", "train_step", "edges"}
+    assert set(benchmarks["benchmarks"]) == {"eval", "search", "train_step", "train_profile", "edges"}
     assert benchmarks["targets"] and all("met" in row for row in benchmarks["targets"])
     bridge = _results(project, "09_bridge")
     assert bridge["available"] is False  # no bridge records in the temporary project
