@@ -173,8 +173,9 @@ else:
 # record, trained with it, and the host check's, the same config and seed trained before it
 # existed, agree in every epoch's losses and the final scores to the last digit
 # (`tests/test_allocator.py`; `semi3 study --plan configs/host-check.yaml --host-effect`).
-# Fused AdamW is left out of it: it is not bit-identical, so it would need seeds of its own,
-# and its row in the table above moves from run to run by as much as its effect.
+# Fused AdamW is left out of it: its updates are rounded differently from the default
+# kernel's (`tests/test_fastpath.py`), so a run with it is another run, which would need seeds
+# of its own.
 
 # %% tags=["hide-input"]
 rounds = fast_path_ab_table(results)
