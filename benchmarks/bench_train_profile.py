@@ -121,7 +121,7 @@ def breakdown(events: Iterable[Any], steps: int) -> dict[str, Any]:
     kinds = [{"kind": kind, "ms_per_step": round(per_kind.get(kind, 0.0), 2),
               "share": round(per_kind.get(kind, 0.0) / total, 4) if total else 0.0} for kind in KINDS]
     heaviest = sorted(per_shape.items(), key=lambda item: -item[1][0])[:10]
-    return {"self_cpu_ms_per_step": round(total, 1), "kinds": kinds,
+    return {"self_cpu_ms_per_step": round(total, 2), "kinds": kinds,
             "heaviest_operators": [{"operator": name, "input_shapes": shapes, "ms_per_step": round(ms, 2),
                                     "calls_per_step": round(calls, 2)}
                                    for (name, shapes), (ms, calls) in heaviest]}
