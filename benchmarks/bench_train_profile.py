@@ -44,6 +44,7 @@ from bench_train_step import DATA_CONFIG, FAST_PATH, Stepper, parse_mode, synthe
 
 from semi3lib.config import load_config  # noqa: E402
 from semi3lib.engine.allocator import keep_freed_memory  # noqa: E402
+from semi3lib.engine.train import batch_to_device  # noqa: E402
 from semi3lib.models.backbones import RandomInitWarning  # noqa: E402
 
 CONV_KINDS = ("depthwise", "pointwise", "dense")
@@ -212,8 +213,7 @@ def main(argv: list[str] | None = None) -> None:
             step(batch)
     wall = (time.perf_counter() - start) / args.steps
     found = breakdown(prof.events(), args.steps)
-    if mode.channels_last:
-        batch = {k: v.to(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
+    batch = batch_to_device(batch, torch.device("cpu"), mode.channels_last)  # as the step sees it
     result = {
         "benchmark": "train_profile",
         "command": " ".join(["python benchmarks/bench_train_profile.py", *(sys.argv[1:] if argv is None else argv)]),
