@@ -85,7 +85,7 @@ from semi3lib.models import RandomInitWarning, Semi3Net  # noqa: E402
 from semi3lib.engine.fastpath import (compile_unavailable, compiled, count_flops,  # noqa: E402
                                       detect_cpu_bf16)
 from semi3lib.engine.allocator import keep_freed_memory  # noqa: E402
-from semi3lib.engine.train import batch_to_device, build_optimizer_with_kernel  # noqa: E402
+from semi3lib.engine.train import batch_to_device, build_optimizer_with_kernel, optimiser_update  # noqa: E402
 
 NUM_CLASSES = 125  # Sketchy's categories
 DEFAULT_CONFIGS = "efficientnet_lite0:128,efficientnet_lite0:224,vgg19:128,vgg19:224"
@@ -203,11 +203,7 @@ class Stepper:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             outputs = self.forward(sketch=batch["sketch"], photo=batch["photo"], edge=batch["edge"])
         loss, _ = self.loss_fn({k: v.float() if torch.is_tensor(v) else v for k, v in outputs.items()}, batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step()
+        optimiser_update(self.model, self.optimizer, loss, self.grad_clip)
 
 
 def _summary(step_times: list[float], batch: int, warmup_seconds: float, **extra: Any) -> dict[str, Any]:
