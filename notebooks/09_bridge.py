@@ -120,7 +120,7 @@ bridge.verdicts_table(verdicts)
 
 # %% [markdown]
 # The same in words, with each network's mean ± std (the results page and the README print
-# these sentences, `python -m semi3lib.study.bridge`):
+# these sentences):
 
 # %% tags=["hide-input"]
 HTML(MarkdownIt().render(bridge.findings(runs, metric=metric)))  # HTML: the site shows Markdown outputs as text

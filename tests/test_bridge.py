@@ -150,8 +150,12 @@ def test_settings_are_read_by_role_and_judged_by_the_rule(tmp_path):
         _write(main, "no-edgemap-branch-label-smoothing", seed, none)
         _write(main, "semi3net", seed, 0.1)  # another row of the main study: not part of the comparison
     _write_seeds(zeroshot, bridge.ROLES, [(0.40, 0.30, 0.31), (0.41, 0.32, 0.30)])
+    _write(zeroshot, "no-edge-ce", 3, 0.5)  # a variant row of the setting's plan: not part of the comparison
     runs = bridge.load_settings(root=tmp_path)
     assert list(runs["setting"].unique()) == ["128 px, 7 epochs", "unseen categories"]
+    assert bridge.seeds_each(runs) == "2 to 3 seeds"
+    assert bridge.seeds_each(runs[runs["setting"] == "unseen categories"]) == "2 seeds"
+    assert bridge.seeds_each(runs.iloc[:0]) == "no seeds"
     assert list(runs[runs["setting"] == "128 px, 7 epochs"]["row"].unique()) == list(bridge.ROLES)
     verdicts = bridge.bridge_verdicts(runs)
     assert verdicts.loc["128 px, 7 epochs", "edgemap branch"] == "level"  # Semi3-Net behind with seeds 0, 1, ahead with 2

@@ -7,13 +7,19 @@ import re
 from pathlib import Path
 
 from semi3lib.book import generated
+from semi3lib.book.generated.blocks import BLOCK as GENERATED
 from semi3lib.study import bridge, headline
 from semi3lib.study.records import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
-BLOCK = re.compile(r"<!-- headline:[^\n]*-->\n(.*?)\n<!-- /headline -->", re.S)
-BRIDGE = re.compile(r"<!-- bridge:[^\n]*-->\n(.*?)\n<!-- /bridge -->", re.S)
+
+
+def _block(name: str) -> str:
+    """The body of the README's ``<!-- gen:NAME -->`` block."""
+    bodies = {m["name"]: m["body"] for m in GENERATED.finditer(README.read_text())}
+    assert name in bodies, f"the README has no generated block {name!r}"
+    return bodies[name]
 
 
 def test_readme_is_a_front_page_of_at_most_120_lines():
@@ -25,33 +31,31 @@ def test_readme_is_a_front_page_of_at_most_120_lines():
 
 
 def test_readme_headline_is_the_one_the_records_give():
-    match = BLOCK.search(README.read_text())
-    assert match, "the README has no generated headline block"
     runs, note = load_study(REPO / "results" / "sketchy-mini")
     assert runs is not None, note
     expected = headline.readme_headline(runs)
-    assert match.group(1).strip() == expected.strip(), (
-        "the README's headline differs from the records: paste the output of "
-        "`.venv/bin/python -m semi3lib.study.headline` between its headline markers")
+    assert _block("readme-headline").strip() == expected.strip(), (
+        "the README's headline differs from the records: `.venv/bin/python -m semi3lib.book.generated --write`")
     assert 5 <= len([line for line in expected.splitlines() if line.startswith("| ")]) - 1 <= 7
 
 
 def test_readme_says_per_bridge_setting_what_the_records_give():
-    match = BRIDGE.search(README.read_text())
-    assert match, "the README has no generated block for chapter 9's comparison"
     expected = bridge.findings(bridge.load_settings(root=REPO))
-    assert match.group(1).strip() == expected.strip(), (
-        "the README's bridge findings differ from the records: paste the output of "
-        "`.venv/bin/python -m semi3lib.study.bridge` between its bridge markers")
-    lines = match.group(1).splitlines()
+    body = _block("bridge-findings")
+    assert body.strip() == expected.strip(), (
+        "the README's bridge findings differ from the records: `.venv/bin/python -m semi3lib.book.generated --write`")
+    lines = body.strip().splitlines()
     assert lines[0].startswith("**In short:**") and sum(line.startswith("- **") for line in lines) == len(bridge.SETTINGS)
 
 
-def test_every_score_in_the_readme_comes_from_a_generated_block():
-    text = README.read_text()
-    from semi3lib.book.generated.blocks import BLOCK as GENERATED  # checked by tests/test_generated.py
+def test_bridge_lead_counts_the_seeds_of_the_three_networks():
+    runs = bridge.load_settings(root=REPO)
+    assert set(runs["row"]) <= set(bridge.ROLES)  # a variant row of a setting's plan is not counted
+    assert f"smoothing, {bridge.seeds_each(runs)} each" in _block("readme-bridge-lead")
 
-    outside = GENERATED.sub("", BRIDGE.sub("", BLOCK.sub("", text)))
+
+def test_every_score_in_the_readme_comes_from_a_generated_block():
+    outside = GENERATED.sub("", README.read_text())
     assert not re.findall(r"\b0\.\d{3}\b", outside), "a score outside the generated blocks is typed by hand"
 
 

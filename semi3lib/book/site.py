@@ -29,7 +29,6 @@ from typing import Any, Iterator, Sequence
 import yaml
 
 from semi3lib.book.generated import write_blocks
-from semi3lib.study.bridge import write_findings
 from semi3lib.study.claims import write_page
 
 MYSTMD_PIN = "1.11.0"
@@ -210,7 +209,6 @@ def build_site(root: str | os.PathLike = ".", strict: bool = True, template: str
     config_text = (root / "myst.yml").read_text() if (root / "myst.yml").is_file() else ""
     config = read_config(root)
     write_page(root)  # the generated table of the "Paper vs. this book" page, from the records
-    write_findings(root)  # the results page's sentences on chapter 9's comparison, from the records
     write_blocks(root)  # every <!-- gen:NAME --> block of README.md and book/*.md, from the records
     absent = [f for f in toc_files(config) if not (root / f).is_file()]
     if absent and strict:

@@ -237,33 +237,15 @@ def gaps_to_baseline(runs: pd.DataFrame, metric: str = "mAP@all") -> pd.DataFram
     return pd.DataFrame(lines, columns=["setting", "row", "seed", "gap"])
 
 
+def seeds_each(runs: pd.DataFrame) -> str:
+    """How many seeds each of the three networks has in every setting of :func:`load_settings`'s
+    ``runs``, as a phrase: ``"3 seeds"`` or ``"3 to 7 seeds"`` (fewest to most)."""
+    counts = runs.groupby(["setting", "row"])["seed"].nunique() if len(runs) else pd.Series(dtype=int)
+    if counts.empty:
+        return "no seeds"
+    low, high = int(counts.min()), int(counts.max())
+    return f"{low} seed{'s' * (high != 1)}" if low == high else f"{low} to {high} seeds"
+
+
 __all__ = ["ROLES", "SETTINGS", "Setting", "bridge_summary", "bridge_verdicts", "finding", "findings",
-           "gaps_to_baseline", "in_short", "judge", "load_settings", "verdicts_table", "write_findings"]
-
-
-GENERATED = Path("_build") / "generated" / "bridge-findings.md"
-
-
-def write_findings(root: str | Path = ".") -> Path:
-    """Write :func:`findings` from the records under ``root`` to ``_build/generated/bridge-findings.md``
-    (included by the results page at each site build)."""
-    out = Path(root) / GENERATED
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(findings(load_settings(root=root)) + "\n")
-    return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m semi3lib.study.bridge [ROOT]``: the comparison's findings, one line per setting,
-    as the README and the results page state them."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m semi3lib.study.bridge", description=main.__doc__)
-    parser.add_argument("root", nargs="?", default=".", help="the repository whose results/ to read")
-    args = parser.parse_args(argv)
-    print(findings(load_settings(root=args.root)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+           "gaps_to_baseline", "in_short", "judge", "load_settings", "seeds_each", "verdicts_table"]

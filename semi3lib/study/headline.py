@@ -2,8 +2,8 @@
 the best baseline, Semi3-Net, its best variant, the network without the edgemap branch, the
 best baseline tuned alike) as a table, then three comparisons by the book's rule.
 
-``python -m semi3lib.study.headline [STUDY_DIR]`` prints it; tests/test_readme.py checks that
-the README's copy is what it prints."""
+The README's ``<!-- gen:readme-headline -->`` block is written from it
+(``python -m semi3lib.book.generated --write``)."""
 
 from __future__ import annotations
 
@@ -79,22 +79,3 @@ def readme_headline(runs: pd.DataFrame) -> str:
     """The README's generated block: :func:`headline_table` as Markdown, then
     :func:`headline_findings` as a list."""
     return headline_table(runs).to_markdown() + "\n\n" + "\n".join(f"- {line}." for line in headline_findings(runs))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m semi3lib.study.headline [STUDY_DIR]``: the README's headline block."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m semi3lib.study.headline", description=main.__doc__)
-    parser.add_argument("study_dir", nargs="?", default="results/sketchy-mini")
-    args = parser.parse_args(argv)
-    runs, note = load_study(args.study_dir)
-    if runs is None:
-        print(f"headline: error: {note}")
-        return 1
-    print(readme_headline(runs))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

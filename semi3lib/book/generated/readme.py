@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from semi3lib.study import bridge, headline
 from semi3lib.study.rule import verdict_word
 from semi3lib.book.generated.blocks import generator
 from semi3lib.book.generated.inputs import Records, book_data, study_config
@@ -35,11 +36,23 @@ def readme_verdict(records: Records) -> str:
     )
 
 
+@generator("readme-headline")
+def readme_headline(records: Records) -> str:
+    """The study's rows that say most, as a table, then three comparisons by the rule."""
+    return headline.readme_headline(records.study)
+
+
 @generator("readme-bridge-lead")
 def readme_bridge_lead(records: Records) -> str:
-    seeds = int(records._study("bridge-zeroshot").groupby("run")["seed"].nunique().min())
+    """The lead of chapter 9's findings: what is compared, on how many seeds."""
     return (f"**Where the bridge should help** ([chapter 9](notebooks/09_bridge.py); three networks with label "
-            f"smoothing, {seeds} seeds each):")
+            f"smoothing, {bridge.seeds_each(bridge.load_settings(root=records.root))} each):")
+
+
+@generator("bridge-findings")
+def bridge_findings(records: Records) -> str:
+    """Chapter 9's findings, setting by setting (the README and the results page)."""
+    return bridge.findings(bridge.load_settings(root=records.root))
 
 
 @generator("training-time")

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from semi3lib.engine.hardware import hardware_label
-from semi3lib.study import benchmarks
+from semi3lib.study import benchmarks, bridge
 from semi3lib.study.hosts import CHECK_DIR, host_effect_summary, host_effect_table
 from semi3lib.study.rule import FULL_SEEDS, compare, hosts_text, mean_std, reason, score_text, verdict_word
 from semi3lib.book.generated.blocks import generator
@@ -397,13 +397,11 @@ def book_runs(records: Records) -> str:
 @generator("bridge-setup")
 def bridge_setup(records: Records) -> str:
     """Chapter 9's settings and its rule, in the verdict words the findings below use."""
-    folders = ("bridge-zeroshot", "bridge-160px")
-    seeds = [int(records._study(f).groupby("run")["seed"].nunique().min()) for f in folders]
     large = records.json("bridge-160px/semi3net-seed0.json")["config"]
     return (
         f"[Chapter 9](../_build/executed/09_bridge.ipynb) compares Semi3-Net, the two-branch network and "
         f"Semi3-Net without the edgemap branch (all with label smoothing "
-        f"{large['loss']['label_smoothing']}, {spelled(min(seeds))} seeds each) on Sketchy's unseen categories "
+        f"{large['loss']['label_smoothing']}, {bridge.seeds_each(bridge.load_settings(root=records.root))} each) on Sketchy's unseen categories "
         f"(Yelamarthi et al.) and at {large['data']['image_size']} px / {large['train']['epochs']} epochs, by "
         f"the book's comparison rule (`semi3lib.study.rule`), written down before the seeds ran: a network "
         f"{'beats'} another when its mean mAP@all exceeds the other's by more than the larger seed std *and* "
