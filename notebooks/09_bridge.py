@@ -22,7 +22,7 @@
 # sketch branch cannot lean on memorised categories, and it may need more resolution and
 # training than 128 px / 7 epochs give it. This chapter tests both.
 #
-# Three networks, all with label smoothing 0.1 (the tuned setting), three seeds each:
+# Three networks, all with label smoothing 0.1 (the tuned setting), the seeds their plans name:
 # **Semi3-Net**; the **two-branch network** (separate sketch and photo networks, shared head,
 # cross-entropy: the best baseline); and **Semi3-Net without the edgemap branch** (the same
 # network, its sketch and photo bottoms and shared top, minus the bridge). Four settings:
@@ -155,24 +155,11 @@ for setting, line in verdicts.iterrows():
 # - The question is the paper's own motivation for the edgemap branch: a bridge should pay
 #   off on categories the network has not trained on, or with more resolution and training.
 # - The rule and the three rows were fixed before the seeds ran.
-# - **On unseen categories** Semi3-Net is ahead of the two-branch network with both galleries,
-#   but against its own unseen photos most of that lead is not the bridge's: the same network
-#   without the edgemap branch is ahead of the two-branch network too, and the branch itself is
-#   level there. The branch pays off once the seen categories' photos are in the gallery as
-#   distractors: there Semi3-Net beats the network without it with every seed and past the seed
-#   spread, so the bridge helps by the rule. The scores of that gallery are low for all three
-#   networks: an unseen sketch's nearest photos are often of a category it was trained on.
-# - **At 160 px / 10 epochs** (three seeds each, all on one kind of host) all three networks
-#   score higher than at 128 px / 7 epochs, and Semi3-Net's gaps are less than half as large:
-#   the edgemap branch costs against the same network without it, with every seed and past
-#   the seed spread, while Semi3-Net is now level with the two-branch network (behind with
-#   seeds 0 and 1, ahead with seed 2). More resolution and training narrow the cost of the
-#   bridge; they do not turn it into a gain.
-# - **At 128 px / 7 epochs** the network without the edgemap branch ran on another kind of
-#   CPU than Semi3-Net, seed for seed, and the same config and seed train to other numbers on
-#   another kind of host; so the rule pairs no seeds there and gives no verdict on the branch
-#   (the main study's rows without label smoothing, which ran on one host, give one: chapter 5).
 # - Every verdict is computed from the records in `results/` at each build, whatever they
 #   say, and a setting with fewer than three seeds says so; `semi3 study --plan
 #   configs/bridge-zeroshot.yaml` and `--plan configs/bridge-160px.yaml` (resumable) run what
-#   is missing.
+#   is missing. What they say at this build:
+
+# %% tags=["hide-input"]
+points = [bridge.in_short(runs, metric=metric), *bridge.summary_points(runs, metric)] if len(runs) else []
+HTML(MarkdownIt().render("\n".join(f"- {point}" for point in points) or "No runs yet."))

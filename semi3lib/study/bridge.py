@@ -34,6 +34,7 @@ AGAINST_BASELINE = BEATS
 # the verdicts as the sentences of :func:`finding` say them
 BRANCH_PHRASES = {1: "**helps**", -1: "**costs**", 0: "is **level**"}
 BASELINE_PHRASES = {k: f"is **{word}**" for k, word in AGAINST_BASELINE.items()}
+STANDING = {1: "ahead of", -1: "behind", 0: "level with"}  # a row's verdict against another, before its name
 # Semi3-Net's two comparisons: (column of bridge_verdicts, the other role, its words, a title)
 COMPARISONS = (("edgemap branch", "no-edgemap-branch", VERDICTS,
                 "the edgemap branch: Semi3-Net against the network without it"),
@@ -111,15 +112,16 @@ def bridge_summary(runs: pd.DataFrame, metrics: Sequence[str] = ("mAP@all", "mAP
     return reader_table(values_df, std_df, groups=groups, integers=("seeds",))
 
 
-def judge(runs: pd.DataFrame, setting: str, other: str, metric: str = "mAP@all") -> Outcome | None:
-    """Semi3-Net against ``other`` (a role) in one setting by the book's rule
-    (:func:`~semi3lib.study.rule.compare`), seed pairs run on one kind of host only; None when
-    either row has no runs in that setting."""
-    a, b = (_by_seed(runs, setting, row, metric) for row in ("semi3net", other))
+def judge(runs: pd.DataFrame, setting: str, other: str, metric: str = "mAP@all",
+          row: str = "semi3net") -> Outcome | None:
+    """``row`` (a role, Semi3-Net unless named) against ``other`` in one setting by the book's
+    rule (:func:`~semi3lib.study.rule.compare`), seed pairs run on one kind of host only; None
+    when either row has no runs in that setting."""
+    a, b = (_by_seed(runs, setting, name, metric) for name in (row, other))
     if not (a and b):
         return None
     here = runs[runs["setting"] == setting]
-    return compare(a, b, metric, seed_hosts(here, "semi3net", column="row"), seed_hosts(here, other, column="row"))
+    return compare(a, b, metric, seed_hosts(here, row, column="row"), seed_hosts(here, other, column="row"))
 
 
 def bridge_verdicts(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS,
@@ -222,6 +224,53 @@ def findings(runs: pd.DataFrame, settings: Sequence[Setting] = SETTINGS, metric:
     return f"**In short:** {in_short(runs, settings, metric)}\n\n{lines}"
 
 
+def summary_points(runs: pd.DataFrame, metric: str = "mAP@all") -> list[str]:
+    """Chapter 9's summary from the records, one Markdown point per question that has its
+    verdicts: on unseen categories, is Semi3-Net's lead over the two-branch network the bridge's
+    (or is the network without the branch ahead too)? What do the seen categories' photos as
+    distractors change? What do more resolution and training change at 160 px / 10 epochs?"""
+    points = []
+    main, unseen, distractors, larger = (setting.name for setting in SETTINGS)
+    lead, without, branch = (judge(runs, unseen, other, metric, row) for row, other in (
+        ("semi3net", BASELINE), ("no-edgemap-branch", BASELINE), ("semi3net", "no-edgemap-branch")))
+    if all(o is not None and o.decided for o in (lead, without, branch)):
+        text = (f"**On unseen categories**, against their own photos, Semi3-Net is {STANDING[lead.verdict]} "
+                f"the two-branch network ({_gap(lead)}) and the same network without the "
+                f"edgemap branch is {STANDING[without.verdict]} it{' too' * (without.verdict == lead.verdict)} "
+                f"({_gap(without)})")
+        if lead.verdict == without.verdict == 1:
+            text += ": that lead is what the two share, not the bridge's"
+        text += f"; the edgemap branch itself {BRANCH_PHRASES[branch.verdict]} there ({_gap(branch)})"
+        points.append(text + ".")
+    among = judge(runs, distractors, "no-edgemap-branch", metric)
+    if among is not None and among.decided:
+        before, after = (mean_std(_by_seed(runs, name, "semi3net", metric))[0] for name in (unseen, distractors))
+        lower = all(mean_std(_by_seed(runs, distractors, row, metric))[0] < mean_std(_by_seed(runs, unseen, row, metric))[0]
+                    for row in ROLES if _by_seed(runs, distractors, row, metric) and _by_seed(runs, unseen, row, metric))
+        points.append(f"**With the seen categories' photos as distractors** (the same models and queries against "
+                      f"all photos) {'every network scores lower' if lower else 'the scores move'} (Semi3-Net "
+                      f"{before:.3f} to {after:.3f} {metric}), and the edgemap branch {BRANCH_PHRASES[among.verdict]} "
+                      f"({_gap(among)}).")
+    big_branch, big_lead, main_lead = (judge(runs, name, other, metric) for name, other in (
+        (larger, "no-edgemap-branch"), (larger, BASELINE), (main, BASELINE)))
+    if all(o is not None and o.decided for o in (big_branch, big_lead, main_lead)):
+        means = {name: {row: mean_std(scores)[0] for row in ROLES if (scores := _by_seed(runs, name, row, metric))}
+                 for name in (main, larger)}
+        higher = all(means[larger][row] > means[main][row] for row in means[larger] if row in means[main])
+        narrower = abs(big_lead.gap) < abs(main_lead.gap)
+        points.append(f"**At {larger}** {'every network scores higher' if higher else 'not every network scores higher'} "
+                      f"than at {main} (Semi3-Net {means[main]['semi3net']:.3f} to {means[larger]['semi3net']:.3f}), "
+                      f"and Semi3-Net's gap to the two-branch network is {'narrower' if narrower else 'not narrower'}, "
+                      f"{big_lead.gap:+.3f} against {main_lead.gap:+.3f}; against the same network without it the "
+                      f"edgemap branch {BRANCH_PHRASES[big_branch.verdict]} there ({_gap(big_branch)}).")
+    return points
+
+
+def _gap(outcome: Outcome) -> str:
+    """``gap +0.010``, or ``gap -0.040, 2 seeds so far`` for a provisional verdict."""
+    return f"gap {outcome.gap:+.3f}" + (f", {outcome.seeds} seeds so far" if outcome.provisional else "")
+
+
 def gaps_to_baseline(runs: pd.DataFrame, metric: str = "mAP@all") -> pd.DataFrame:
     """Seed by seed, each row's ``metric`` minus the two-branch network's of the same setting
     and seed: columns ``setting``, ``row``, ``seed``, ``gap`` (the baseline's own rows left out)."""
@@ -248,4 +297,5 @@ def seeds_each(runs: pd.DataFrame) -> str:
 
 
 __all__ = ["ROLES", "SETTINGS", "Setting", "bridge_summary", "bridge_verdicts", "finding", "findings",
-           "gaps_to_baseline", "in_short", "judge", "load_settings", "seeds_each", "verdicts_table"]
+           "gaps_to_baseline", "in_short", "judge", "load_settings", "seeds_each", "summary_points",
+           "verdicts_table"]
