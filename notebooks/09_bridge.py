@@ -129,10 +129,9 @@ HTML(MarkdownIt().render(bridge.findings(runs, metric=metric)))  # HTML: the sit
 # Each run, its training time and the hardware it ran on. Runs of one setting are compared
 # on one host type where that was possible; the table says where it was not. The minutes are
 # wall-clock: the 160 px runs of seed 0 had the two cores to themselves (their minutes are the
-# cost the plan promised to measure); later 160 px seeds shared them now and then with short
-# builds and tests (two-branch seed 1 took a fifth longer than seed 0), and several zero-shot
-# runs with long work (one row's seeds differ by up to 3.5x), so those minutes are not a cost
-# measurement.
+# cost the plan promised to measure); later seeds shared them, now and then, with builds,
+# tests and other trainings, so a row's minutes differ from seed to seed by more than its
+# work does and are not a cost measurement.
 
 # %% tags=["hide-input"]
 #| label: tbl-bridge-runs
