@@ -242,20 +242,19 @@ def summary_points(runs: pd.DataFrame, metric: str = "mAP@all") -> list[str]:
             text += ": that lead is what the two share, not the bridge's"
         text += f"; the edgemap branch itself {BRANCH_PHRASES[branch.verdict]} there ({_gap(branch)})"
         points.append(text + ".")
+    # each role's mean in each setting, over the seeds it ran
+    means = {setting.name: {row: mean_std(scores)[0] for row in ROLES if (scores := _by_seed(runs, setting.name, row, metric))}
+             for setting in SETTINGS}
     among = judge(runs, distractors, "no-edgemap-branch", metric)
     if among is not None and among.decided:
-        before, after = (mean_std(_by_seed(runs, name, "semi3net", metric))[0] for name in (unseen, distractors))
-        lower = all(mean_std(_by_seed(runs, distractors, row, metric))[0] < mean_std(_by_seed(runs, unseen, row, metric))[0]
-                    for row in ROLES if _by_seed(runs, distractors, row, metric) and _by_seed(runs, unseen, row, metric))
+        lower = all(means[distractors][row] < means[unseen][row] for row in means[distractors] if row in means[unseen])
         points.append(f"**With the seen categories' photos as distractors** (the same models and queries against "
                       f"all photos) {'every network scores lower' if lower else 'the scores move'} (Semi3-Net "
-                      f"{before:.3f} to {after:.3f} {metric}), and the edgemap branch {BRANCH_PHRASES[among.verdict]} "
-                      f"({_gap(among)}).")
+                      f"{means[unseen]['semi3net']:.3f} to {means[distractors]['semi3net']:.3f} {metric}), and the "
+                      f"edgemap branch {BRANCH_PHRASES[among.verdict]} ({_gap(among)}).")
     big_branch, big_lead, main_lead = (judge(runs, name, other, metric) for name, other in (
         (larger, "no-edgemap-branch"), (larger, BASELINE), (main, BASELINE)))
     if all(o is not None and o.decided for o in (big_branch, big_lead, main_lead)):
-        means = {name: {row: mean_std(scores)[0] for row in ROLES if (scores := _by_seed(runs, name, row, metric))}
-                 for name in (main, larger)}
         higher = all(means[larger][row] > means[main][row] for row in means[larger] if row in means[main])
         narrower = abs(big_lead.gap) < abs(main_lead.gap)
         points.append(f"**At {larger}** {'every network scores higher' if higher else 'not every network scores higher'} "

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from semi3lib.study.records import compare_rows, load_study, study_statistics
+from semi3lib.study.records import compare_rows, study_statistics
 from semi3lib.study.rule import BEATS, statement
 from semi3lib.study.tables import STUDY_GROUPS, ReaderTable, reader_table, study_table
 

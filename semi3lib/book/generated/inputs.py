@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import pandas as pd
 import yaml
 
+from semi3lib.study import bridge
 from semi3lib.study.records import compare_rows, load_study
 from semi3lib.study.rule import Outcome
 from semi3lib.book.generated.words import METRIC
@@ -33,6 +34,11 @@ class Records:
         if runs is None:
             raise MissingRecords(note)
         return runs
+
+    @cached_property
+    def bridge(self) -> pd.DataFrame:
+        """Chapter 9's three networks in every setting (:func:`semi3lib.study.bridge.load_settings`)."""
+        return bridge.load_settings(root=self.root)
 
     @cached_property
     def study(self) -> pd.DataFrame:

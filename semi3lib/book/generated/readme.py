@@ -46,13 +46,13 @@ def readme_headline(records: Records) -> str:
 def readme_bridge_lead(records: Records) -> str:
     """The lead of chapter 9's findings: what is compared, on how many seeds."""
     return (f"**Where the bridge should help** ([chapter 9](notebooks/09_bridge.py); three networks with label "
-            f"smoothing, {bridge.seeds_each(bridge.load_settings(root=records.root))} each):")
+            f"smoothing, {bridge.seeds_each(records.bridge)} each):")
 
 
 @generator("bridge-findings")
 def bridge_findings(records: Records) -> str:
     """Chapter 9's findings, setting by setting (the README and the results page)."""
-    return bridge.findings(bridge.load_settings(root=records.root))
+    return bridge.findings(records.bridge)
 
 
 @generator("training-time")

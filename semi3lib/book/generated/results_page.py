@@ -401,7 +401,7 @@ def bridge_setup(records: Records) -> str:
     return (
         f"[Chapter 9](../_build/executed/09_bridge.ipynb) compares Semi3-Net, the two-branch network and "
         f"Semi3-Net without the edgemap branch (all with label smoothing "
-        f"{large['loss']['label_smoothing']}, {bridge.seeds_each(bridge.load_settings(root=records.root))} each) on Sketchy's unseen categories "
+        f"{large['loss']['label_smoothing']}, {bridge.seeds_each(records.bridge)} each) on Sketchy's unseen categories "
         f"(Yelamarthi et al.) and at {large['data']['image_size']} px / {large['train']['epochs']} epochs, by "
         f"the book's comparison rule (`semi3lib.study.rule`), written down before the seeds ran: a network "
         f"{'beats'} another when its mean mAP@all exceeds the other's by more than the larger seed std *and* "
