@@ -16,6 +16,8 @@ import sys
 import traceback
 import typing
 
+from semi3lib.engine.hardware import ISA_CAPS, isa_environment
+
 # Modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES = ["data", "model", "engine", "doodles", "study", "book", "export", "checkpoint"]
 
@@ -57,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                                             "stderr), 1 an internal error.")
     parser.add_argument("--debug", action="store_true",
                         help="print the traceback of an internal error (also: SEMI3_DEBUG=1); may follow the command")
+    parser.add_argument("--isa", choices=sorted(ISA_CAPS), metavar="ISA",
+                        help="compute what a host of this instruction set computes (avx2 on an AVX-512 CPU: "
+                             "caps torch's, oneDNN's, MKL's and numpy's kernels, so its runs pair with an AVX2 "
+                             "host's; the records name the caps); first, before the command")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
         try:
@@ -87,12 +93,38 @@ def describe_error(err: BaseException) -> str:
     return line
 
 
+def _restart_with_isa_caps(argv: list[str], debug: bool) -> None:
+    """``semi3 --isa X ...``: the kernels' instruction set is fixed when a library first loads,
+    so the command starts again in a process whose environment caps it (unless it already does)."""
+    if len(argv) < 2 or argv[0] != "--isa" or argv[1] not in ISA_CAPS:
+        return  # no caps asked for before the command, or argparse's message names the choices
+    isa = argv[1]
+    try:
+        env = isa_environment(isa)
+    except ValueError as err:
+        print(f"semi3: error: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None
+    if _isa_capped(isa):
+        return
+    argv = [*argv, "--debug"] if debug else argv
+    os.execvpe(sys.executable, [sys.executable, "-m", "semi3lib.cli", *argv], {**os.environ, **env})
+
+
+def _isa_capped(isa: str) -> bool:
+    return all(os.environ.get(name) == value for name, value in isa_environment(isa).items())
+
+
 def main(argv: list[str] | None = None) -> int:
+    as_program = argv is None  # only a process of its own may start again with other caps
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SEMI3_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
+    if as_program:
+        _restart_with_isa_caps(argv, debug)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.isa and not _isa_capped(args.isa):
+        parser.error(f"--isa {args.isa} takes effect only when the process starts: run `semi3 --isa {args.isa} ...`")
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USER_ERROR

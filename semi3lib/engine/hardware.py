@@ -24,6 +24,56 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_isa() -> str | None:
+    """The widest x86 vector instruction set this CPU offers (``/proc/cpuinfo`` flags): "AVX512",
+    "AVX2", or None (another architecture, or no flags to read). torch's kernels use it unless
+    capped (:func:`isa_environment`)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "AVX512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+
+
+# Instruction sets a wider CPU can be capped to, so that it computes what a host of that kind
+# computes: torch's own kernels (ATen), oneDNN's convolutions, MKL's matrix products (MKL_CBWR:
+# its reproducible code path) and numpy's dispatched loops. An AMD EPYC with AVX-512 capped to
+# AVX2 reproduced an AVX2 host's training record to the last digit (results/host-check/pinned/).
+ISA_CAPS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                     "MKL_ENABLE_INSTRUCTIONS": "AVX2", "MKL_CBWR": "AVX2"}}
+# numpy's dispatch targets an AVX2 host has (x86-64-v3 and below); the others are switched off
+_NUMPY_AVX2 = {"SSE", "SSE2", "SSE3", "SSSE3", "SSE41", "POPCNT", "SSE42", "AVX", "F16C", "FMA3", "AVX2",
+               "X86_V2", "X86_V3"}
+ISA_VARIABLES = tuple(sorted({*next(iter(ISA_CAPS.values())), "NPY_DISABLE_CPU_FEATURES"}))
+
+
+def _numpy_features_above(allowed: set[str]) -> list[str]:
+    """numpy's dispatched CPU features that this machine has and ``allowed`` does not name."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # another numpy layout: its loops stay as they are
+        return []
+    return [name for name in __cpu_dispatch__ if __cpu_features__.get(name) and name not in allowed]
+
+
+def isa_environment(isa: str) -> dict[str, str]:
+    """The environment variables that cap this machine's kernels to ``isa`` ("avx2"); they must
+    be set before the process starts (``semi3 --isa avx2 ...`` restarts itself with them).
+    ValueError for an instruction set that cannot be set, or that this CPU lacks."""
+    key = isa.lower()
+    if key not in ISA_CAPS:
+        raise ValueError(f"unknown instruction set {isa!r} (choose from: {', '.join(ISA_CAPS)})")
+    widest = cpu_isa()
+    if widest is None or (widest == "AVX2" and key != "avx2"):
+        raise ValueError(f"this CPU ({_cpu_model()}) does not offer {isa.upper()}")
+    env = dict(ISA_CAPS[key])
+    above = _numpy_features_above(_NUMPY_AVX2)
+    if above:
+        env["NPY_DISABLE_CPU_FEATURES"] = " ".join(above)
+    return env
+
+
 def _version(module: str) -> str | None:
     try:
         return __import__(module).__version__
@@ -117,6 +167,9 @@ def machine_info() -> dict[str, Any]:
     return {
         "cpu": _cpu_model(),
         "cpu_capability": torch_info["cpu_capability"],
+        # what the CPU offers, and the caps that made its kernels narrower (semi3 --isa)
+        "cpu_isa": cpu_isa(),
+        "isa_caps": {name: os.environ[name] for name in ISA_VARIABLES if name in os.environ},
         "cpu_count": os.cpu_count(),
         "usable_cores": affinity,
         "torch_threads": torch_info["torch_threads"],
