@@ -68,6 +68,7 @@ from markdown_it import MarkdownIt
 
 from semi3lib.book import figures
 from semi3lib.book import runner as book
+from semi3lib.study import hosts
 from semi3lib.study import why_edgemap as why
 from semi3lib.study.rule import verdict_word
 from semi3lib.study.records import runs_by_row
@@ -145,6 +146,17 @@ HTML(MarkdownIt().render(findings))  # HTML: the site shows Markdown outputs as 
 runs_reader_table(runs, groups=why.GROUPS) if runs is not None else "No runs yet."
 
 # %% [markdown]
+# A CPU of the same name with AVX-512 trains to other last digits. Capped to AVX2
+# (`semi3 --isa avx2 study ...`: torch's, oneDNN's, MKL's and numpy's kernels) it should compute
+# what the AVX2 host computed, and then its runs pair with that host's. The cap check
+# (`configs/avx2-cap-check.yaml`) trains a recorded run again so capped; each record names the
+# CPU's own instruction set (`cpu_isa`) and the caps (`isa_caps`):
+
+# %% tags=["hide-input"]
+cap_text = hosts.cap_check_text(hosts.cap_checks())
+HTML(MarkdownIt().render(cap_text))
+
+# %% [markdown]
 # ## Carried to other settings
 #
 # If one switch carries the cost, does Semi3-Net with it beat the network without the branch
@@ -168,6 +180,7 @@ HTML(MarkdownIt().render(carried_text))
 # %% tags=["remove-cell"]
 book.write_results(results_dir, "11_why_edgemap", {
     "available": runs is not None, "findings": findings, "missing": missing, "carried": carried_text,
+    "cap_check": cap_text,
     "runs": [] if runs is None else runs.drop(columns=["file"]).to_dict(orient="records")})
 
 # %% [markdown]
@@ -182,4 +195,5 @@ book.write_results(results_dir, "11_why_edgemap", {
 #   of chapter 9's plans; the section above says where it beats the network without the branch.
 # - `semi3 study --plan configs/why-edgemap.yaml` (resumable) runs the missing seeds, about 20-25
 #   minutes each on 2 CPU cores. `semi3 study --plan configs/why-edgemap.yaml --per-run` lists
-#   each record's host; run them all on one kind of host.
+#   each record's host; run them all on one kind of host (on a CPU with AVX-512,
+#   `semi3 --isa avx2 study ...` computes as the AVX2 host did).

@@ -11,7 +11,7 @@ import pytest
 
 from semi3lib.config import ConfigError
 from semi3lib.engine.hardware import current_host_kind, host_slug
-from semi3lib.study.hosts import CHECK_DIR, host_effect_summary, host_effect_table
+from semi3lib.study.hosts import CAPPED_DIR, CHECK_DIR, cap_check_text, cap_checks, host_effect_summary, host_effect_table
 from semi3lib.study.runner import load_plan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,3 +102,27 @@ def test_the_host_effect_sets_each_kind_of_host_beside_the_seed_spread(tmp_path)
     one = host_effect_summary(table[table["host"] == "Intel Xeon (AVX2)"], root=tmp_path)
     assert one.startswith("one kind of host so far (Intel Xeon (AVX2)): no host effect between kinds yet;")
     assert not math.isnan(float(one.rsplit(" ", 1)[1]))
+
+
+def test_a_cap_check_says_whether_a_capped_host_computed_what_the_host_it_is_capped_to_computed(tmp_path):
+    avx2 = {"cpu": "AMD EPYC", "cpu_capability": "AVX2"}
+    capped = {**avx2, "cpu_isa": "AVX512", "isa_caps": {"ATEN_CPU_CAPABILITY": "avx2"}}
+    history = [{"epoch": 1, "loss_total": 14.312398458781995}, {"epoch": 2, "loss_total": 10.119900562888697}]
+    original = tmp_path / "results" / "why-edgemap" / "semi3net-seed3.json"
+    _record(original, 0.6283, avx2, seed=3)
+    rerun = tmp_path / CAPPED_DIR / "why-edgemap" / "semi3net-seed3.json"
+    _record(rerun, 0.6283, capped, seed=3)
+    _record(tmp_path / CAPPED_DIR / "why-edgemap" / "no-record-to-match-seed0.json", 0.5, capped)  # passed over
+    for path in (original, rerun):
+        path.write_text(json.dumps({**json.loads(path.read_text()), "history": history}))
+    [check] = cap_checks(tmp_path)
+    assert check.identical and check.cpu == "AMD EPYC with AVX512" and check.host == "AMD EPYC (AVX2)"
+    assert check.original == "results/why-edgemap/semi3net-seed3.json"
+    assert "equal to the record's to the last digit, so runs capped so pair with that host's" in cap_check_text([check])
+    # one epoch's loss differs in its last digit: not the same computation
+    rerun.write_text(json.dumps({**json.loads(rerun.read_text()),
+                                 "history": [history[0], {"epoch": 2, "loss_total": 10.119900562888698}]}))
+    [check] = cap_checks(tmp_path)
+    assert not check.identical and check.equal_epochs == 1
+    assert "1 of 2 epoch losses equal: not the same computation" in cap_check_text([check])
+    assert cap_check_text([]).startswith("No cap check yet")

@@ -14,6 +14,7 @@ prints both.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,7 +22,7 @@ import pandas as pd
 
 from semi3lib.config import NOT_WHAT_IS_COMPUTED, ConfigError, config_from_dict
 from semi3lib.engine.hardware import host_kind
-from semi3lib.engine.records import read_records
+from semi3lib.engine.records import read_record, read_records
 from semi3lib.study.rule import mean_std
 
 METRIC = "mAP@all"
@@ -109,4 +110,77 @@ def host_effect_summary(table: pd.DataFrame, root: str | Path = ".") -> str:
             f"{note}); {spread_text}")
 
 
-__all__ = ["CHECK_DIR", "host_effect_summary", "host_effect_table", "seed_spread"]
+# Runs trained again on a wider CPU capped to a narrower instruction set (``semi3 --isa``):
+# capped/<plan>/<file> trains results/<plan>/<file> again (configs/avx2-cap-check.yaml).
+CAPPED_DIR = CHECK_DIR / "capped"
+LOSS = "loss_total"
+
+
+@dataclass(frozen=True)
+class CapCheck:
+    """A capped run beside the record it trains again: same config, same digits?"""
+
+    capped: str  # the capped run's record, relative to the root
+    original: str  # the record it trains again
+    run: str
+    seed: int | None
+    cpu: str  # the capped CPU's name and what it offers: "AMD EPYC with AVX512"
+    host: str  # the capped run's kind of host (the one it is capped to)
+    original_host: str
+    score: float | None
+    original_score: float | None
+    epochs: int  # epochs in the original's history
+    equal_epochs: int  # epochs whose total loss is equal, to the last digit
+    same_config: bool
+
+    @property
+    def identical(self) -> bool:
+        return (self.same_config and self.host == self.original_host and self.score == self.original_score
+                and self.epochs > 0 and self.equal_epochs == self.epochs)
+
+
+def cap_checks(root: str | Path = ".") -> list[CapCheck]:
+    """Every capped run under ``root``/:data:`CAPPED_DIR` whose original record exists."""
+    root = Path(root)
+    found = []
+    for plan in sorted(p for p in (root / CAPPED_DIR).glob("*") if p.is_dir()):
+        for path, capped in read_records(plan):
+            original_path = root / "results" / plan.name / path.name
+            if not original_path.is_file():
+                continue
+            original = read_record(original_path)
+            machine = capped.machine or {}
+            losses = [(a.get(LOSS), b.get(LOSS)) for a, b in zip(capped.history, original.history)]
+            found.append(CapCheck(
+                capped=str(path.relative_to(root)), original=str(original_path.relative_to(root)),
+                run=capped.run, seed=capped.seed,
+                cpu=f"{machine.get('cpu', 'an unrecorded CPU')} with {machine.get('cpu_isa') or 'an unrecorded instruction set'}",
+                host=capped.host, original_host=original.host,
+                score=capped.metrics.get("query", {}).get(METRIC), original_score=original.metrics.get("query", {}).get(METRIC),
+                epochs=len(original.history), equal_epochs=sum(a is not None and a == b for a, b in losses),
+                same_config=_what_is_computed(capped.config) == _what_is_computed(original.config)))
+    return found
+
+
+def cap_check_text(checks: list[CapCheck]) -> str:
+    """The cap checks in a sentence each: whether a capped host computes what the host it is
+    capped to computed, which is what lets the rule pair their runs."""
+    if not checks:
+        return ("No cap check yet: `semi3 --isa avx2 study --plan configs/avx2-cap-check.yaml` trains a recorded "
+                "run again on a CPU with AVX-512 capped to AVX2.")
+    lines = []
+    for c in checks:
+        what = f"`{c.original}`, trained again on an {c.cpu} capped to {c.host}"
+        if c.identical:
+            lines.append(f"{what}: {METRIC} {c.score:.4f} and the loss of each of its {c.epochs} epochs equal to the "
+                         f"record's to the last digit, so runs capped so pair with that host's.")
+        else:
+            lines.append(f"{what}: {METRIC} {c.score} against the record's {c.original_score} ({c.original_host}), "
+                         f"{c.equal_epochs} of {c.epochs} epoch losses equal"
+                         f"{'' if c.same_config else ', another config'}: not the same computation, so runs "
+                         "capped so are not the host they are capped to.")
+    return " ".join(lines)
+
+
+__all__ = ["CAPPED_DIR", "CHECK_DIR", "CapCheck", "cap_check_text", "cap_checks", "host_effect_summary",
+           "host_effect_table", "seed_spread"]
