@@ -123,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         _restart_with_isa_caps(argv, debug)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.isa and not _isa_capped(args.isa):
+    try:
+        uncapped = args.isa and not _isa_capped(args.isa)
+    except ValueError as err:  # the CPU lacks it
+        parser.error(str(err))
+    if uncapped:
         parser.error(f"--isa {args.isa} takes effect only when the process starts: run `semi3 --isa {args.isa} ...`")
     if not getattr(args, "func", None):
         parser.print_help()

@@ -38,8 +38,8 @@ def cpu_isa() -> str | None:
 
 # Instruction sets a wider CPU can be capped to, so that it computes what a host of that kind
 # computes: torch's own kernels (ATen), oneDNN's convolutions, MKL's matrix products (MKL_CBWR:
-# its reproducible code path) and numpy's dispatched loops. An AMD EPYC with AVX-512 capped to
-# AVX2 reproduced an AVX2 host's training record to the last digit (results/host-check/pinned/).
+# its reproducible code path) and numpy's dispatched loops. configs/avx2-cap-check.yaml trains
+# a recorded AVX2 run again on a CPU with AVX-512 so capped, to check it (chapter 11).
 ISA_CAPS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
                      "MKL_ENABLE_INSTRUCTIONS": "AVX2", "MKL_CBWR": "AVX2"}}
 # numpy's dispatch targets an AVX2 host has (x86-64-v3 and below); the others are switched off
