@@ -31,8 +31,8 @@
 #
 # The run is the project's default training config, `configs/sketchy-mini-cpu.yaml`
 # (EfficientNet-Lite0 with ImageNet weights, 128 px, 7 epochs, scored on the queries once, at
-# the end), the same run as `semi3 train --config configs/sketchy-mini-cpu.yaml`: about 22
-# minutes on two CPU cores.
+# the end), the same run as `semi3 train --config configs/sketchy-mini-cpu.yaml`; its
+# training minutes on this machine are printed with the run below.
 # With `resume = True` a finished run of the *same* config in `run_dir` is reused instead of
 # trained again (a run under a different config is refused, never silently mixed), and a
 # stopped one continues where it stopped. The reproduction study trains the ablations; the
@@ -75,8 +75,8 @@ print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 # config, the split, per-epoch metrics (`metrics.jsonl`, `metrics.csv`), the loss terms every
 # `train.log_every` steps (`steps.jsonl`) and the checkpoints `last.pt` / `best.pt` into the
 # run folder. It keeps images and activations channels-last (NHWC), which made a training
-# step 1.7x faster on this project's 2-core CPU (see the benchmarks chapter), and on CUDA
-# adds bf16 mixed precision; it runs on whatever `device` resolves to.
+# step faster on this project's 2-core CPU (the benchmarks chapter measures by how much),
+# and on CUDA adds bf16 mixed precision; it runs on whatever `device` resolves to.
 
 # %%
 result = train(cfg, resume=resume, progress=False)

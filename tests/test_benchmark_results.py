@@ -12,7 +12,8 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 
 from semi3lib.book import figures  # noqa: E402
-from semi3lib.study.benchmarks import (BENCHMARKS, load_benchmarks, machines_table, targets_table,  # noqa: E402
+from semi3lib.study.benchmarks import (BENCHMARKS, eval_findings, load_benchmarks, machines_table,  # noqa: E402
+                                        search_findings, targets_table,
                                         train_profile_findings, train_profile_table)
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
@@ -197,3 +198,18 @@ def test_the_profile_findings_are_the_committed_profile_s_numbers(committed):
     assert list(table["ms/step"]) == sorted(table["ms/step"], reverse=True)
     assert table["share"].sum() == pytest.approx(1.0, abs=0.01)
     assert train_profile_findings({}) == "" and train_profile_table({}).empty
+
+
+def test_the_evaluation_and_search_sentences_come_from_the_records(committed):
+    text = eval_findings(committed)
+    e = committed["eval"]
+    assert f"{e['speedup']:g}x on the wall clock" in text and f"{e['config']['queries']:,} queries" in text
+    assert ("meets" if e["speedup"] >= 20 else "falls short of") in text
+    run = max((r for r in committed["search"]["runs"] if r["dim"] == committed["search"]["config"]["dim"]),
+              key=lambda r: r["gallery"])
+    said = search_findings(committed)
+    assert said.startswith(f"At {run['gallery']:,} embeddings") and set(run["backends"]) <= set(said.split())
+    for backend, r in run["backends"].items():
+        side = "under" if r["median_ms"] < 50 else "over"
+        assert f"{backend} " in said and f", {side} the line" in said.split(f"{backend} ", 1)[1].split(";")[0]
+    assert eval_findings({}) == "" and search_findings({}) == ""
