@@ -118,7 +118,7 @@ def test_a_cap_check_says_whether_a_capped_host_computed_what_the_host_it_is_cap
     [check] = cap_checks(tmp_path)
     assert check.identical and check.cpu == "AMD EPYC with AVX512" and check.host == "AMD EPYC (AVX2)"
     assert check.original == "results/why-edgemap/semi3net-seed3.json"
-    assert "equal to the record's to the last digit, so runs capped so pair with that host's" in cap_check_text([check])
+    assert "equal to the record's, to the last digit. So runs capped so pair with that host's" in cap_check_text([check])
     # one epoch's loss differs in its last digit: not the same computation
     rerun.write_text(json.dumps({**json.loads(rerun.read_text()),
                                  "history": [history[0], {"epoch": 2, "loss_total": 10.119900562888698}]}))

@@ -125,6 +125,7 @@ class CapCheck:
     run: str
     seed: int | None
     cpu: str  # the capped CPU's name and what it offers: "AMD EPYC with AVX512"
+    capped_to: str  # the instruction set its kernels used: "AVX2"
     host: str  # the capped run's kind of host (the one it is capped to)
     original_host: str
     score: float | None
@@ -155,7 +156,7 @@ def cap_checks(root: str | Path = ".") -> list[CapCheck]:
                 capped=str(path.relative_to(root)), original=str(original_path.relative_to(root)),
                 run=capped.run, seed=capped.seed,
                 cpu=f"{machine.get('cpu', 'an unrecorded CPU')} with {machine.get('cpu_isa') or 'an unrecorded instruction set'}",
-                host=capped.host, original_host=original.host,
+                capped_to=str(machine.get("cpu_capability")), host=capped.host, original_host=original.host,
                 score=capped.metrics.get("query", {}).get(METRIC), original_score=original.metrics.get("query", {}).get(METRIC),
                 epochs=len(original.history), equal_epochs=sum(a is not None and a == b for a, b in losses),
                 same_config=_what_is_computed(capped.config) == _what_is_computed(original.config)))
@@ -170,10 +171,10 @@ def cap_check_text(checks: list[CapCheck]) -> str:
                 "run again on a CPU with AVX-512 capped to AVX2.")
     lines = []
     for c in checks:
-        what = f"`{c.original}`, trained again on an {c.cpu} capped to {c.host}"
+        what = f"`{c.original}` ({c.original_host}), trained again on an {c.cpu} capped to {c.capped_to}"
         if c.identical:
             lines.append(f"{what}: {METRIC} {c.score:.4f} and the loss of each of its {c.epochs} epochs equal to the "
-                         f"record's to the last digit, so runs capped so pair with that host's.")
+                         f"record's, to the last digit. So runs capped so pair with that host's.")
         else:
             lines.append(f"{what}: {METRIC} {c.score} against the record's {c.original_score} ({c.original_host}), "
                          f"{c.equal_epochs} of {c.epochs} epoch losses equal"
