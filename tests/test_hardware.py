@@ -29,6 +29,9 @@ def test_the_label_tells_apart_hosts_that_report_one_cpu_name_with_other_instruc
     assert hardware_label(old) == "AMD EPYC, 2 cores"
     assert hardware_label({**old, "cpu_capability": "AVX2"}) == "AMD EPYC (AVX2), 2 cores"
     assert hardware_label({**old, "cpu_capability": "AVX512"}) != hardware_label({**old, "cpu_capability": "AVX2"})
+    capped = {**old, "cpu_capability": "AVX2", "cpu_isa": "AVX512", "isa_caps": {"ATEN_CPU_CAPABILITY": "avx2"}}
+    assert hardware_label(capped) == "AMD EPYC (AVX512 capped to AVX2), 2 cores"  # its speed is the AVX512 CPU's
+    assert host_kind(capped) == "AMD EPYC (AVX2)"  # what it computes: paired with the AVX2 host's runs
 
 
 def test_without_torch_the_machine_is_still_described(monkeypatch):

@@ -83,16 +83,19 @@ def _version(module: str) -> str | None:
 
 def hardware_label(machine: dict[str, Any] | None) -> str | None:
     """A results file's "machine" block in a few words: the GPU if one was used, else the CPU,
-    the instruction set torch's kernels used where recorded, and its usable cores ("AMD EPYC
+    the instruction set torch's kernels used where recorded (and the CPU's own where ``semi3
+    --isa`` capped it: "AMD EPYC (AVX512 capped to AVX2)"), and its usable cores ("AMD EPYC
     (AVX2), 2 cores"); None without one. Two hosts that report the same CPU name can differ in
     instruction set, and with it in the last digits of a training run."""
     if not machine:
         return None
     if machine.get("gpu"):
         return str(machine["gpu"])
-    cpu = machine.get("cpu")
-    if machine.get("cpu_capability"):
-        cpu = f"{cpu} ({machine['cpu_capability']})"
+    cpu, isa, offered = machine.get("cpu"), machine.get("cpu_capability"), machine.get("cpu_isa")
+    if isa and machine.get("isa_caps") and offered and offered != isa:
+        cpu = f"{cpu} ({offered} capped to {isa})"  # computes as an `isa` host, at this CPU's speed
+    elif isa:
+        cpu = f"{cpu} ({isa})"
     cores = machine.get("usable_cores")
     return f"{cpu}, {cores} cores" if cores else cpu
 
