@@ -99,6 +99,12 @@ def test_the_host_effect_sets_each_kind_of_host_beside_the_seed_spread(tmp_path)
     assert "AMD EPYC (instruction set not recorded) 0.580 to 0.590" in summary
     assert "differ by up to 0.010" in summary
     assert summary.endswith("seed spread (std of 3 `semi3net` seeds on AMD EPYC (instruction set not recorded)) 0.007")
+    # a recorded kind's run equal to the last digit to an unrecorded one names the kind it ran as
+    _record(check / "chapter-4-seed0-amd-epyc-avx512.json", 0.590, avx512, run="chapter-4")
+    again = host_effect_summary(host_effect_table(check, root=tmp_path), root=tmp_path)
+    assert ("`results/sketchy-mini/semi3net-seed0.json` (instruction set not recorded) equals the AMD EPYC (AVX512) "
+            "run to the last digit, so it ran as that kind") in again
+    assert "3 kinds of host: AMD EPYC (AVX512) 0.590, AMD EPYC (instruction set not recorded) 0.580, " in again
     one = host_effect_summary(table[table["host"] == "Intel Xeon (AVX2)"], root=tmp_path)
     assert one.startswith("one kind of host so far (Intel Xeon (AVX2)): no host effect between kinds yet;")
     assert not math.isnan(float(one.rsplit(" ", 1)[1]))

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from semi3lib.config import NOT_WHAT_IS_COMPUTED, ConfigError, config_from_dict
-from semi3lib.engine.hardware import host_kind
+from semi3lib.engine.hardware import UNKNOWN_ISA, host_kind
 from semi3lib.engine.records import read_record, read_records
 from semi3lib.study.rule import mean_std
 
@@ -89,10 +89,30 @@ def seed_spread(root: str | Path = ".") -> tuple[float, str, int]:
     return mean_std(scores)[1], host, len(scores)
 
 
+def _recognised(same: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """Runs whose record lacks the instruction set but whose score equals, to the last digit, a
+    run of a recorded kind with the same CPU name (same config and seed): deterministic training
+    makes that the kind they ran as. Returns the table with their host set to it, and
+    ``(source, kind)`` of each."""
+    unknown = f"({UNKNOWN_ISA})"
+    known: list[tuple[str, str]] = []
+    hosts = list(same["host"])
+    for i, (source, host, score) in enumerate(zip(same["source"], same["host"], same[METRIC])):
+        if host.endswith(unknown):
+            cpu = host[: -len(unknown)]
+            matches = sorted({h for h, v in zip(same["host"], same[METRIC])
+                              if v == score and h.startswith(cpu) and not h.endswith(unknown)})
+            if len(matches) == 1:
+                hosts[i] = matches[0]
+                known.append((source, matches[0]))
+    return same.assign(host=hosts), known
+
+
 def host_effect_summary(table: pd.DataFrame, root: str | Path = ".") -> str:
     """The host effect in words: the spread of seed 0's score over the kinds of host that ran
     the same config, beside the seed spread on one host."""
     same = table[table["same config"] & (table["seed"] == 0) & table[METRIC].notna()]
+    same, known = _recognised(same)
     per_host = same.groupby("host")[METRIC].agg(["min", "max", "count"])
     spread, spread_host, n = seed_spread(root)
     spread_text = f"seed spread (std of {n} `{STUDY_ROW}` seeds on {spread_host}) {spread:.3f}"
@@ -100,6 +120,8 @@ def host_effect_summary(table: pd.DataFrame, root: str | Path = ".") -> str:
     # records without an instruction set may be of two kinds that one CPU name hides
     note = (f"; runs on one recorded kind of host differ by up to {within:.3f} (where the instruction set was not "
             "recorded, they may be two kinds)") if within > 0 else ""
+    note += "".join(f"; `{source}` (instruction set not recorded) equals the {host} run to the last digit, so it "
+                    "ran as that kind" for source, host in known)
     if len(per_host) < 2:
         only = per_host.index[0] if len(per_host) else "no host"
         return f"one kind of host so far ({only}): no host effect between kinds yet{note}; {spread_text}"
