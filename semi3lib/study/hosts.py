@@ -9,6 +9,11 @@ and seed, and :func:`host_effect_summary` says how far apart the hosts are (the 
 against how far apart seeds are on one host (the seed spread), so a reader knows which of the
 two a gap between rows can hide in. ``semi3 study --plan configs/host-check.yaml --host-effect``
 prints both.
+
+A CPU with AVX-512 capped to AVX2 (``semi3 --isa avx2``) should compute what an AVX2 host
+computes. The cap check (``configs/avx2-cap-check.yaml``) trains a recorded run again so capped;
+:func:`cap_checks` sets each such run beside its record (same score and epoch losses, to the last
+digit?) and :func:`cap_check_text` says so in chapter 11.
 """
 
 from __future__ import annotations
