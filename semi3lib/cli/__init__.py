@@ -104,14 +104,15 @@ def _restart_with_isa_caps(argv: list[str], debug: bool) -> None:
     except ValueError as err:
         print(f"semi3: error: {err}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None
-    if _isa_capped(isa):
+    if _isa_capped(env):
         return
     argv = [*argv, "--debug"] if debug else argv
     os.execvpe(sys.executable, [sys.executable, "-m", "semi3lib.cli", *argv], {**os.environ, **env})
 
 
-def _isa_capped(isa: str) -> bool:
-    return all(os.environ.get(name) == value for name, value in isa_environment(isa).items())
+def _isa_capped(env: dict[str, str]) -> bool:
+    """Whether this process already runs with the caps ``env`` (:func:`isa_environment`)."""
+    return all(os.environ.get(name) == value for name, value in env.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        uncapped = args.isa and not _isa_capped(args.isa)
+        uncapped = args.isa and not _isa_capped(isa_environment(args.isa))
     except ValueError as err:  # the CPU lacks it
         parser.error(str(err))
     if uncapped:

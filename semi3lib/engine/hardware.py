@@ -14,25 +14,24 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _cpu_model() -> str:
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field`` line's value in ``/proc/cpuinfo``; None where there is none to read."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return None
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(field)), None)
+
+
+def _cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_isa() -> str | None:
     """The widest x86 vector instruction set this CPU offers (``/proc/cpuinfo`` flags): "AVX512",
     "AVX2", or None (another architecture, or no flags to read). torch's kernels use it unless
     capped (:func:`isa_environment`)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    flags = (_cpuinfo("flags") or "").split()
     return "AVX512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
 
 
@@ -45,7 +44,7 @@ ISA_CAPS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"
 # numpy's dispatch targets an AVX2 host has (x86-64-v3 and below); the others are switched off
 _NUMPY_AVX2 = {"SSE", "SSE2", "SSE3", "SSSE3", "SSE41", "POPCNT", "SSE42", "AVX", "F16C", "FMA3", "AVX2",
                "X86_V2", "X86_V3"}
-ISA_VARIABLES = tuple(sorted({*next(iter(ISA_CAPS.values())), "NPY_DISABLE_CPU_FEATURES"}))
+ISA_VARIABLES = tuple(sorted({name for caps in ISA_CAPS.values() for name in caps} | {"NPY_DISABLE_CPU_FEATURES"}))
 
 
 def _numpy_features_above(allowed: set[str]) -> list[str]:
@@ -64,8 +63,7 @@ def isa_environment(isa: str) -> dict[str, str]:
     key = isa.lower()
     if key not in ISA_CAPS:
         raise ValueError(f"unknown instruction set {isa!r} (choose from: {', '.join(ISA_CAPS)})")
-    widest = cpu_isa()
-    if widest is None or (widest == "AVX2" and key != "avx2"):
+    if cpu_isa() is None:  # AVX2 is the narrowest cap there is: every CPU cpu_isa names offers it
         raise ValueError(f"this CPU ({_cpu_model()}) does not offer {isa.upper()}")
     env = dict(ISA_CAPS[key])
     above = _numpy_features_above(_NUMPY_AVX2)
