@@ -296,8 +296,14 @@ def test_two_trainings_on_one_run_folder_the_second_is_refused_naming_the_first(
             assert first.poll() is None, first.communicate()[1][-2000:]
             assert time.monotonic() < deadline, "the first training never took its lock"
             time.sleep(0.02)
-        line = refused(capsys, "train", "--quiet", "--config", SMOKE, "--results", tmp_path / "second.json",
-                       *tiny(run, "train.seed=1"), match="is in use")
+        # Paused while it holds the lock: a tiny run on a fast CPU would otherwise finish (and free
+        # the folder) before the second command gets to the lock, and be refused for another reason.
+        first.send_signal(signal.SIGSTOP)
+        try:
+            line = refused(capsys, "train", "--quiet", "--config", SMOKE, "--results", tmp_path / "second.json",
+                           *tiny(run, "train.seed=1"), match="is in use")
+        finally:
+            first.send_signal(signal.SIGCONT)
         assert f"process {first.pid} " in line
     finally:
         _, err = first.communicate(timeout=300)
