@@ -7,6 +7,7 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def plot_seed_gaps(gaps: pd.DataFrame, rows: Sequence[str], verdicts: Mapping[str, str] | None = None,
@@ -31,6 +32,7 @@ def plot_seed_gaps(gaps: pd.DataFrame, rows: Sequence[str], verdicts: Mapping[st
     ax.axvline(0, color="0.3", linewidth=1)
     reach = float(gaps["gap"].abs().max()) * 1.15 if len(gaps) else 0.01
     ax.set_xlim(-reach, reach)  # symmetric: which side of Semi3-Net a row sits on shows at a glance
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, symmetric=True))  # tick labels that do not overlap
     ax.set_ylim(len(present) - 0.5, -0.5)  # rows top-down, as listed
     ax.set_yticks(range(len(present)), [labels.get(r, r) for r in present])
     ax.set_xlabel(f"{metric} minus Semi3-Net's, same seed (right of 0: taking it out pays)")
