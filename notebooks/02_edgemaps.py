@@ -143,5 +143,5 @@ print(f"wrote {results_path}")
 # - Without any training, ImageNet features already rank the gallery better from a sketch when
 #   the gallery is shown as edgemaps than as photos if the edgemap is closer to the sketch
 #   domain; the table above says by how much for each method on this data.
-# - Every method costs about a millisecond or two per 256 x 256 photo, negligible next to a
-#   network's forward pass, and is cached after the first use.
+# - The extraction-speed plot gives each method's seconds per 256 x 256 photo on this
+#   machine, to set beside a network's forward pass; an edgemap is cached after its first use.

@@ -17,8 +17,8 @@
 # The paper motivates Semi3-Net's edgemap branch as a *bridge* between sketches and photos:
 # an edgemap looks like a sketch but is computed from the photo, so a network that learns
 # both can carry what it knows across the gap. In the reproduction study (chapter 5), at
-# 128 px and 7 epochs on categories it trains on, the bridge costs: with label smoothing,
-# Semi3-Net scores below the plain two-branch network. A bridge should matter most where the
+# 128 px and 7 epochs on categories it trains on, the bridge is judged against the plain
+# two-branch network (the first setting below repeats that verdict). A bridge should matter most where the
 # sketch branch cannot lean on memorised categories, and it may need more resolution and
 # training than 128 px / 7 epochs give it. This chapter tests both.
 #
