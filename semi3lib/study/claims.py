@@ -32,7 +32,8 @@ PAPER_REPORTED = (
 )
 
 CLAIMS_FILE = Path("book") / "paper-claims.yaml"
-STUDY_DIR = Path("results") / "sketchy-mini"
+STUDY = "sketchy-mini"
+STUDY_DIR = Path("results") / STUDY
 GENERATED = Path("_build") / "generated" / "paper-vs-book.md"
 SUPPORTED, NOT_SUPPORTED, UNDECIDED, UNTESTED = "supported", "not supported here", "undecided here", "untested here"
 VERDICTS = (SUPPORTED, NOT_SUPPORTED, UNDECIDED, UNTESTED)
@@ -53,11 +54,17 @@ def load_claims(path: str | Path = CLAIMS_FILE) -> list[dict[str, Any]]:
     return claims
 
 
-def _value(stats: pd.DataFrame, row: str, metric: str = "mAP@all") -> str:
+def records_of(claim: dict[str, Any]) -> str:
+    """The plan whose records test ``claim``: its folder under ``results/``."""
+    return str(claim.get("records") or STUDY)
+
+
+def _value(stats: pd.DataFrame, row: str, records: str, metric: str = "mAP@all") -> str:
     mean, std, seeds = stats.at[row, f"{metric} mean"], stats.at[row, f"{metric} std"], int(stats.at[row, "seeds"])
     # no-break spaces: a cell of the page's table keeps a score and its spread on one line
     score = score_text(mean, std).replace(" ", "\u00a0")
-    return f"`{row}` {score} ({seeds} seed{'s' if seeds != 1 else ''})"
+    where = "" if records == STUDY else f", `{records}`"
+    return f"`{row}` {score} ({seeds} seed{'s' if seeds != 1 else ''}{where})"
 
 
 def _why(row: str, other: str, outcome: Outcome) -> str:
@@ -75,23 +82,31 @@ def setting(runs: pd.DataFrame, study_dir: str | Path = STUDY_DIR, shown: str | 
         return f"{len(runs)} records in {study_dir}"
     config = read_record(records[0]).config
     data, model, train = config.get("data", {}), config.get("model", {}), config.get("train", {})
+    smoothing = config.get("loss", {}).get("label_smoothing") or 0
     return (f"{data.get('dataset', '?')} query split, {model.get('backbone', '?')} at {data.get('image_size', '?')} px, "
-            f"{train.get('epochs', '?')} epochs, mAP@all over seeds, {len(runs)} records in `{shown}`")
+            f"{train.get('epochs', '?')} epochs{f', label smoothing {smoothing}' if smoothing else ''}, "
+            f"mAP@all over seeds, {len(runs)} records in `{shown}`")
 
 
-def paper_vs_book(runs: pd.DataFrame | None, claims: list[dict[str, Any]]) -> pd.DataFrame:
+def paper_vs_book(runs: pd.DataFrame | None, claims: list[dict[str, Any]],
+                  plans: dict[str, pd.DataFrame | None] | None = None) -> pd.DataFrame:
     """One row per claim: the claim, the paper's evidence, this book's measurement, the verdict
-    and why. Without records every claim is untested."""
-    stats = study_statistics(runs) if runs is not None else None
+    and why. ``runs`` are the study's records; ``plans`` the records of the other plans that
+    claims name (:func:`records_of`). Without records a claim is untested."""
+    runs_of = {**(plans or {}), STUDY: runs}
+    stats_of = {name: study_statistics(r) for name, r in runs_of.items() if r is not None}
     rows = []
     for claim in claims:
         text = claim["claim"]
         if "reported" in claim:
             text = text.format(**PAPER_REPORTED[int(claim["reported"])])
+        records = records_of(claim)
+        runs, stats = runs_of.get(records), stats_of.get(records)
         pairs = [tuple(p) for p in claim.get("compare") or []]
         missing = [r for p in pairs for r in p if stats is None or r not in stats.index]
         if claim.get("untested") or missing:
-            why = claim.get("untested") or f"no records of {', '.join(dict.fromkeys(missing))}"
+            where = "" if records == STUDY else f" in `results/{records}`"
+            why = claim.get("untested") or f"no records of {', '.join(dict.fromkeys(missing))}{where}"
             rows.append({"claim": text, "the paper's evidence": claim.get("paper", ""),
                          "this book's measurement": "not measured", "verdict": UNTESTED, "why": why})
             continue
@@ -99,7 +114,7 @@ def paper_vs_book(runs: pd.DataFrame | None, claims: list[dict[str, Any]]) -> pd
         shown = list(dict.fromkeys(r for p in pairs for r in p))
         verdict = _claim_verdict(outcomes)
         rows.append({"claim": text, "the paper's evidence": claim.get("paper", ""),
-                     "this book's measurement": "; ".join(_value(stats, r) for r in shown),
+                     "this book's measurement": "; ".join(_value(stats, r, records) for r in shown),
                      "verdict": verdict, "why": "; ".join(_why(*p, o) for p, o in zip(pairs, outcomes))})
     return pd.DataFrame(rows)
 
@@ -112,14 +127,27 @@ def _claim_verdict(outcomes: list[Outcome]) -> str:
     return SUPPORTED if all(o.decided for o in outcomes) else UNDECIDED
 
 
+def load_plans(root: str | Path, claims: list[dict[str, Any]]) -> dict[str, tuple[pd.DataFrame | None, str]]:
+    """The records of each plan other than the study that a claim names, as :func:`load_study`
+    returns them, by plan name."""
+    names = dict.fromkeys(records_of(c) for c in claims if records_of(c) != STUDY)
+    return {name: load_study(Path(root) / "results" / name) for name in names}
+
+
 def page_markdown(root: str | Path = ".") -> str:
     """The generated part of the page: the setting and the table, as MyST Markdown."""
     root = Path(root)
+    claims = load_claims(root / CLAIMS_FILE)
     runs, note = load_study(root / STUDY_DIR)
-    table = paper_vs_book(runs, load_claims(root / CLAIMS_FILE))
+    lines = [f"Measured on: {setting(runs, root / STUDY_DIR) if runs is not None else note}."]
+    plans = load_plans(root, claims)
+    for name, (plan_runs, plan_note) in plans.items():
+        folder = Path("results") / name
+        measured = setting(plan_runs, root / folder, folder) if plan_runs is not None else plan_note
+        lines.append(f"Measurements marked `{name}`: {measured}.")
+    table = paper_vs_book(runs, claims, {name: plan_runs for name, (plan_runs, _) in plans.items()})
     shown = table.assign(verdict=[f"**{v}**" for v in table["verdict"]])
-    lines = [f"Measured on: {setting(runs, root / STUDY_DIR) if runs is not None else note}.", "",
-             markdown_table(shown, index=False)]
+    lines = [" ".join(lines), "", markdown_table(shown, index=False)]
     counts = table["verdict"].value_counts()
     lines += ["", "In all: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + "."]
     return "\n".join(lines) + "\n"
