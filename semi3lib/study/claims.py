@@ -33,7 +33,14 @@ PAPER_REPORTED = (
 
 CLAIMS_FILE = Path("book") / "paper-claims.yaml"
 STUDY = "sketchy-mini"
-STUDY_DIR = Path("results") / STUDY
+
+
+def records_dir(plan: str) -> Path:
+    """A plan's records folder, relative to the project root."""
+    return Path("results") / plan
+
+
+STUDY_DIR = records_dir(STUDY)
 GENERATED = Path("_build") / "generated" / "paper-vs-book.md"
 SUPPORTED, NOT_SUPPORTED, UNDECIDED, UNTESTED = "supported", "not supported here", "undecided here", "untested here"
 VERDICTS = (SUPPORTED, NOT_SUPPORTED, UNDECIDED, UNTESTED)
@@ -101,16 +108,16 @@ def paper_vs_book(runs: pd.DataFrame | None, claims: list[dict[str, Any]],
         if "reported" in claim:
             text = text.format(**PAPER_REPORTED[int(claim["reported"])])
         records = records_of(claim)
-        runs, stats = runs_of.get(records), stats_of.get(records)
+        claim_runs, stats = runs_of.get(records), stats_of.get(records)
         pairs = [tuple(p) for p in claim.get("compare") or []]
         missing = [r for p in pairs for r in p if stats is None or r not in stats.index]
         if claim.get("untested") or missing:
-            where = "" if records == STUDY else f" in `results/{records}`"
+            where = "" if records == STUDY else f" in `{records_dir(records).as_posix()}`"
             why = claim.get("untested") or f"no records of {', '.join(dict.fromkeys(missing))}{where}"
             rows.append({"claim": text, "the paper's evidence": claim.get("paper", ""),
                          "this book's measurement": "not measured", "verdict": UNTESTED, "why": why})
             continue
-        outcomes = [compare_rows(runs, row, other) for row, other in pairs]
+        outcomes = [compare_rows(claim_runs, row, other) for row, other in pairs]
         shown = list(dict.fromkeys(r for p in pairs for r in p))
         verdict = _claim_verdict(outcomes)
         rows.append({"claim": text, "the paper's evidence": claim.get("paper", ""),
@@ -131,7 +138,7 @@ def load_plans(root: str | Path, claims: list[dict[str, Any]]) -> dict[str, tupl
     """The records of each plan other than the study that a claim names, as :func:`load_study`
     returns them, by plan name."""
     names = dict.fromkeys(records_of(c) for c in claims if records_of(c) != STUDY)
-    return {name: load_study(Path(root) / "results" / name) for name in names}
+    return {name: load_study(Path(root) / records_dir(name)) for name in names}
 
 
 def page_markdown(root: str | Path = ".") -> str:
@@ -139,15 +146,15 @@ def page_markdown(root: str | Path = ".") -> str:
     root = Path(root)
     claims = load_claims(root / CLAIMS_FILE)
     runs, note = load_study(root / STUDY_DIR)
-    lines = [f"Measured on: {setting(runs, root / STUDY_DIR) if runs is not None else note}."]
+    measured_on = [f"Measured on: {setting(runs, root / STUDY_DIR) if runs is not None else note}."]
     plans = load_plans(root, claims)
     for name, (plan_runs, plan_note) in plans.items():
-        folder = Path("results") / name
+        folder = records_dir(name)
         measured = setting(plan_runs, root / folder, folder) if plan_runs is not None else plan_note
-        lines.append(f"Measurements marked `{name}`: {measured}.")
+        measured_on.append(f"Measurements marked `{name}`: {measured}.")
     table = paper_vs_book(runs, claims, {name: plan_runs for name, (plan_runs, _) in plans.items()})
     shown = table.assign(verdict=[f"**{v}**" for v in table["verdict"]])
-    lines = [" ".join(lines), "", markdown_table(shown, index=False)]
+    lines = [" ".join(measured_on), "", markdown_table(shown, index=False)]
     counts = table["verdict"].value_counts()
     lines += ["", "In all: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + "."]
     return "\n".join(lines) + "\n"
