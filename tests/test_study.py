@@ -55,6 +55,7 @@ def test_the_shipped_tuning_plan_compares_on_validation_sketches_with_the_studys
     ({"rows": {"a": {"seeds": []}}}, "'seeds' is empty"),
     ({"rows": {"a": {"overrides": ["model.sharing=half"]}}}, "sharing"),
     ({"split": "test"}, "split must be"),
+    ({"stop_after_epochs": 0}, "stop_after_epochs must be a whole number"),
     ({"split": "val"}, "val_sketches_per_category"),
     ({"rows": {"a": {}, "b": {"rescore": "c"}}}, "not a trained row"),
     ({"rows": {"b": {"rescore": "a"}, "a": {}}}, "list 'a' first"),

@@ -319,8 +319,13 @@ def prepare_run_folder(out_dir: Path, cfg: ExperimentConfig, resume: bool, overw
 
 
 def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
-          data: ExperimentData | None = None, overwrite: bool = False) -> TrainResult:
+          data: ExperimentData | None = None, overwrite: bool = False,
+          stop_after_epochs: int | None = None) -> TrainResult:
     """Train ``cfg`` end to end; returns the history and the last evaluation's metrics.
+
+    ``stop_after_epochs`` trains only the first epochs of ``cfg``'s schedule (the learning rate
+    follows all ``train.epochs``) and stops without the final evaluation: what a host check
+    compares with a recorded run's first epochs (:mod:`semi3lib.study.hosts`).
 
     Every check the run can fail comes first (:func:`semi3lib.engine.prechecks.check_run`:
     config, data, memory, writable folder), so a refused run creates no folder. The run folder
@@ -337,13 +342,13 @@ def train(cfg: ExperimentConfig, resume: bool = False, progress: bool = True,
     # The run's config names the data it read (not "root: null", which meant "whatever the search found").
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(Path(data.index.root).resolve())))
     if not dist_info.is_main:
-        return _train(cfg, dist_info, resume, progress, data, None)
+        return _train(cfg, dist_info, resume, progress, data, None, stop_after_epochs)
     with run_lock(out_dir):
         ckpt = prepare_run_folder(out_dir, cfg, resume, overwrite)
         save_config(cfg, out_dir / "config.yaml")
         if own_split:
             data = _run_split(data, out_dir / "split.json")
-        return _train(cfg, dist_info, resume, progress, data, ckpt)
+        return _train(cfg, dist_info, resume, progress, data, ckpt, stop_after_epochs)
 
 
 def _run_split(data: ExperimentData, split_file: Path) -> ExperimentData:
@@ -406,7 +411,7 @@ class _Progress:
 
 
 def _train(cfg: ExperimentConfig, dist_info: DistInfo, resume: bool, progress: bool,
-           data: ExperimentData, ckpt: dict[str, Any] | None) -> TrainResult:
+           data: ExperimentData, ckpt: dict[str, Any] | None, stop_after_epochs: int | None = None) -> TrainResult:
     """The run in five steps: set up, resume, then per epoch train, evaluate and save.
 
     The order of the steps is the order of random draws and float operations, so a run
@@ -423,7 +428,8 @@ def _train(cfg: ExperimentConfig, dist_info: DistInfo, resume: bool, progress: b
     if dist_info.is_main:
         _restart_steps_log(run.out_dir, state.step)
 
-    for epoch in range(state.start_epoch, cfg.train.epochs):
+    last_epoch = cfg.train.epochs if stop_after_epochs is None else min(cfg.train.epochs, stop_after_epochs)
+    for epoch in range(state.start_epoch, last_epoch):
         row = _train_one_epoch(run, state, epoch, progress)
         is_last = epoch + 1 == cfg.train.epochs
         if dist_info.is_main and (is_last or (cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0)):

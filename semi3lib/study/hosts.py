@@ -14,6 +14,14 @@ A CPU with AVX-512 capped to AVX2 (``semi3 --isa avx2``) should compute what an 
 computes. The cap check (``configs/avx2-cap-check.yaml``) trains a recorded run again so capped;
 :func:`cap_checks` sets each such run beside its record (same score and epoch losses, to the last
 digit?) and :func:`cap_check_text` says so in chapter 11.
+
+A record written before records kept the instruction set says only ``AMD EPYC (instruction set
+not recorded)``. The recognition check (``configs/host-recognition-160px.yaml``, a plan with
+``stop_after_epochs``) trains such a run's first epoch again on a host of a known kind;
+:func:`recognitions` sets each beside its record, and where every epoch's total loss is equal to
+the last digit, the run computed what that kind computes: it ran as that kind.
+:func:`recognised_hosts` gives those kinds to :func:`semi3lib.study.records.load_study`, so the
+rule pairs the run with that kind's, and :func:`recognition_text` says so in chapters 9 and 11.
 """
 
 from __future__ import annotations
@@ -178,16 +186,20 @@ def cap_checks(root: str | Path = ".") -> list[CapCheck]:
                 continue
             original = read_record(original_path)
             machine = capped.machine or {}
-            losses = [(a.get(LOSS), b.get(LOSS)) for a, b in zip(capped.history, original.history)]
             found.append(CapCheck(
                 capped=str(path.relative_to(root)), original=str(original_path.relative_to(root)),
                 run=capped.run, seed=capped.seed,
                 cpu=f"{machine.get('cpu', 'an unrecorded CPU')} with {machine.get('cpu_isa') or 'an unrecorded instruction set'}",
                 capped_to=str(machine.get("cpu_capability")), host=capped.host, original_host=original.host,
                 score=capped.metrics.get("query", {}).get(METRIC), original_score=original.metrics.get("query", {}).get(METRIC),
-                epochs=len(original.history), equal_epochs=sum(a is not None and a == b for a, b in losses),
+                epochs=len(original.history), equal_epochs=_equal_epochs(capped, original),
                 same_config=_what_is_computed(capped.config) == _what_is_computed(original.config)))
     return found
+
+
+def _equal_epochs(again, original) -> int:
+    """How many epochs of a run trained again end with the record's total loss, to the last digit."""
+    return sum(a.get(LOSS) is not None and a.get(LOSS) == b.get(LOSS) for a, b in zip(again.history, original.history))
 
 
 def cap_check_text(checks: list[CapCheck]) -> str:
@@ -210,5 +222,96 @@ def cap_check_text(checks: list[CapCheck]) -> str:
     return " ".join(lines)
 
 
-__all__ = ["CAPPED_DIR", "CHECK_DIR", "CapCheck", "cap_check_text", "cap_checks", "host_effect_summary",
-           "host_effect_table", "seed_spread"]
+# Records without an instruction set, their first epochs trained again on a host of a known kind
+# (``semi3 study --plan configs/host-recognition-160px.yaml``): recognised/<plan>/<file> trains
+# the first epochs of results/<plan>/<file> again.
+RECOGNISED = "recognised"
+RECOGNISED_DIR = CHECK_DIR / RECOGNISED
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """A run whose record lacks the instruction set, its first epochs trained again on a host of
+    a known kind: did that kind compute what the run computed?"""
+
+    check: str  # the check's record (its first epochs trained again)
+    original: str  # the record it trains again
+    run: str
+    seed: int | None
+    host: str  # the kind of host the check ran on
+    original_host: str  # the record's: "AMD EPYC (instruction set not recorded)"
+    epochs: int  # epochs trained again
+    equal_epochs: int  # of those, the epochs whose total loss is the record's, to the last digit
+    same_config: bool
+
+    @property
+    def recognised(self) -> bool:
+        """Every epoch trained again is equal to the record's, the config is the record's, and
+        the record names the same CPU without an instruction set."""
+        unknown = f"({UNKNOWN_ISA})"
+        cpu = self.original_host[: -len(unknown)]
+        return (self.same_config and self.original_host.endswith(unknown) and self.host.startswith(cpu)
+                and not self.host.endswith(unknown) and self.epochs > 0 and self.equal_epochs == self.epochs)
+
+
+def _recognitions_in(check_dir: Path, study_dir: Path, root: Path | None = None) -> list[Recognition]:
+    """The checks in ``check_dir`` beside their records in ``study_dir`` (same file name); paths
+    relative to ``root`` when given."""
+    def shown(path: Path) -> str:
+        return str(path.relative_to(root)) if root is not None else str(path)
+
+    found = []
+    for path, check in read_records(check_dir):
+        original_path = study_dir / path.name
+        if not original_path.is_file():
+            continue
+        original = read_record(original_path)
+        found.append(Recognition(
+            check=shown(path), original=shown(original_path), run=check.run, seed=check.seed, host=check.host,
+            original_host=original.host, epochs=len(check.history), equal_epochs=_equal_epochs(check, original),
+            same_config=_what_is_computed(check.config) == _what_is_computed(original.config)))
+    return found
+
+
+def recognitions(root: str | Path = ".") -> list[Recognition]:
+    """Every recognition check under ``root``/:data:`RECOGNISED_DIR` whose record exists."""
+    root = Path(root)
+    return [found for plan in sorted(p for p in (root / RECOGNISED_DIR).glob("*") if p.is_dir())
+            for found in _recognitions_in(plan, root / "results" / plan.name, root)]
+
+
+def recognised_hosts(study_dir: str | Path) -> dict[str, str]:
+    """``{record file name: kind of host}`` of the records in ``study_dir`` (``results/<plan>``)
+    that a recognition check (``results/host-check/recognised/<plan>``) recognised."""
+    study_dir = Path(study_dir)
+    check_dir = study_dir.parent / CHECK_DIR.name / RECOGNISED / study_dir.name
+    if not check_dir.is_dir():
+        return {}
+    return {Path(r.original).name: r.host for r in _recognitions_in(check_dir, study_dir) if r.recognised}
+
+
+def recognition_text(found: list[Recognition]) -> str:
+    """The recognition checks in a sentence per study: which runs ran as which kind of host,
+    and which were not recognised (they keep "instruction set not recorded")."""
+    if not found:
+        return "No recognition check yet."
+    by_study: dict[str, list[Recognition]] = {}
+    for r in found:
+        by_study.setdefault(str(Path(r.original).parent), []).append(r)
+    lines = []
+    for study, checks in by_study.items():
+        known = [r for r in checks if r.recognised]
+        kinds = sorted({r.host for r in known})
+        line = (f"`{study}`: {len(known)} of {len(checks)} runs without an instruction set had their first "
+                f"epoch{'s' if any(r.epochs > 1 for r in checks) else ''} trained again to the record's total "
+                f"loss, to the last digit, on {' and '.join(kinds) or 'a host of a known kind'}")
+        line += (", so they ran as that kind and pair with its runs" if known else "")
+        missed = [f"`{Path(r.original).name}` ({r.equal_epochs} of {r.epochs} equal"
+                  f"{'' if r.same_config else ', another config'}, on {r.host})" for r in checks if not r.recognised]
+        lines.append(line + (f"; not recognised: {', '.join(missed)}" if missed else "") + ".")
+    return " ".join(lines)
+
+
+__all__ = ["CAPPED_DIR", "CHECK_DIR", "RECOGNISED_DIR", "CapCheck", "Recognition", "cap_check_text", "cap_checks",
+           "host_effect_summary", "host_effect_table", "recognised_hosts", "recognition_text", "recognitions",
+           "seed_spread"]

@@ -11,6 +11,7 @@ from typing import Sequence
 import pandas as pd
 
 from semi3lib.engine.records import read_records
+from semi3lib.study.hosts import recognised_hosts
 from semi3lib.study.rule import Outcome, compare
 
 TABLE_METRICS = ("mAP@all", "mAP@200", "P@10", "P@25", "P@100", "P@200")
@@ -27,18 +28,22 @@ def load_study(study_dir: str | Path, split: str = "query") -> tuple[pd.DataFram
     :class:`~semi3lib.engine.records.RunRecord` per run and seed, read by
     :func:`~semi3lib.engine.records.read_records`) as one row per file, scored on ``split``
     (``query``, or ``val`` for a tuning study), with its wall time, hardware and kind of host
-    (``host``: :func:`~semi3lib.engine.hardware.host_kind`, what the rule matches);
+    (``host``: :func:`~semi3lib.engine.hardware.host_kind`, what the rule matches; for a record
+    without an instruction set that a recognition check recognised, the kind it ran as:
+    :func:`semi3lib.study.hosts.recognised_hosts`);
     ``(None, reason)`` when there are none. Files without ``metrics`` for that split are
     ignored (other outputs may share the folder)."""
     study_dir = Path(study_dir)
     rows = []
+    recognised = recognised_hosts(study_dir)
     for path, record in read_records(study_dir):
         metrics = record.metrics.get(split)
         if metrics is None:
             continue
         rows.append({"run": record.run, "seed": record.seed,
                      **{k: metrics.get(k) for k in STUDY_METRICS if k in metrics},
-                     "wall_seconds": record.wall_seconds, "hardware": record.hardware, "host": record.host,
+                     "wall_seconds": record.wall_seconds, "hardware": record.hardware,
+                     "host": recognised.get(path.name, record.host),
                      "file": path.name})
     if not rows:
         why = "does not exist" if not study_dir.is_dir() else f"holds no run results (*.json with {split} metrics)"

@@ -23,6 +23,11 @@ per kind of host: its record and run folder names end with the host
 (``<row>-seed<k>-<host>.json``), so the same row and seed run on another host is a new run,
 not one already done (``semi3 study --host-effect`` sets them beside each other).
 
+A plan with ``stop_after_epochs: N`` (a host check's, ``configs/isa-recognition-160px.yaml``)
+trains each run's first N epochs of its schedule (the learning rate follows all
+``train.epochs``) and stops without scoring: its record's history is what
+:func:`semi3lib.study.hosts.recognitions` compares, epoch by epoch, with a recorded run's.
+
 A ``rescore`` row trains nothing: it scores another row's trained models again with a
 retrieval-time change (``model.gallery_embedding``), seed by seed, and reports that row's
 training time.
@@ -78,6 +83,7 @@ class StudyPlan:
     overrides: list[str] = field(default_factory=list)
     split: str = "query"
     per_host: bool = False  # one record per kind of host (the host check)
+    stop_after_epochs: int | None = None  # train only the first epochs, score nothing (a host check)
 
     def row(self, name: str) -> StudyRow:
         for row in self.rows:
@@ -129,7 +135,8 @@ def load_plan(path: str | Path) -> StudyPlan:
     def at(key: str) -> str:
         return f"{path}:{lines[key]}" if key in lines else str(path)
 
-    unknown = set(raw) - {"base", "overrides", "split", "out_dir", "runs_dir", "seeds", "rows", "per_host"}
+    unknown = set(raw) - {"base", "overrides", "split", "out_dir", "runs_dir", "seeds", "rows", "per_host",
+                        "stop_after_epochs"}
     if unknown:
         raise ConfigError(f"{at(sorted(unknown)[0])}: unknown key(s) {', '.join(sorted(unknown))}")
     if "base" not in raw or not raw.get("rows"):
@@ -163,10 +170,13 @@ def load_plan(path: str | Path) -> StudyPlan:
         raise ConfigError(f"{path}: split must be one of {', '.join(SPLITS)}, got {raw['split']!r}")
     if not isinstance(raw.get("per_host", False), bool):
         raise ConfigError(f"{at('per_host')}: per_host must be true or false, not {raw['per_host']!r}")
+    stop = raw.get("stop_after_epochs")
+    if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or stop < 1):
+        raise ConfigError(f"{at('stop_after_epochs')}: stop_after_epochs must be a whole number >= 1, not {stop!r}")
     plan = StudyPlan(base=str(raw["base"]), out_dir=str(raw.get("out_dir", "results/study")),
                      runs_dir=str(raw.get("runs_dir", "runs/study")), seeds=seeds, rows=rows,
                      overrides=[str(o) for o in raw.get("overrides") or []], split=raw.get("split", "query"),
-                     per_host=raw.get("per_host", False))
+                     per_host=raw.get("per_host", False), stop_after_epochs=stop)
     names = [row.name for row in rows]
     for row in plan.rows:
         if row.rescore is not None:
@@ -235,7 +245,7 @@ def run_row(plan: StudyPlan, row: StudyRow, seed: int, extra: Iterable[str] = ()
         extra_info = {"rescored": source.name, "scoring_seconds": round(time.perf_counter() - started, 1),
                       "data": data.index.identity()}
     else:
-        result = train(cfg, resume=True, progress=progress)
+        result = train(cfg, resume=True, progress=progress, stop_after_epochs=plan.stop_after_epochs)
         wall, history = result.wall_seconds, result.history
         metrics = training_metrics(history, result.final_metrics)
         extra_info = {"data": result.data}
@@ -338,6 +348,11 @@ def run_study(plan: StudyPlan, only: Iterable[str] | None = None, seeds: Iterabl
                 continue
             print(f"{row.name} seed {seed}: {row.what or 'running'}", flush=True)
             record = run_row(plan, row, seed, extra, progress)
+            if plan.stop_after_epochs:
+                losses = ", ".join(f"{r['loss_total']!r}" for r in record.history)
+                print(f"{row.name} seed {seed}: stopped after {len(record.history)} epoch(s), total loss {losses} "
+                      f"({record.wall_seconds:.0f} s of training)", flush=True)
+                continue
             scores = record.metrics[plan.split]
             instance = f"acc@1 {scores['acc@1']:.4f}, " if "acc@1" in scores else ""
             print(f"{row.name} seed {seed}: {plan.split} {instance}mAP@all {scores['mAP@all']:.4f} "
