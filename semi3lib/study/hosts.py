@@ -35,7 +35,7 @@ import pandas as pd
 
 from semi3lib.config import NOT_WHAT_IS_COMPUTED, ConfigError, config_from_dict
 from semi3lib.engine.hardware import UNKNOWN_ISA, host_kind
-from semi3lib.engine.records import read_record, read_records
+from semi3lib.engine.records import RunRecord, read_record, read_records
 from semi3lib.study.rule import mean_std
 
 METRIC = "mAP@all"
@@ -197,7 +197,7 @@ def cap_checks(root: str | Path = ".") -> list[CapCheck]:
     return found
 
 
-def _equal_epochs(again, original) -> int:
+def _equal_epochs(again: RunRecord, original: RunRecord) -> int:
     """How many epochs of a run trained again end with the record's total loss, to the last digit."""
     return sum(a.get(LOSS) is not None and a.get(LOSS) == b.get(LOSS) for a, b in zip(again.history, original.history))
 

@@ -23,9 +23,9 @@ per kind of host: its record and run folder names end with the host
 (``<row>-seed<k>-<host>.json``), so the same row and seed run on another host is a new run,
 not one already done (``semi3 study --host-effect`` sets them beside each other).
 
-A plan with ``stop_after_epochs: N`` (a host check's, ``configs/isa-recognition-160px.yaml``)
+A plan with ``stop_after_epochs: N`` (a host check's, ``configs/host-recognition-160px.yaml``)
 trains each run's first N epochs of its schedule (the learning rate follows all
-``train.epochs``) and stops without scoring: its record's history is what
+``train.epochs``) and stops without the final evaluation: its record's history is what
 :func:`semi3lib.study.hosts.recognitions` compares, epoch by epoch, with a recorded run's.
 
 A ``rescore`` row trains nothing: it scores another row's trained models again with a
@@ -83,7 +83,7 @@ class StudyPlan:
     overrides: list[str] = field(default_factory=list)
     split: str = "query"
     per_host: bool = False  # one record per kind of host (the host check)
-    stop_after_epochs: int | None = None  # train only the first epochs, score nothing (a host check)
+    stop_after_epochs: int | None = None  # train only the first epochs, no final evaluation (a host check)
 
     def row(self, name: str) -> StudyRow:
         for row in self.rows:
