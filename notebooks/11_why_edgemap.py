@@ -162,7 +162,7 @@ HTML(MarkdownIt().render(cap_text))
 # first epoch again, with its config and its whole learning-rate schedule, on a host of a known
 # kind, and stops. Training is deterministic on one kind of host, so a total loss equal to the
 # record's, to the last digit, says the run computed what that kind computes: it ran as that
-# kind, and the rule pairs it with that kind's runs. It checks the first epoch, not the nine after it.
+# kind, and the rule pairs it with that kind's runs. It checks the first epoch, not the ones after it.
 
 # %% tags=["hide-input"]
 recognition = hosts.recognition_text(hosts.recognitions())
