@@ -177,7 +177,7 @@ HTML(MarkdownIt().render(recognition))
 # row of their plans, added before its first seed ran: the unseen categories (seeds 3-6,
 # scored on both galleries) and 160 px (seeds 0-2, paired with the recorded seeds of Semi3-Net
 # and of the network without the branch that a recognition check found to have run as the
-# same kind of host; see below). The rule is the same; a pair counts only on one kind of host.
+# same kind of host; see above). The rule is the same; a pair counts only on one kind of host.
 
 # %%
 #| label: tbl-why-edgemap-carried
