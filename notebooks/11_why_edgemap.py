@@ -171,8 +171,8 @@ HTML(MarkdownIt().render(recognition))
 # %% [markdown]
 # ## Carried to other settings
 #
-# If one switch carries the cost, does Semi3-Net with it beat the network without the branch
-# where Semi3-Net itself does not? The switch (`no-edge-ce`, chosen on its first seed pairs
+# If one switch carries the cost, does Semi3-Net with it beat the network without the branch,
+# or chapter 9's two-branch network, where Semi3-Net itself does not? The switch (`no-edge-ce`, chosen on its first seed pairs
 # here; "the variant" below: Semi3-Net with it) is carried to chapter 9's other settings as a
 # row of their plans, added before its first seed ran: the unseen categories (seeds 3-6,
 # scored on both galleries) and 160 px (seeds 0-2, paired with the recorded seeds of Semi3-Net
@@ -181,7 +181,7 @@ HTML(MarkdownIt().render(recognition))
 
 # %%
 #| label: tbl-why-edgemap-carried
-#| tbl-cap: The carried switch by the rule, setting by setting, against the network without the branch.
+#| tbl-cap: The carried switch by the rule, setting by setting, against the network without the branch and against the two-branch network.
 carried = why.carried_verdicts()
 why.carried_table(carried)
 
@@ -204,7 +204,8 @@ book.write_results(results_dir, "11_why_edgemap", {
 # - The findings, the table and the figure are computed from the records in
 #   `results/why-edgemap/` at each build. A verdict on fewer than 5 seeds says so.
 # - The switch that carries the cost is carried to the unseen categories and to 160 px as a row
-#   of chapter 9's plans; the section above says where it beats the network without the branch.
+#   of chapter 9's plans; the section above says where it beats the network without the branch,
+#   and the two-branch network, where Semi3-Net does not.
 # - `semi3 study --plan configs/why-edgemap.yaml` (resumable) runs the missing seeds, about 20-25
 #   minutes each on 2 CPU cores. `semi3 study --plan configs/why-edgemap.yaml --per-run` lists
 #   each record's host; run them all on one kind of host (on a CPU with AVX-512,

@@ -159,6 +159,11 @@ def test_the_carried_variant_is_judged_setting_by_setting_on_one_kind_of_host(tm
     _write(unseen, "no-edgemap-branch", [0.35 - w for w in wobble], seeds=[3, 4, 5, 6])
     _write(unseen, "no-edge-ce", [0.38 + w for w in wobble], seeds=[3, 4, 5, 6])
     _write(unseen, "no-edge-ce", [0.50], seeds=[0])  # AVX2, where the others' seed 0 is not: left out
+    # the two-branch network: unseen, ahead of Semi3-Net and behind the variant; all photos,
+    # behind Semi3-Net already (so no place where the variant can beat it and Semi3-Net does not)
+    _write(unseen, "two-branch-ce", [0.36 + w for w in wobble], seeds=[3, 4, 5, 6])
+    _write(unseen, "semi3net-all-photos", [0.20 + w for w in wobble], seeds=[3, 4, 5, 6])
+    _write(unseen, "two-branch-ce-all-photos", [0.10 + w for w in wobble], seeds=[3, 4, 5, 6])
 
     found = why.carried_verdicts(tmp_path)
     assert [c.setting.name for c in found] == ["seen categories, 128 px", "unseen categories", "unseen, all photos",
@@ -167,19 +172,28 @@ def test_the_carried_variant_is_judged_setting_by_setting_on_one_kind_of_host(tm
     assert sorted(found[1].variant_vs_whole.paired) == [3, 4, 5, 6] and tuple(found[1].variant_vs_whole.cross_host) == (0,)
     assert found[1].semi3net_vs_whole.verdict == 0
     assert found[2].variant_vs_whole is None and found[3].semi3net_vs_whole is None
+    assert [c.beats_two_branch_where_semi3net_does_not for c in found] == [None, True, False, None]
+    assert found[1].semi3net_vs_two_branch.verdict == -1 and found[1].variant_vs_two_branch.verdict == 1
     text = why.carried_findings(found, why.load_why(seen))
     assert text.startswith("The variant carried: no cross-entropy on the edgemap branch (`loss.edge_ce=false`). "
                            "In this chapter's records it carries the cost and more.")
     assert "*160 px, 10 epochs*: not run yet (`semi3 study --plan configs/bridge-160px.yaml --only no-edge-ce`)" in text
     assert ("It beats the network without the branch where Semi3-Net does not in: *seen categories, 128 px* and "
-            "*unseen categories*.") in text
+            "*unseen categories*. Not decided yet: *unseen, all photos* and *160 px, 10 epochs*.") in text
+    assert ("It beats the two-branch network where Semi3-Net does not in: *unseen categories*. "
+            "Not decided yet: *160 px, 10 epochs*.") in text
+    assert "- *seen categories, 128 px*: against the network without the branch the variant **ahead**" in text
+    assert "no two-branch network in this setting's plan" in text
     assert why.carried_in_short(tmp_path) == (
         "Semi3-Net with no cross-entropy on the edgemap branch, carried to chapter 9's settings as a variant, beats the "
-        "network without the branch where Semi3-Net does not in *seen categories, 128 px* and *unseen categories*; "
+        "network without the branch where Semi3-Net does not in *seen categories, 128 px* and *unseen categories*, "
+        "and the two-branch network where Semi3-Net does not in *unseen categories*; "
         "not decided yet in *unseen, all photos* and *160 px, 10 epochs*.")
     table = why.carried_table(found)
     assert table.values.loc["Semi3-Net vs. without the branch, unseen categories", "seed pairs"] == 7
     assert table.values.loc["the variant vs. Semi3-Net, 160 px, 10 epochs", "verdict"] == "not run"
+    assert table.values.loc["the variant vs. the two-branch network, seen categories, 128 px", "verdict"] == "no such row"
+    assert table.values.loc["the variant vs. the two-branch network, unseen categories", "verdict"] == "ahead"
 
 
 def test_the_carried_variant_is_a_row_of_chapter_9s_plans_added_with_seeds_on_one_host():

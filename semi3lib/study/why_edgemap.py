@@ -219,7 +219,8 @@ CARRIED = "no-edge-ce"
 
 @dataclass(frozen=True)
 class CarriedSetting:
-    """One setting the variant is carried to: where its records are and its three rows' names."""
+    """One setting the variant is carried to: where its records are and its rows' names (the
+    two-branch network's None where the setting's plan has no such row)."""
 
     name: str
     study_dir: str
@@ -227,12 +228,14 @@ class CarriedSetting:
     semi3net: str = REFERENCE
     whole: str = WHOLE
     variant: str = CARRIED
+    two_branch: str | None = None
 
 
 CARRIED_SETTINGS = (
     CarriedSetting("seen categories, 128 px", str(WHY_DIR), str(PLAN)),
     *(CarriedSetting(setting.name, setting.study_dir, setting.plan, setting.rows["semi3net"],
-                     setting.rows["no-edgemap-branch"], CARRIED + setting.rows["semi3net"][len("semi3net"):])
+                     setting.rows["no-edgemap-branch"], CARRIED + setting.rows["semi3net"][len("semi3net"):],
+                     setting.rows["two-branch-ce"])
       for setting in BRIDGE_SETTINGS[1:]),  # unseen categories (two galleries) and 160 px; not the main study's
 )
 
@@ -240,21 +243,37 @@ CARRIED_SETTINGS = (
 @dataclass(frozen=True)
 class Carried:
     """The variant in one setting by the rule: against the network without the branch, Semi3-Net
-    against that network (where the variant has to do better), the variant against Semi3-Net;
-    None where a row has no records there."""
+    against that network (where the variant has to do better), the variant against Semi3-Net,
+    then the variant and Semi3-Net against the two-branch network (issue 33's question: does the
+    variant beat it anywhere Semi3-Net does not?); None where a row has no records there."""
 
     setting: CarriedSetting
     variant_vs_whole: Outcome | None
     semi3net_vs_whole: Outcome | None
     variant_vs_semi3net: Outcome | None
+    variant_vs_two_branch: Outcome | None = None
+    semi3net_vs_two_branch: Outcome | None = None
 
     @property
     def beats_where_semi3net_does_not(self) -> bool | None:
         """True when the variant beats the network without the branch and Semi3-Net does not
         (level or behind), False when that is decided otherwise, None while either is undecided."""
-        if any(o is None or not o.decided for o in (self.variant_vs_whole, self.semi3net_vs_whole)):
-            return None
-        return self.variant_vs_whole.verdict == 1 and self.semi3net_vs_whole.verdict != 1
+        return _beats_where_semi3net_does_not(self.variant_vs_whole, self.semi3net_vs_whole)
+
+    @property
+    def beats_two_branch_where_semi3net_does_not(self) -> bool | None:
+        """The same question against the two-branch network (None also where the setting has none)."""
+        return _beats_where_semi3net_does_not(self.variant_vs_two_branch, self.semi3net_vs_two_branch)
+
+
+def _beats_where_semi3net_does_not(variant: Outcome | None, semi3net: Outcome | None) -> bool | None:
+    """True when the variant beats a row and Semi3-Net does not (level or behind); False when
+    Semi3-Net beats it already or the variant does not; None while that is not decided."""
+    if semi3net is not None and semi3net.decided and semi3net.verdict == 1:
+        return False
+    if any(o is None or not o.decided for o in (variant, semi3net)):
+        return None
+    return variant.verdict == 1
 
 
 def carried_verdicts(root: str | Path = ".", settings: tuple[CarriedSetting, ...] = CARRIED_SETTINGS,
@@ -265,23 +284,27 @@ def carried_verdicts(root: str | Path = ".", settings: tuple[CarriedSetting, ...
         runs, _ = load_study(Path(root) / setting.study_dir)
         present = set(runs["run"]) if runs is not None else set()
 
-        def rule(a: str, b: str) -> Outcome | None:
-            return compare_rows(runs, a, b, metric) if {a, b} <= present else None
+        def rule(a: str, b: str | None) -> Outcome | None:
+            return compare_rows(runs, a, b, metric) if b is not None and {a, b} <= present else None
 
         found.append(Carried(setting, rule(setting.variant, setting.whole), rule(setting.semi3net, setting.whole),
-                             rule(setting.variant, setting.semi3net)))
+                             rule(setting.variant, setting.semi3net), rule(setting.variant, setting.two_branch),
+                             rule(setting.semi3net, setting.two_branch)))
     return found
 
 
 # the table's lines per setting ("the variant": Semi3-Net with the carried switch)
 CARRIED_COMPARISONS = (("variant_vs_whole", "the variant vs. without the branch"),
                        ("semi3net_vs_whole", "Semi3-Net vs. without the branch"),
-                       ("variant_vs_semi3net", "the variant vs. Semi3-Net"))
+                       ("variant_vs_semi3net", "the variant vs. Semi3-Net"),
+                       ("variant_vs_two_branch", "the variant vs. the two-branch network"),
+                       ("semi3net_vs_two_branch", "Semi3-Net vs. the two-branch network"))
 
 
 def carried_table(found: list[Carried]) -> ReaderTable:
     """For a reader: one group per setting, one line per comparison, with the seed pairs, the
-    rule's verdict, the gap of the means and the seed spread ("not run" where a row has no records)."""
+    rule's verdict, the gap of the means and the seed spread ("not run" where a row has no records,
+    "no such row" where the setting's plan has no two-branch network)."""
     lines, groups = [], []
     for carried in found:
         labels = []
@@ -290,8 +313,9 @@ def carried_table(found: list[Carried]) -> ReaderTable:
             label = f"{title}, {carried.setting.name}"
             labels.append(label)
             usable = outcome is not None and bool(outcome.a)
+            missing = "no such row" if "two_branch" in attribute and carried.setting.two_branch is None else "not run"
             lines.append({"comparison": label, "seed pairs": len(outcome.paired) if outcome is not None else 0,
-                          "verdict": verdict_word(outcome) if outcome is not None else "not run",
+                          "verdict": verdict_word(outcome) if outcome is not None else missing,
                           "gap": outcome.gap if usable else math.nan, "spread": outcome.spread if usable else math.nan})
         groups.append((carried.setting.name, labels))
     values = pd.DataFrame(lines, columns=["comparison", "seed pairs", "verdict", "gap", "spread"]).set_index("comparison")
@@ -301,8 +325,8 @@ def carried_table(found: list[Carried]) -> ReaderTable:
 def carried_findings(found: list[Carried], runs: pd.DataFrame | None = None) -> str:
     """The variant carried to the other settings, in Markdown: whether this chapter's records
     still say it carries the cost (``runs``: the decomposition's), then per setting the variant
-    and Semi3-Net against the network without the branch by the rule, then where the variant
-    beats that network and Semi3-Net does not."""
+    and Semi3-Net against the network without the branch and against the two-branch network by
+    the rule, then where the variant beats each of those networks and Semi3-Net does not."""
     label = LABELS[CARRIED]
     parts = []
     if runs is not None and CARRIED in set(runs["run"]):
@@ -311,29 +335,36 @@ def carried_findings(found: list[Carried], runs: pd.DataFrame | None = None) -> 
                 "none": "does not carry it", "undecided": "has no verdict yet"}[carries.carries]
         parts.append(f"The variant carried: {label} (`loss.edge_ce=false`). In this chapter's records it {said}"
                      f"{_pairs(carries)}.")
-    lines, where, open_ = [], [], []
+    lines = []
     for carried in found:
         name = carried.setting.name
         if carried.variant_vs_whole is None:
-            lines.append(f"*{name}*: not run yet (`semi3 study --plan {carried.setting.plan} --only "
+            lines.append(f"- *{name}*: not run yet (`semi3 study --plan {carried.setting.plan} --only "
                          f"{carried.setting.variant}`)")
-            open_.append(f"*{name}*")
             continue
-        semi3net = (statement(carried.semi3net_vs_whole, BEATS, mark="**") if carried.semi3net_vs_whole is not None
-                    else "not run")
-        lines.append(f"*{name}*: the variant against the network without the branch "
-                     f"{statement(carried.variant_vs_whole, BEATS, mark='**')}, Semi3-Net against it {semi3net}")
-        verdict = carried.beats_where_semi3net_does_not
-        if verdict:
-            where.append(f"*{name}*")
-        elif verdict is None:
-            open_.append(f"*{name}*")
-    parts.append("Setting by setting: " + "; ".join(lines) + ".")
-    parts.append(f"It beats the network without the branch where Semi3-Net does not in: {_listed(where)}."
-                 if where else "It does not yet beat the network without the branch anywhere Semi3-Net does not.")
-    if open_:
-        parts.append(f"Not decided yet: {_listed(open_)}.")
-    return " ".join(parts)
+        line = f"- *{name}*: " + _against("the network without the branch", carried.variant_vs_whole,
+                                          carried.semi3net_vs_whole)
+        line += "; " + (_against("the two-branch network", carried.variant_vs_two_branch,
+                                 carried.semi3net_vs_two_branch) if carried.setting.two_branch is not None
+                        else "no two-branch network in this setting's plan")
+        lines.append(line)
+    parts.append("Setting by setting:\n\n" + "\n".join(lines))
+    for other, attribute in (("the network without the branch", "beats_where_semi3net_does_not"),
+                             ("the two-branch network", "beats_two_branch_where_semi3net_does_not")):
+        judged = [c for c in found if attribute == "beats_where_semi3net_does_not" or c.setting.two_branch]
+        where = [f"*{c.setting.name}*" for c in judged if getattr(c, attribute)]
+        open_ = [f"*{c.setting.name}*" for c in judged if getattr(c, attribute) is None]
+        parts.append((f"It beats {other} where Semi3-Net does not in: {_listed(where)}." if where
+                      else f"It does not yet beat {other} anywhere Semi3-Net does not.")
+                     + (f" Not decided yet: {_listed(open_)}." if open_ else ""))
+    return "\n\n".join(parts)
+
+
+def _against(other: str, variant: Outcome | None, semi3net: Outcome | None) -> str:
+    """"against <other> the variant <statement>, Semi3-Net <statement>" ("not run" for a missing row)."""
+    def said(outcome: Outcome | None) -> str:
+        return statement(outcome, BEATS, mark="**") if outcome is not None else "not run"
+    return f"against {other} the variant {said(variant)}, Semi3-Net {said(semi3net)}"
 
 
 def _planned(root: str | Path, setting: CarriedSetting) -> int:
@@ -344,17 +375,26 @@ def _planned(root: str | Path, setting: CarriedSetting) -> int:
 
 def carried_in_short(root: str | Path = ".") -> str:
     """One sentence for the README and Paper vs. this book: where the carried variant beats the
-    network without the branch and Semi3-Net does not, by the rule, and what is not decided yet."""
+    network without the branch, and the two-branch network, where Semi3-Net does not, by the
+    rule, and what is not decided yet."""
     found = carried_verdicts(root)
-    where = [f"*{c.setting.name}*" for c in found if c.beats_where_semi3net_does_not]
-    waiting = [f"*{c.setting.name}*" for c in found if c.beats_where_semi3net_does_not is None]
-    said = (f"beats the network without the branch where Semi3-Net does not in {_listed(where)}" if where
-            else "beats the network without the branch nowhere Semi3-Net does not")
+
+    def beats(other: str, attribute: str) -> str:
+        judged = [c for c in found if attribute == "beats_where_semi3net_does_not" or c.setting.two_branch]
+        where = [f"*{c.setting.name}*" for c in judged if getattr(c, attribute)]
+        waiting.update(c.setting.name for c in judged if getattr(c, attribute) is None)
+        return (f"{other} where Semi3-Net does not in {_listed(where)}" if where
+                else f"{other} nowhere Semi3-Net does not")
+
+    waiting: set[str] = set()
+    said = (f"beats {beats('the network without the branch', 'beats_where_semi3net_does_not')}, and "
+            f"{beats('the two-branch network', 'beats_two_branch_where_semi3net_does_not')}")
+    waiting_listed = [f"*{c.setting.name}*" for c in found if c.setting.name in waiting]
     provisional = any(c.variant_vs_whole is not None and len(c.variant_vs_whole.paired) < _planned(root, c.setting)
                       for c in found)
     return (f"Semi3-Net with {LABELS[CARRIED]}, carried to chapter 9's settings as a variant, {said}"
             f"{' (on fewer seeds than planned so far)' if provisional else ''}"
-            f"{'; not decided yet in ' + _listed(waiting) if waiting else ''}.")
+            f"{'; not decided yet in ' + _listed(waiting_listed) if waiting_listed else ''}.")
 
 
 def missing_runs(folder: str | Path = WHY_DIR, plan: str | Path = PLAN) -> list[str]:
