@@ -322,6 +322,19 @@ def carried_table(found: list[Carried]) -> ReaderTable:
     return reader_table(values, groups=groups, integers=("seed pairs",))
 
 
+# the networks the variant has to beat where Semi3-Net does not, and the Carried property that says it
+CARRIED_QUESTIONS = (("the network without the branch", "beats_where_semi3net_does_not"),
+                     ("the two-branch network", "beats_two_branch_where_semi3net_does_not"))
+
+
+def _where(found: list[Carried], attribute: str) -> tuple[list[str], list[str]]:
+    """The settings (``*name*``) where a :data:`CARRIED_QUESTIONS` answer is yes, and where it is
+    not decided yet; a setting without a two-branch network is not asked about it."""
+    asked = [c for c in found if attribute == "beats_where_semi3net_does_not" or c.setting.two_branch]
+    return ([f"*{c.setting.name}*" for c in asked if getattr(c, attribute)],
+            [f"*{c.setting.name}*" for c in asked if getattr(c, attribute) is None])
+
+
 def carried_findings(found: list[Carried], runs: pd.DataFrame | None = None) -> str:
     """The variant carried to the other settings, in Markdown: whether this chapter's records
     still say it carries the cost (``runs``: the decomposition's), then per setting the variant
@@ -349,11 +362,8 @@ def carried_findings(found: list[Carried], runs: pd.DataFrame | None = None) -> 
                         else "no two-branch network in this setting's plan")
         lines.append(line)
     parts.append("Setting by setting:\n\n" + "\n".join(lines))
-    for other, attribute in (("the network without the branch", "beats_where_semi3net_does_not"),
-                             ("the two-branch network", "beats_two_branch_where_semi3net_does_not")):
-        judged = [c for c in found if attribute == "beats_where_semi3net_does_not" or c.setting.two_branch]
-        where = [f"*{c.setting.name}*" for c in judged if getattr(c, attribute)]
-        open_ = [f"*{c.setting.name}*" for c in judged if getattr(c, attribute) is None]
+    for other, attribute in CARRIED_QUESTIONS:
+        where, open_ = _where(found, attribute)
         parts.append((f"It beats {other} where Semi3-Net does not in: {_listed(where)}." if where
                       else f"It does not yet beat {other} anywhere Semi3-Net does not.")
                      + (f" Not decided yet: {_listed(open_)}." if open_ else ""))
@@ -378,22 +388,17 @@ def carried_in_short(root: str | Path = ".") -> str:
     network without the branch, and the two-branch network, where Semi3-Net does not, by the
     rule, and what is not decided yet."""
     found = carried_verdicts(root)
-
-    def beats(other: str, attribute: str) -> str:
-        judged = [c for c in found if attribute == "beats_where_semi3net_does_not" or c.setting.two_branch]
-        where = [f"*{c.setting.name}*" for c in judged if getattr(c, attribute)]
-        waiting.update(c.setting.name for c in judged if getattr(c, attribute) is None)
-        return (f"{other} where Semi3-Net does not in {_listed(where)}" if where
-                else f"{other} nowhere Semi3-Net does not")
-
-    waiting: set[str] = set()
-    said = (f"beats {beats('the network without the branch', 'beats_where_semi3net_does_not')}, and "
-            f"{beats('the two-branch network', 'beats_two_branch_where_semi3net_does_not')}")
-    waiting_listed = [f"*{c.setting.name}*" for c in found if c.setting.name in waiting]
+    said, waiting = [], set()
+    for other, attribute in CARRIED_QUESTIONS:
+        where, open_ = _where(found, attribute)
+        said.append(f"{other} where Semi3-Net does not in {_listed(where)}" if where
+                    else f"{other} nowhere Semi3-Net does not")
+        waiting.update(open_)
+    waiting_listed = [f"*{c.setting.name}*" for c in found if f"*{c.setting.name}*" in waiting]
     provisional = any(c.variant_vs_whole is not None and len(c.variant_vs_whole.paired) < _planned(root, c.setting)
                       for c in found)
-    return (f"Semi3-Net with {LABELS[CARRIED]}, carried to chapter 9's settings as a variant, {said}"
-            f"{' (on fewer seeds than planned so far)' if provisional else ''}"
+    return (f"Semi3-Net with {LABELS[CARRIED]}, carried to chapter 9's settings as a variant, beats "
+            f"{', and '.join(said)}{' (on fewer seeds than planned so far)' if provisional else ''}"
             f"{'; not decided yet in ' + _listed(waiting_listed) if waiting_listed else ''}.")
 
 
@@ -402,7 +407,7 @@ def missing_runs(folder: str | Path = WHY_DIR, plan: str | Path = PLAN) -> list[
     return plan_missing_runs(plan, folder)
 
 
-__all__ = ["AGAINST_SEMI3NET", "AGAINST_WHOLE", "CARRIED", "CARRIED_SETTINGS", "GROUPS", "LABELS", "METRIC", "PARTS",
-           "PLAN", "PLAN_SEEDS", "PartVerdict", "REFERENCE", "RESCORED", "SWITCHES", "WHOLE", "WHY_DIR", "Carried",
+__all__ = ["AGAINST_SEMI3NET", "AGAINST_WHOLE", "CARRIED", "CARRIED_QUESTIONS", "CARRIED_SETTINGS", "GROUPS", "LABELS",
+           "METRIC", "PARTS", "PLAN", "PLAN_SEEDS", "PartVerdict", "REFERENCE", "RESCORED", "SWITCHES", "WHOLE", "WHY_DIR", "Carried",
            "CarriedSetting", "carried_findings", "carried_in_short", "carried_table", "carried_verdicts", "load_why",
            "missing_runs", "part_verdicts", "seed_gaps", "verdicts_table", "why_findings"]
