@@ -71,6 +71,7 @@ def test_a_run_whose_first_epoch_trains_again_to_the_records_loss_is_recognised_
     assert found.original == "results/tiny/semi3net-seed0.json"
     assert recognised_hosts(study_dir) == {"semi3net-seed0.json": current_host_kind()}
     assert load_study(study_dir)[0]["host"].tolist() == [current_host_kind()]  # what the rule pairs
+    assert load_study(study_dir)[0]["hardware"].iloc[0].endswith(f"; recognised as {current_host_kind()}")
     assert "1 of 1 runs without an instruction set had their first epoch trained again" in recognition_text([found])
 
     # a last digit off: not the same computation, so the record keeps its unknown instruction set
@@ -80,3 +81,4 @@ def test_a_run_whose_first_epoch_trains_again_to_the_records_loss_is_recognised_
     assert not found.recognised and recognised_hosts(study_dir) == {}
     assert "not recognised: `semi3net-seed0.json` (0 of 1 equal" in recognition_text([found])
     assert load_study(study_dir)[0]["host"].iloc[0].endswith("(instruction set not recorded)")
+    assert "recognised" not in load_study(study_dir)[0]["hardware"].iloc[0]

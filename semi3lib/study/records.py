@@ -30,7 +30,7 @@ def load_study(study_dir: str | Path, split: str = "query") -> tuple[pd.DataFram
     (``query``, or ``val`` for a tuning study), with its wall time, hardware and kind of host
     (``host``: :func:`~semi3lib.engine.hardware.host_kind`, what the rule matches; for a record
     without an instruction set that a recognition check recognised, the kind it ran as:
-    :func:`semi3lib.study.hosts.recognised_hosts`);
+    :func:`semi3lib.study.hosts.recognised_hosts`, which its ``hardware`` then names too);
     ``(None, reason)`` when there are none. Files without ``metrics`` for that split are
     ignored (other outputs may share the folder)."""
     study_dir = Path(study_dir)
@@ -42,13 +42,19 @@ def load_study(study_dir: str | Path, split: str = "query") -> tuple[pd.DataFram
             continue
         rows.append({"run": record.run, "seed": record.seed,
                      **{k: metrics.get(k) for k in STUDY_METRICS if k in metrics},
-                     "wall_seconds": record.wall_seconds, "hardware": record.hardware,
+                     "wall_seconds": record.wall_seconds,
+                     "hardware": _hardware(record.hardware, recognised.get(path.name)),
                      "host": recognised.get(path.name, record.host),
                      "file": path.name})
     if not rows:
         why = "does not exist" if not study_dir.is_dir() else f"holds no run results (*.json with {split} metrics)"
         return None, f"{study_dir} {why}"
     return pd.DataFrame(rows), f"{len(rows)} run file(s) in {study_dir}"
+
+
+def _hardware(recorded: str | None, recognised_as: str | None) -> str | None:
+    """The record's hardware words, and the kind a recognition check found it ran as, if any."""
+    return f"{recorded}; recognised as {recognised_as}" if recognised_as else recorded
 
 
 def study_statistics(runs: pd.DataFrame) -> pd.DataFrame:
