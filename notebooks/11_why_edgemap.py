@@ -171,13 +171,14 @@ HTML(MarkdownIt().render(recognition))
 # %% [markdown]
 # ## Carried to other settings
 #
-# If one switch carries the cost, does Semi3-Net with it beat the network without the branch,
-# or chapter 9's two-branch network, where Semi3-Net itself does not? The switch (`no-edge-ce`, chosen on its first seed pairs
-# here; "the variant" below: Semi3-Net with it) is carried to chapter 9's other settings as a
-# row of their plans, added before its first seed ran: the unseen categories (seeds 3-6,
-# scored on both galleries) and 160 px (seeds 0-2, paired with the recorded seeds of Semi3-Net
-# and of the network without the branch that a recognition check found to have run as the
-# same kind of host; see above). The rule is the same; a pair counts only on one kind of host.
+# If one switch carries the cost, does Semi3-Net with it beat the network without the branch, or
+# chapter 9's two-branch network, where Semi3-Net itself does not? The switch (`no-edge-ce`,
+# chosen on its first seed pairs here; "the variant" below: Semi3-Net with it) is carried to
+# chapter 9's other settings as a row of their plans, added before its first seed ran: the
+# unseen categories (seeds 3-6, scored on both galleries) and 160 px (seeds 0-2, paired with the
+# recorded seeds of Semi3-Net and of the network without the branch that a recognition check
+# found to have run as the same kind of host; see above). The rule is the same; a pair counts
+# only on one kind of host.
 
 # %%
 #| label: tbl-why-edgemap-carried

@@ -40,11 +40,11 @@ def load_study(study_dir: str | Path, split: str = "query") -> tuple[pd.DataFram
         metrics = record.metrics.get(split)
         if metrics is None:
             continue
+        ran_as = recognised.get(path.name)
         rows.append({"run": record.run, "seed": record.seed,
                      **{k: metrics.get(k) for k in STUDY_METRICS if k in metrics},
-                     "wall_seconds": record.wall_seconds,
-                     "hardware": _hardware(record.hardware, recognised.get(path.name)),
-                     "host": recognised.get(path.name, record.host),
+                     "wall_seconds": record.wall_seconds, "hardware": _hardware(record.hardware, ran_as),
+                     "host": ran_as or record.host,
                      "file": path.name})
     if not rows:
         why = "does not exist" if not study_dir.is_dir() else f"holds no run results (*.json with {split} metrics)"

@@ -293,12 +293,13 @@ def carried_verdicts(root: str | Path = ".", settings: tuple[CarriedSetting, ...
     return found
 
 
-# the table's lines per setting ("the variant": Semi3-Net with the carried switch)
-CARRIED_COMPARISONS = (("variant_vs_whole", "the variant vs. without the branch"),
-                       ("semi3net_vs_whole", "Semi3-Net vs. without the branch"),
-                       ("variant_vs_semi3net", "the variant vs. Semi3-Net"),
-                       ("variant_vs_two_branch", "the variant vs. the two-branch network"),
-                       ("semi3net_vs_two_branch", "Semi3-Net vs. the two-branch network"))
+# the table's lines per setting ("the variant": Semi3-Net with the carried switch): the Carried
+# outcome, its title, and the CarriedSetting row it is against (None there: not in that plan)
+CARRIED_COMPARISONS = (("variant_vs_whole", "the variant vs. without the branch", "whole"),
+                       ("semi3net_vs_whole", "Semi3-Net vs. without the branch", "whole"),
+                       ("variant_vs_semi3net", "the variant vs. Semi3-Net", "semi3net"),
+                       ("variant_vs_two_branch", "the variant vs. the two-branch network", "two_branch"),
+                       ("semi3net_vs_two_branch", "Semi3-Net vs. the two-branch network", "two_branch"))
 
 
 def carried_table(found: list[Carried]) -> ReaderTable:
@@ -308,12 +309,12 @@ def carried_table(found: list[Carried]) -> ReaderTable:
     lines, groups = [], []
     for carried in found:
         labels = []
-        for attribute, title in CARRIED_COMPARISONS:
+        for attribute, title, against in CARRIED_COMPARISONS:
             outcome = getattr(carried, attribute)
             label = f"{title}, {carried.setting.name}"
             labels.append(label)
             usable = outcome is not None and bool(outcome.a)
-            missing = "no such row" if "two_branch" in attribute and carried.setting.two_branch is None else "not run"
+            missing = "not run" if getattr(carried.setting, against) is not None else "no such row"
             lines.append({"comparison": label, "seed pairs": len(outcome.paired) if outcome is not None else 0,
                           "verdict": verdict_word(outcome) if outcome is not None else missing,
                           "gap": outcome.gap if usable else math.nan, "spread": outcome.spread if usable else math.nan})
@@ -322,15 +323,16 @@ def carried_table(found: list[Carried]) -> ReaderTable:
     return reader_table(values, groups=groups, integers=("seed pairs",))
 
 
-# the networks the variant has to beat where Semi3-Net does not, and the Carried property that says it
-CARRIED_QUESTIONS = (("the network without the branch", "beats_where_semi3net_does_not"),
-                     ("the two-branch network", "beats_two_branch_where_semi3net_does_not"))
+# the networks the variant has to beat where Semi3-Net does not: the CarriedSetting row of each
+# (None there: not in that plan) and the Carried property that answers the question
+CARRIED_QUESTIONS = (("the network without the branch", "whole", "beats_where_semi3net_does_not"),
+                     ("the two-branch network", "two_branch", "beats_two_branch_where_semi3net_does_not"))
 
 
-def _where(found: list[Carried], attribute: str) -> tuple[list[str], list[str]]:
+def _where(found: list[Carried], row: str, attribute: str) -> tuple[list[str], list[str]]:
     """The settings (``*name*``) where a :data:`CARRIED_QUESTIONS` answer is yes, and where it is
-    not decided yet; a setting without a two-branch network is not asked about it."""
-    asked = [c for c in found if attribute == "beats_where_semi3net_does_not" or c.setting.two_branch]
+    not decided yet; a setting whose plan has no such row is not asked."""
+    asked = [c for c in found if getattr(c.setting, row) is not None]
     return ([f"*{c.setting.name}*" for c in asked if getattr(c, attribute)],
             [f"*{c.setting.name}*" for c in asked if getattr(c, attribute) is None])
 
@@ -362,8 +364,8 @@ def carried_findings(found: list[Carried], runs: pd.DataFrame | None = None) -> 
                         else "no two-branch network in this setting's plan")
         lines.append(line)
     parts.append("Setting by setting:\n\n" + "\n".join(lines))
-    for other, attribute in CARRIED_QUESTIONS:
-        where, open_ = _where(found, attribute)
+    for other, row, attribute in CARRIED_QUESTIONS:
+        where, open_ = _where(found, row, attribute)
         parts.append((f"It beats {other} where Semi3-Net does not in: {_listed(where)}." if where
                       else f"It does not yet beat {other} anywhere Semi3-Net does not.")
                      + (f" Not decided yet: {_listed(open_)}." if open_ else ""))
@@ -389,8 +391,8 @@ def carried_in_short(root: str | Path = ".") -> str:
     rule, and what is not decided yet."""
     found = carried_verdicts(root)
     said, waiting = [], set()
-    for other, attribute in CARRIED_QUESTIONS:
-        where, open_ = _where(found, attribute)
+    for other, row, attribute in CARRIED_QUESTIONS:
+        where, open_ = _where(found, row, attribute)
         said.append(f"{other} where Semi3-Net does not in {_listed(where)}" if where
                     else f"{other} nowhere Semi3-Net does not")
         waiting.update(open_)
@@ -408,6 +410,6 @@ def missing_runs(folder: str | Path = WHY_DIR, plan: str | Path = PLAN) -> list[
 
 
 __all__ = ["AGAINST_SEMI3NET", "AGAINST_WHOLE", "CARRIED", "CARRIED_QUESTIONS", "CARRIED_SETTINGS", "GROUPS", "LABELS",
-           "METRIC", "PARTS", "PLAN", "PLAN_SEEDS", "PartVerdict", "REFERENCE", "RESCORED", "SWITCHES", "WHOLE", "WHY_DIR", "Carried",
-           "CarriedSetting", "carried_findings", "carried_in_short", "carried_table", "carried_verdicts", "load_why",
+           "METRIC", "PARTS", "PLAN", "PLAN_SEEDS", "PartVerdict", "REFERENCE", "RESCORED", "SWITCHES", "WHOLE", "WHY_DIR",
+           "Carried", "CarriedSetting", "carried_findings", "carried_in_short", "carried_table", "carried_verdicts", "load_why",
            "missing_runs", "part_verdicts", "seed_gaps", "verdicts_table", "why_findings"]
